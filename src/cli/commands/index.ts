@@ -1,0 +1,5 @@
+// Every command is one typed yargs CommandModule in its own file; register it here.
+import type { CommandModule } from 'yargs';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const commands: CommandModule<any, any>[] = [];
