@@ -1,0 +1,129 @@
+// A POSIX sh wrapper that gives every rank (local or over ssh) one process group, killed when the launcher goes away.
+// sshd does not signal pty-less commands when the connection drops, so the wrapper watches its stdin instead.
+import { shellJoin } from './shell-quote.js';
+
+/** Marker in the wrapper's argv ($0), so tests and stale-run checks can find it with pgrep -f. */
+export const WRAPPER_NAME = 'llama-relay-wrapper';
+
+export const wrapperScript = String.raw`set -u
+rundir=$1 name=$2 grace=$3 beat=$4 secretvar=$5
+shift 5
+[ "$#" -gt 0 ] && [ "$1" = -- ] && shift
+say() { printf 'llama-relay-wrapper: %s\n' "$*" >&2; }
+[ "$rundir" = - ] && rundir=$` + '{TMPDIR:-/tmp}' + String.raw`/llama-relay-$(id -u)
+umask 077
+mkdir -p "$rundir" || { say "cannot create run dir $rundir"; exit 125; }
+pidfile=$rundir/$name.pid
+beatfile=$rundir/$name.beat
+# A stale run of the same name (launcher killed, link lost) is stopped before starting again.
+if [ -f "$pidfile" ]; then
+  old=$(cat "$pidfile" 2>/dev/null || true)
+  case $old in
+    ''|*[!0-9]*) ;;
+    *) if kill -0 "-$old" 2>/dev/null; then
+         say "stale run pgid=$old found; stopping it"
+         kill -TERM "-$old" 2>/dev/null
+         i=0
+         while [ "$i" -lt "$grace" ] && kill -0 "-$old" 2>/dev/null; do sleep 1; i=$((i+1)); done
+         kill -KILL "-$old" 2>/dev/null
+       fi ;;
+  esac
+  rm -f "$pidfile"
+fi
+if [ "$secretvar" != - ]; then
+  IFS= read -r secret || { say "expected the launch secret on stdin"; exit 125; }
+  export "$secretvar=$secret"
+  unset secret
+fi
+case $1 in "~/"*) cmd=$HOME/$` + '{1#"~/"}' + String.raw`; shift; set -- "$cmd" "$@";; esac
+command -v "$1" >/dev/null 2>&1 || { say "command not found: $1"; exit 127; }
+me=$$
+exec 3<&0
+# The command gets its own process group (setsid, else perl), so one kill reaches all its descendants.
+if command -v setsid >/dev/null 2>&1; then
+  setsid "$@" </dev/null 3<&- &
+elif command -v perl >/dev/null 2>&1; then
+  perl -e 'setpgrp(0,0); exec @ARGV or die "exec $ARGV[0]: $!\n"' "$@" </dev/null 3<&- &
+else
+  "$@" </dev/null 3<&- &
+fi
+child=$!
+echo "$child" > "$pidfile"
+say "started pgid=$child"
+# Watcher: EOF on stdin means the launcher or its ssh link is gone.
+( while IFS= read -r _l; do [ "$beat" -gt 0 ] && : > "$beatfile"; done; kill -USR1 "$me" 2>/dev/null ) <&3 >/dev/null 2>&1 &
+watcher=$!
+exec 3<&-
+deadman=
+if [ "$beat" -gt 0 ]; then
+  # Deadman: no heartbeat line for a whole period means the link is cut silently.
+  : > "$beatfile"
+  ( while sleep "$beat"; do if [ -e "$beatfile" ]; then rm -f "$beatfile"; else kill -USR1 "$me" 2>/dev/null; break; fi; done ) </dev/null >/dev/null 2>&1 &
+  deadman=$!
+fi
+stopping=0 killer=
+stop() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  say "stopping pgid=$child ($1)"
+  kill -TERM "-$child" 2>/dev/null || kill -TERM "$child" 2>/dev/null
+  ( sleep "$grace"; kill -KILL "-$child" 2>/dev/null || kill -KILL "$child" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
+  killer=$!
+}
+trap 'stop "launcher gone"' USR1
+trap 'stop "signal"' INT TERM HUP
+while :; do
+  wait "$child"
+  code=$?
+  # A trapped signal interrupts wait early; wait again until the child is really reaped.
+  kill -0 "$child" 2>/dev/null || break
+done
+kill -KILL "-$child" 2>/dev/null
+kill $watcher $deadman $killer 2>/dev/null
+rm -f "$pidfile" "$beatfile"
+say "exited code=$code"
+exit "$code"
+`;
+
+export interface WrapperOptions {
+  /** Names the pidfile; a later run with the same name cleans up a stale one. */
+  name: string;
+  /** Directory for pidfiles on the node; default $TMPDIR/llama-relay-$UID there. */
+  runDir?: string;
+  /** Seconds between SIGTERM and SIGKILL. */
+  graceSeconds?: number;
+  /** Seconds without a heartbeat line before the wrapper assumes the link is dead; 0 disables. */
+  heartbeatSeconds?: number;
+  /** Env var that receives the first stdin line (the launch secret), or none. */
+  secretEnv?: string;
+}
+
+/** argv that runs `command` under the wrapper: ['sh', '-c', script, name, ...]. */
+export function wrapperArgv(command: readonly string[], o: WrapperOptions): string[] {
+  if (!/^[A-Za-z0-9_.-]+$/.test(o.name)) throw new Error(`wrapper name must be a plain word: ${o.name}`);
+  return [
+    'sh', '-c', wrapperScript, WRAPPER_NAME,
+    o.runDir ?? '-',
+    o.name,
+    String(o.graceSeconds ?? 3),
+    String(o.heartbeatSeconds ?? 0),
+    o.secretEnv ?? '-',
+    '--',
+    ...command,
+  ];
+}
+
+/** The same, as one string for ssh's remote command line. */
+export function wrapperCommandLine(command: readonly string[], o: WrapperOptions): string {
+  return shellJoin(wrapperArgv(command, o));
+}
+
+/** Parses the wrapper's own stderr lines ("llama-relay-wrapper: started pgid=123"). */
+export function parseWrapperLine(line: string): { event: 'started' | 'stale' | 'stopping' | 'exited'; value: number } | undefined {
+  const m = /^llama-relay-wrapper: (?:(started) pgid=(\d+)|stale run pgid=(\d+)|(stopping) pgid=(\d+)|exited code=(\d+))/.exec(line);
+  if (!m) return undefined;
+  if (m[1]) return { event: 'started', value: Number(m[2]) };
+  if (m[3]) return { event: 'stale', value: Number(m[3]) };
+  if (m[4]) return { event: 'stopping', value: Number(m[5]) };
+  return { event: 'exited', value: Number(m[6]) };
+}
