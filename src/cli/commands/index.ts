@@ -1,5 +1,6 @@
 // Every command is one typed yargs CommandModule in its own file; register it here.
 import type { CommandModule } from 'yargs';
+import { fixtureCommand } from './fixture.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [fixtureCommand];
