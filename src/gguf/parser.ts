@@ -58,7 +58,7 @@ class Cursor {
   private buf: Uint8Array = new Uint8Array(0);
   private view: DataView = new DataView(this.buf.buffer);
   private bufStart = 0;
-  private readonly decoder = new TextDecoder('utf-8');
+  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true }); // keep a leading U+FEFF: it is part of some token strings
 
   constructor(private readonly reader: ByteReader) {}
 
