@@ -1,5 +1,6 @@
 // Rank slices: a GGUF with all of a model's metadata but only the tensors one rank of a plan needs,
 // tensor bytes copied unchanged and streamed from the source in bounded chunks.
+import type { ByteReader } from './byte-reader.js';
 import { FileByteReader } from './file-reader.js';
 import type { GgufModel, ModelTensor } from './model.js';
 import { GgufValueType } from './types.js';
@@ -45,8 +46,14 @@ export function rankTensors<T extends { name: string }>(tensors: readonly T[], s
 }
 
 /** Writes the slice for `spec` to `outPath`. Keys `split.*` are dropped: a slice is always a single file. */
-export async function writeRankSlice(model: GgufModel, spec: SliceSpec, outPath: string): Promise<{ tensors: number; bytes: number }> {
-  const readers = await Promise.all(model.parts.map((p) => FileByteReader.open(p.file)));
+export async function writeRankSlice(
+  model: GgufModel,
+  spec: SliceSpec,
+  outPath: string,
+  opts: { open?: (path: string) => Promise<ByteReader> } = {},
+): Promise<{ tensors: number; bytes: number }> {
+  const openReader = opts.open ?? ((p: string) => FileByteReader.open(p));
+  const readers = await Promise.all(model.parts.map((p) => openReader(p.file)));
   try {
     const first = model.parts[0]!;
     const r0 = readers[0]!;
