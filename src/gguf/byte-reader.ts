@@ -6,6 +6,8 @@ export interface ByteReader {
   readonly size: number;
   /** Exactly `length` bytes at `offset`, or fewer only at end of source. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Optional: fill `target` from `offset` without allocating; returns the bytes read. Used for streaming copies. */
+  readInto?(offset: number, target: Uint8Array): Promise<number>;
   close(): Promise<void>;
 }
 

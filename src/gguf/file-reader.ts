@@ -35,6 +35,12 @@ export class FileByteReader implements ByteReader {
     const n = Math.max(0, Math.min(length, this.size - offset));
     if (n > MAX_READ) throw new GgufReadError(this.name, `refusing a ${n}-byte read at offset ${offset}`);
     const buf = new Uint8Array(n);
+    const done = await this.readInto(offset, buf);
+    return done === n ? buf : buf.subarray(0, done);
+  }
+
+  async readInto(offset: number, buf: Uint8Array): Promise<number> {
+    const n = Math.max(0, Math.min(buf.length, this.size - offset));
     let done = 0;
     while (done < n) {
       let got: number;
@@ -46,7 +52,7 @@ export class FileByteReader implements ByteReader {
       if (got === 0) break; // file shrank under us; the parser reports truncation
       done += got;
     }
-    return done === n ? buf : buf.subarray(0, done);
+    return done;
   }
 
   async close(): Promise<void> {

@@ -90,6 +90,7 @@ export async function writeGguf(path: string, spec: GgufWriteSpec): Promise<void
       pos += b.length;
     };
     await put(header);
+    const copyBuf = new Uint8Array(COPY_CHUNK); // one buffer reused for every copied chunk: memory stays flat
     for (const [i, t] of spec.tensors.entries()) {
       const size = sizes[i]!;
       let written = 0;
@@ -97,7 +98,9 @@ export async function writeGguf(path: string, spec: GgufWriteSpec): Promise<void
       if (src.kind === 'copy') {
         while (written < size) {
           const n = Math.min(COPY_CHUNK, size - written);
-          const chunk = await src.reader.read(src.offset + written, n);
+          const chunk = src.reader.readInto
+            ? copyBuf.subarray(0, await src.reader.readInto(src.offset + written, copyBuf.subarray(0, n)))
+            : await src.reader.read(src.offset + written, n);
           if (chunk.length !== n) throw new BugError(`tensor ${t.name}: source ${src.reader.name} ended early`);
           await put(chunk);
           written += n;
