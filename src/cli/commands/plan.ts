@@ -1,0 +1,65 @@
+// `llama-relay plan` (alias `shard`): how a model's layers split over nodes, with memory per node.
+import type { CommandModule } from 'yargs';
+import { UserError } from '../../errors.js';
+import { formatBytes } from '../../plan/size.js';
+import { planModel, type PlanResult } from '../../services/plan.js';
+
+interface Args {
+  model: string;
+  n?: number;
+  nodes?: string;
+  ctx: number;
+  parallel: number;
+  'kv-unified': boolean;
+  'swa-full': boolean;
+  json: boolean;
+  root: string[];
+}
+
+export function renderPlan(r: PlanResult): string {
+  const p = r.plan;
+  const lines = [
+    `Model: ${r.model.name} (${p.model.arch}, ${p.model.layers} layers, ${p.model.fileType})`,
+    `Context: ${p.runtime.ctx} x ${p.runtime.parallel} slot(s)`,
+    '',
+  ];
+  for (const n of p.nodes) {
+    const roles = [n.embeddings ? 'embeddings' : '', n.output ? 'output' : ''].filter(Boolean).join(', ');
+    const who = r.nodeSpecs ? ` ${n.name}` : '';
+    const budget = n.budget !== undefined ? ` of ${formatBytes(n.budget)}` : '';
+    lines.push(
+      `Node ${n.index}:${who}${roles ? ` (${roles})` : ''} Layers: ${n.layerStart} - ${n.layerEnd - 1}, Estimated Memory: ~${formatBytes(n.memory.total)}${budget}`,
+    );
+  }
+  lines.push('', `Total: ~${formatBytes(p.totalMemory)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export const planCommand: CommandModule<object, Args> = {
+  command: 'plan <model>',
+  aliases: ['shard'],
+  describe: 'Split a model\'s layers across nodes and estimate memory per node',
+  builder: (y) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'Ollama model name or .gguf path' })
+      .option('n', { type: 'number', describe: 'number of nodes' })
+      .option('nodes', { type: 'string', describe: 'nodes as [user@]host[:port][=MEM],... e.g. a=24G,b=16G' })
+      .option('ctx', { type: 'number', default: 4096, describe: 'context size (llama-server -c)' })
+      .option('parallel', { type: 'number', default: 1, describe: 'slots (llama-server --parallel)' })
+      .option('kv-unified', { type: 'boolean', default: false, describe: 'one KV buffer shared by all slots' })
+      .option('swa-full', { type: 'boolean', default: false, describe: 'full-size cache for sliding-window layers' })
+      .option('json', { type: 'boolean', default: false })
+      .option('root', { type: 'string', array: true, default: [] as string[], describe: 'an extra Ollama models directory' })
+      .conflicts('n', 'nodes'),
+  handler: async (a) => {
+    if (a.n === undefined && a.nodes === undefined) throw new UserError('say how many nodes: -n N or --nodes SPEC', ['example: llama-relay plan llama3:70b -n 3']);
+    const r = await planModel({
+      model: a.model,
+      ...(a.n !== undefined ? { nodeCount: a.n } : {}),
+      ...(a.nodes !== undefined ? { nodes: a.nodes } : {}),
+      runtime: { ctx: a.ctx, parallel: a.parallel, kvUnified: a['kv-unified'], swaFull: a['swa-full'] },
+      roots: a.root,
+    });
+    process.stdout.write(a.json ? `${JSON.stringify({ model: r.model, plan: r.plan }, null, 2)}\n` : renderPlan(r));
+  },
+};

@@ -1,0 +1,27 @@
+// Programmatic API: discover models, load their metadata, calculate a sharding plan.
+export { discoverModels, type DiscoveredModel, type DiscoverResult } from './services/discover.js';
+export { loadModelInfo, planModel, type PlanRequest, type PlanResult } from './services/plan.js';
+export { calculatePlan, PlanError, type Plan, type PlanNode, type PlanNodeInput } from './plan/planner.js';
+export { modelInfo, type ModelInfo } from './plan/model-info.js';
+export { DEFAULT_RUNTIME, rankMemory, type MemoryBreakdown, type RuntimeParams } from './plan/memory.js';
+export { parseNodeList, parseNodeSpec, type NodeSpec } from './plan/node-spec.js';
+export { SPLITTABLE_ARCHITECTURES, architectureSplittability } from './plan/arch-support.js';
+export { parseByteSize, formatBytes } from './plan/size.js';
+export { resolveModel, type ResolvedModel } from './ollama/resolve.js';
+export { candidateRoots } from './ollama/roots.js';
+export { parseOllamaName, displayName, type OllamaName } from './ollama/model-name.js';
+export { scanStore, type OllamaEntry } from './ollama/store.js';
+export { loadGgufModel, readGgufHeader, type GgufModel, type ModelTensor } from './gguf/model.js';
+export { parseGguf } from './gguf/parser.js';
+export { FileByteReader } from './gguf/file-reader.js';
+export { MemoryByteReader, type ByteReader } from './gguf/byte-reader.js';
+export { GgufMetadata } from './gguf/metadata.js';
+export * from './gguf/errors.js';
+export { ggmlTypes, ggmlTypeInfo, tensorByteSize, type GgmlTypeInfo } from './gguf/ggml-types.js';
+export { fileTypeName } from './gguf/file-types.js';
+export { writeGguf, type GgufWriteSpec, type KvEntry, type TensorEntry } from './gguf/writer.js';
+export { writeRankSlice, rankNeedsTensor, SLICE_KEYS, type SliceSpec } from './gguf/slice.js';
+export { writeFixtureModel, type FixtureParams } from './gguf/fixture/fixture-model.js';
+export { FIXTURE_ARCHS, type FixtureArch } from './gguf/fixture/archs.js';
+export type { GgufHeader, GgufKv, GgufTensorInfo, GgufValue } from './gguf/types.js';
+export { GgufValueType } from './gguf/types.js';

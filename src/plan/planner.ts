@@ -1,0 +1,130 @@
+// The sharding plan: contiguous layer ranges over an ordered list of nodes. Node 0 is the head: it holds the
+// token embeddings and the output norm + lm_head. Pure: no IO.
+import { UserError } from '../errors.js';
+import { architectureSplittability } from './arch-support.js';
+import { rankMemory, type MemoryBreakdown, type RuntimeParams } from './memory.js';
+import type { ModelInfo } from './model-info.js';
+import { formatBytes } from './size.js';
+
+export interface PlanNodeInput {
+  readonly name: string;
+  /** Budget in bytes; undefined = no limit given. */
+  readonly memory?: number;
+}
+
+export interface PlanNode {
+  readonly index: number;
+  readonly name: string;
+  readonly layerStart: number;
+  /** Exclusive. */
+  readonly layerEnd: number;
+  readonly embeddings: boolean;
+  readonly output: boolean;
+  readonly memory: MemoryBreakdown;
+  readonly budget?: number;
+}
+
+export interface Plan {
+  readonly model: { readonly file: string; readonly arch: string; readonly layers: number; readonly fileType: string };
+  readonly runtime: RuntimeParams;
+  readonly nodes: readonly PlanNode[];
+  readonly totalMemory: number;
+}
+
+export class PlanError extends UserError {}
+
+export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], runtime: RuntimeParams): Plan {
+  const n = nodes.length;
+  const L = info.nLayer;
+  if (n < 1) throw new PlanError('a plan needs at least one node');
+  if (n > 1) {
+    const s = architectureSplittability(info.arch);
+    if (!s.splittable) throw new PlanError(`${info.file}: architecture "${info.arch}" cannot be split across nodes: ${s.reason}`);
+  }
+  if (n > L) throw new PlanError(`${n} nodes but the model has only ${L} layers; use at most ${L} nodes`, [`pass -n ${L} or fewer`]);
+  if (runtime.ctx < 1 || runtime.parallel < 1) throw new PlanError('--ctx and --parallel must be positive');
+
+  const budgets = nodes.map((x) => x.memory);
+  const given = budgets.filter((b): b is number => b !== undefined);
+  // Balance on load/budget; nodes without a budget are weighted like an average budgeted node.
+  const weight = (j: number) => budgets[j] ?? (given.length ? given.reduce((a, b) => a + b, 0) / given.length : 1);
+  const cost = (j: number, a: number, b: number) => rankMemory(info, a, b, j === 0, runtime).total;
+
+  // Two passes over contiguous partitions (each node gets at least one layer): first the smallest achievable
+  // max load/budget ratio, then, among partitions within it, the most even one (least sum of squared ratios).
+  // A range's cost depends on the node only through whether it is the head: tabulate both once.
+  const table = (head: boolean) =>
+    Array.from({ length: L + 1 }, (_, a) => Array.from({ length: L + 1 }, (_, b) => (b > a ? cost(head ? 0 : 1, a, b) : NaN)));
+  const headCost = table(true);
+  const workerCost = n > 1 ? table(false) : headCost;
+  const r = (j: number, a: number, b: number) => (j === 0 ? headCost : workerCost)[a]![b]! / weight(j);
+  const best = partition(n, L, (j, a, b, prev) => Math.max(prev, r(j, a, b)));
+  const limit = best.value * (1 + 1e-9);
+  const even = partition(n, L, (j, a, b, prev) => (r(j, a, b) > limit ? Number.POSITIVE_INFINITY : prev + r(j, a, b) ** 2));
+  const ends = Number.isFinite(even.value) ? even.ends : best.ends;
+  const planNodes: PlanNode[] = ends.map((end, j) => {
+    const start = j === 0 ? 0 : ends[j - 1]!;
+    const node: PlanNode = {
+      index: j,
+      name: nodes[j]!.name,
+      layerStart: start,
+      layerEnd: end,
+      embeddings: j === 0,
+      output: j === 0,
+      memory: rankMemory(info, start, end, j === 0, runtime),
+    };
+    const b = budgets[j];
+    return b === undefined ? node : { ...node, budget: b };
+  });
+
+  const over = planNodes.filter((p) => p.budget !== undefined && p.memory.total > p.budget);
+  if (over.length) throw infeasible(info, planNodes, runtime);
+
+  return {
+    model: { file: info.file, arch: info.arch, layers: L, fileType: info.fileType },
+    runtime,
+    nodes: planNodes,
+    totalMemory: planNodes.reduce((a, p) => a + p.memory.total, 0),
+  };
+}
+
+function infeasible(info: ModelInfo, best: readonly PlanNode[], runtime: RuntimeParams): PlanError {
+  const need = rankMemory(info, 0, info.nLayer, true, runtime);
+  const lines = best.map(
+    (p) =>
+      `node ${p.index} (${p.name}): layers ${p.layerStart} - ${p.layerEnd - 1} need ~${formatBytes(p.memory.total)}` +
+      (p.budget !== undefined ? ` of ${formatBytes(p.budget)}${p.memory.total > p.budget ? ' (over)' : ''}` : ''),
+  );
+  const budgetSum = best.reduce((a, p) => a + (p.budget ?? 0), 0);
+  const fixed = best.reduce((a, p) => a + p.memory.overhead + p.memory.compute + p.memory.output, 0);
+  return new PlanError(
+    `the model does not fit: weights ${formatBytes(need.weights)}, KV cache ${formatBytes(need.kv)} at ctx ${runtime.ctx} x ${runtime.parallel} slot(s), ` +
+      `plus ~${formatBytes(fixed)} of per-node buffers, against ${formatBytes(budgetSum)} of budgets. Best split found:\n  ${lines.join('\n  ')}`,
+    ['add nodes or raise their memory budgets', 'lower --ctx or --parallel', 'use a smaller quantization of the model'],
+  );
+}
+
+/** Contiguous partition of [0, L) into n non-empty ranges minimising a monotone accumulated objective. */
+function partition(n: number, L: number, step: (node: number, a: number, b: number, prev: number) => number): { value: number; ends: number[] } {
+  const INF = Number.POSITIVE_INFINITY;
+  const dp: number[][] = Array.from({ length: n }, () => Array<number>(L + 1).fill(INF));
+  const cut: number[][] = Array.from({ length: n }, () => Array<number>(L + 1).fill(-1));
+  for (let i = 1; i <= L; i++) dp[0]![i] = step(0, 0, i, 0);
+  for (let j = 1; j < n; j++) {
+    for (let i = j + 1; i <= L; i++) {
+      for (let k = j; k < i; k++) {
+        const v = step(j, k, i, dp[j - 1]![k]!);
+        if (v < dp[j]![i]!) {
+          dp[j]![i] = v;
+          cut[j]![i] = k;
+        }
+      }
+    }
+  }
+  const ends: number[] = [];
+  for (let j = n - 1, i = L; j >= 0; j--) {
+    ends.unshift(i);
+    i = j > 0 ? cut[j]![i]! : 0;
+  }
+  return { value: dp[n - 1]![L]!, ends };
+}
