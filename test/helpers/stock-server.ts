@@ -6,6 +6,7 @@ import { stockBinDir } from './llama-src.js';
 
 export interface StockServer {
   readonly url: string;
+  readonly pid: number;
   completion(prompt: string, nPredict: number): Promise<{ content: string; tokens_predicted: number; [k: string]: unknown }>;
   stop(): Promise<void>;
   log(): string;
@@ -14,6 +15,7 @@ export interface StockServer {
 export async function startStockServer(model: string, extraArgs: string[] = []): Promise<StockServer> {
   const bin = join(await stockBinDir(), 'llama-server');
   const port = await getPort();
+  // defaults first: llama-server takes the last value of a repeated flag, so extraArgs can override them
   const args = ['-m', model, '--host', '127.0.0.1', '--port', String(port), '-c', '512', '-t', '1', '--no-webui', '--parallel', '1', ...extraArgs];
   const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -44,6 +46,7 @@ export async function startStockServer(model: string, extraArgs: string[] = []):
   }
   return {
     url,
+    pid: child.pid!,
     log: () => output,
     stop,
     async completion(prompt, nPredict) {
