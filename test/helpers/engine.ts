@@ -50,7 +50,7 @@ function start(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return { child, log, exited };
 }
 
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000, proc?: Proc) {
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000, proc?: Proc) {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     if (await cond()) return;
@@ -110,7 +110,7 @@ export async function startChain(
   model: string,
   ranges: [number, number][],
   extra: string[] = [],
-  opts: { env?: NodeJS.ProcessEnv; timeoutS?: number; perRankArgs?: (i: number) => string[] } = {},
+  opts: { env?: NodeJS.ProcessEnv; timeoutS?: number; perRankArgs?: (i: number) => string[]; waitHealthy?: boolean } = {},
 ): Promise<Chain> {
   const { patched } = await binDirs();
   const dir = mkdtempSync(join(tmpdir(), 'relay-chain-'));
@@ -147,7 +147,11 @@ export async function startChain(
   const head = await startRank(0);
   ranks[0] = { range: ranges[0]!, listen: listen[0]!, proc: head.proc, args: head.args };
   const all = () => ranks.map((r) => r.proc);
-  await waitFor(async () => (await healthStatus(httpPort)).status === 200, 'chain head /health', 120_000, head.proc);
+  if (opts.waitHealthy !== false) {
+    await waitFor(async () => (await healthStatus(httpPort)).status === 200, 'chain head /health', 120_000, head.proc);
+  } else {
+    await waitFor(async () => (await healthStatus(httpPort)).status !== 0, 'chain head HTTP', 120_000, head.proc);
+  }
   return {
     port: httpPort,
     ranks,
@@ -174,19 +178,16 @@ export interface Completion {
   probs: { id: number; logprob: number; top: { id: number; logprob: number }[] }[];
 }
 
-export async function complete(port: number, body: Record<string, unknown>): Promise<Completion> {
-  const r = await fetch(`http://127.0.0.1:${port}/completion`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ temperature: 0, n_predict: 64, n_probs: 5, cache_prompt: true, return_tokens: true, ...body }),
-  });
-  const text = await r.text();
-  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${text}`);
-  const d = JSON.parse(text) as {
-    content: string;
-    tokens?: number[];
-    completion_probabilities?: { id: number; logprob: number; top_logprobs: { id: number; logprob: number }[] }[];
-  };
+/** Printable ASCII only: random-weight fixtures otherwise emit broken UTF-8, which the stock server rejects. */
+export const ASCII_GRAMMAR = 'root ::= [ -~]+';
+
+interface RawCompletion {
+  content: string;
+  tokens?: number[];
+  completion_probabilities?: { id: number; logprob: number; top_logprobs: { id: number; logprob: number }[] }[];
+}
+
+function toCompletion(d: RawCompletion): Completion {
   return {
     content: d.content,
     tokens: d.tokens ?? [],
@@ -196,6 +197,26 @@ export async function complete(port: number, body: Record<string, unknown>): Pro
       top: p.top_logprobs.map((t) => ({ id: t.id, logprob: t.logprob })),
     })),
   };
+}
+
+async function post(port: number, body: Record<string, unknown>): Promise<unknown> {
+  const r = await fetch(`http://127.0.0.1:${port}/completion`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ temperature: 0, n_predict: 64, n_probs: 5, cache_prompt: true, grammar: ASCII_GRAMMAR, ...body }),
+  });
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+export async function complete(port: number, body: Record<string, unknown>): Promise<Completion> {
+  return toCompletion((await post(port, body)) as RawCompletion);
+}
+
+/** Several prompts in one request: the server starts them together in parallel slots (deterministic batching). */
+export async function completeMany(port: number, prompts: string[], body: Record<string, unknown> = {}): Promise<Completion[]> {
+  return ((await post(port, { ...body, prompt: prompts })) as RawCompletion[]).map(toCompletion);
 }
 
 /** Throws with the first difference: token ids must match, logprobs within tol. */

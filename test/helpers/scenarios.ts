@@ -1,5 +1,5 @@
 // Request scenarios run the same way against stock llama-server and a chain, then compared.
-import { assertSameCompletion, complete, type Completion } from './engine.js';
+import { ASCII_GRAMMAR, assertSameCompletion, complete, completeMany, type Completion } from './engine.js';
 
 export const PROMPTS = [
   'The quick brown fox jumps over the lazy dog. Once upon a time',
@@ -20,10 +20,9 @@ export async function sequential(port: number, nPredict = 64): Promise<ScenarioR
   return { name: 'sequential', completions: out };
 }
 
-/** Four requests at once, in the server's parallel slots. */
+/** Four prompts at once, decoded together in the server's parallel slots. */
 export async function parallel(port: number, nPredict = 32): Promise<ScenarioResult> {
-  const out = await Promise.all(PROMPTS.map((prompt) => complete(port, { prompt, n_predict: nPredict })));
-  return { name: 'parallel', completions: out };
+  return { name: 'parallel', completions: await completeMany(port, PROMPTS, { n_predict: nPredict }) };
 }
 
 /** A, then A + answer + follow-up (prompt-cache reuse), then B, then A again. */
@@ -60,7 +59,7 @@ export async function chat(port: number, stream: boolean, content = 'Write one s
   const r = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content }], temperature: 0, max_tokens: 48, stream }),
+    body: JSON.stringify({ messages: [{ role: 'user', content }], temperature: 0, max_tokens: 48, stream, grammar: ASCII_GRAMMAR }),
   });
   const text = await r.text();
   if (r.status !== 200) throw new Error(`chat HTTP ${r.status}: ${text}`);
