@@ -1,4 +1,5 @@
 // The one place that starts child processes: own process group, abortable, escalating stop, stderr tail, line events.
+import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { describeExit } from './exit-meaning.js';
 import { delay, settlesWithin, signalGroup, terminateGroup } from './kill-group.js';
@@ -15,6 +16,8 @@ export interface StartOptions {
   forceKillAfterMs?: number;
   onLine?: (line: string, stream: StreamName) => void;
   tailLines?: number;
+  /** Piped into stdin (uploads); the pipe ends when the stream does. */
+  stdinFrom?: Readable;
 }
 
 export interface ManagedProcess {
@@ -77,7 +80,8 @@ export function startProcess(spec: ProcessSpec, options: StartOptions = {}): Man
   });
 
   if (spec.input !== undefined) child.stdin?.write(spec.input);
-  if (!spec.keepStdinOpen) child.stdin?.end();
+  if (options.stdinFrom && child.stdin) options.stdinFrom.pipe(child.stdin);
+  else if (!spec.keepStdinOpen) child.stdin?.end();
 
   let stopping: Promise<ProcessOutcome> | undefined;
   const stop = (): Promise<ProcessOutcome> => {

@@ -9,7 +9,8 @@ export const wrapperScript = String.raw`set -u
 rundir=$1 name=$2 grace=$3 beat=$4 secretvar=$5
 shift 5
 [ "$#" -gt 0 ] && [ "$1" = -- ] && shift
-say() { printf 'llama-relay-wrapper: %s\n' "$*" >&2; }
+# In a subshell: once the link is gone stderr is a broken pipe, and SIGPIPE must not kill the wrapper itself.
+say() { ( printf 'llama-relay-wrapper: %s\n' "$*" >&2 ); }
 [ "$rundir" = - ] && rundir=$` + '{TMPDIR:-/tmp}' + String.raw`/llama-relay-$(id -u)
 umask 077
 mkdir -p "$rundir" || { say "cannot create run dir $rundir"; exit 125; }

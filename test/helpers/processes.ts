@@ -28,6 +28,14 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+function argsOf(pid: number): string {
+  try {
+    return execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+}
+
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -38,10 +46,18 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs:
 }
 
 /** Waits until no live process carries `marker`; returns the survivors (empty on success). */
-export async function survivorsAfter(marker: string, timeoutMs: number): Promise<number[]> {
+export async function survivorsAfter(marker: string, timeoutMs: number, ignore?: RegExp): Promise<string[]> {
   let alive: number[] = [];
-  await waitFor(() => (alive = pidsMatching(marker).filter(isAlive)).length === 0, timeoutMs);
-  return alive;
+  const relevant = (pid: number) => isAlive(pid) && !(ignore && ignore.test(argsOf(pid)));
+  await waitFor(() => (alive = pidsMatching(marker).filter(relevant)).length === 0, timeoutMs);
+  // Name the survivors, so a failure says what was left behind.
+  return alive.map((pid) => {
+    try {
+      return `${pid} ${execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim().slice(0, 120)}`;
+    } catch {
+      return `${pid}`;
+    }
+  });
 }
 
 /** Cleanup for `after`: SIGKILL whatever still carries the marker. */
