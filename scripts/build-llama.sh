@@ -59,40 +59,44 @@ if [ ! -d "$stock_src/.git" ] || [ "$(git -C "$stock_src" rev-parse HEAD 2>/dev/
   got=$(sha256 <"$tmp/$BUNDLE_PATH")
   [ "$got" = "$BUNDLE_SHA256" ] || die "bundle sha256 is $got, the pin says $BUNDLE_SHA256 ($pin_file)"
   rm -rf "$stock_src"
-  git clone -q "$tmp/$BUNDLE_PATH" "$stock_src" 2>/dev/null
+  git -c advice.detachedHead=false clone -q "$tmp/$BUNDLE_PATH" "$stock_src" 2>/dev/null
   git -C "$stock_src" -c advice.detachedHead=false checkout -q "$COMMIT" || die "commit $COMMIT is not in the bundle"
   rm -rf "$tmp"
 fi
 [ "$(git -C "$stock_src" rev-parse HEAD)" = "$COMMIT" ] || die "$stock_src is not at $COMMIT"
 
-# ---- 2. the patched tree: a second checkout with patches/*.patch applied idempotently -----------
+# ---- 2. the patched tree ----------------------------------------------------------------------
+# The stock and patched builds use the same source path (patched in place between the two builds), so
+# ccache shares every object whose source the patches do not touch.
 patches=()
 while IFS= read -r p; do patches+=("$p"); done < <(find "$patch_dir" -maxdepth 1 -name '[0-9]*.patch' | sort)
 patch_key=$(cat "$pin_file" "${patches[@]}" 2>/dev/null | sha256 | cut -c1-16)
+tree_state() { cat "$stock_src/.llama-relay-state" 2>/dev/null || echo unknown; }
+make_stock_tree() {
+  [ "$(tree_state)" = stock ] && return
+  git -C "$stock_src" reset -q --hard "$COMMIT"
+  git -C "$stock_src" clean -qfdx -e .llama-relay-state
+  echo stock >"$stock_src/.llama-relay-state"
+}
+make_patched_tree() {
+  [ "$(tree_state)" = "patched-$patch_key" ] && return
+  make_stock_tree
+  for p in "${patches[@]}"; do
+    if git -C "$stock_src" apply --reverse --check "$p" 2>/dev/null; then
+      continue  # already applied
+    fi
+    git -C "$stock_src" apply --whitespace=nowarn "$p" ||
+      die "patch $(basename "$p") does not apply to $COMMIT: regenerate it against the pin (see patches/README.md)"
+    log "applied $(basename "$p")"
+  done
+  echo "patched-$patch_key" >"$stock_src/.llama-relay-state"
+}
 if [ -n "${LLAMA_RELAY_LLAMA_SRC:-}" ]; then
   patched_src=$(cd "$LLAMA_RELAY_LLAMA_SRC" && pwd)
   patch_key="dev"
   log "using the development tree $patched_src as is"
 else
-  patched_src="$src_root/llama.cpp-${COMMIT:0:12}-patched"
-  if [ ! -d "$patched_src/.git" ]; then
-    git clone -q "$stock_src" "$patched_src"
-    git -C "$patched_src" -c advice.detachedHead=false checkout -q "$COMMIT"
-  fi
-  if [ "$(cat "$patched_src/.llama-relay-patches" 2>/dev/null)" != "$patch_key" ]; then
-    # A different patch set: start from the clean pin so no stale hunk survives.
-    git -C "$patched_src" reset -q --hard "$COMMIT"
-    git -C "$patched_src" clean -qfdx
-  fi
-  for p in "${patches[@]}"; do
-    if git -C "$patched_src" apply --reverse --check "$p" 2>/dev/null; then
-      continue  # already applied
-    fi
-    git -C "$patched_src" apply --whitespace=nowarn "$p" ||
-      die "patch $(basename "$p") does not apply to $COMMIT: regenerate it against the pin (see patches/README.md)"
-    log "applied $(basename "$p")"
-  done
-  echo "$patch_key" >"$patched_src/.llama-relay-patches"
+  patched_src="$stock_src"
 fi
 
 # ---- 3. configure and build ---------------------------------------------------------------
@@ -119,8 +123,8 @@ case "$backend" in
 esac
 if command -v ccache >/dev/null 2>&1; then
   flags+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  # Both trees live under $src_root, so relative paths let the stock and patched builds share objects.
-  export CCACHE_BASEDIR="$src_root" CCACHE_NOHASHDIR=1
+  # Relative paths under the cache root let the stock and patched builds share objects.
+  export CCACHE_BASEDIR="$cache" CCACHE_NOHASHDIR=1
   export CCACHE_DIR=${CCACHE_DIR:-$cache/ccache}
   export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 else
@@ -148,11 +152,14 @@ build_one() { # name src targets...
 }
 
 patched_bin="" stock_bin=""
-if [ "$want_patched" = 1 ]; then
-  patched_bin=$(build_one patched "$patched_src" llama-server llama-quantize llama-gguf-split)
-fi
 if [ "$want_stock" = 1 ]; then
+  stock_out="$cache/build/stock-${COMMIT:0:12}-$(cat "$pin_file" | sha256 | cut -c1-16)-$flag_key"
+  [ -f "$stock_out/.complete" ] || make_stock_tree
   stock_bin=$(build_one stock "$stock_src" llama-server ggml-rpc-server)
+fi
+if [ "$want_patched" = 1 ]; then
+  [ "$patch_key" = dev ] || make_patched_tree
+  patched_bin=$(build_one patched "$patched_src" llama-server llama-quantize llama-gguf-split)
 fi
 echo "patched=$patched_bin"
 echo "stock=$stock_bin"

@@ -34,7 +34,8 @@ case "${1:-}" in
       tmp=$(mktemp -d)
       git -C "$dev" worktree add -q --detach "$tmp/t" "$loops^"
       python3 "$root/patches/tools/stage-loops.py" "$tmp/t" 2>/dev/null
-      if ! git -C "$tmp/t" diff --quiet "$loops" -- src/models src/llama-stage-archs.cpp; then
+      git -C "$tmp/t" add -A src/models src/llama-stage-archs.cpp
+      if ! git -C "$tmp/t" diff --cached --quiet "$loops" -- src/models src/llama-stage-archs.cpp; then
         git -C "$dev" worktree remove --force "$tmp/t"
         die "the layer-loop commit differs from a fresh run of patches/tools/stage-loops.py: regenerate it"
       fi
