@@ -1,0 +1,36 @@
+// The one typed event stream from the orchestrator to every renderer (Ink TUI, plain lines, --json lines).
+
+export type NodePhase = 'connect' | 'provision' | 'upload' | 'build' | 'load' | 'ready' | 'failed' | 'stopped';
+
+export type RelayEvent =
+  /** A rank is assigned: sets up its row before anything happens. */
+  | { kind: 'rank-planned'; rank: number; node: string; layers: readonly [number, number]; role: 'head' | 'worker' }
+  /** progress is 0..1 for upload/build/load; detail is a short human note. */
+  | { kind: 'node-phase'; rank: number; node: string; phase: NodePhase; progress?: number; detail?: string }
+  | { kind: 'memory'; rank: number; rssBytes: number }
+  | { kind: 'throughput'; tokensPerSecond: number }
+  /** Time one activation hop into this rank took. */
+  | { kind: 'hop-time'; rank: number; ms: number }
+  | { kind: 'token'; text: string }
+  | { kind: 'generation-done'; tokens: number; seconds: number }
+  | { kind: 'api-listening'; url: string; model?: string }
+  | { kind: 'requests'; total: number; active: number; failed: number }
+  | { kind: 'log'; rank: number; node: string; stream: 'stdout' | 'stderr'; line: string }
+  /** A rank's process ended; meaning is e.g. "exit code 137: killed (SIGKILL …)". */
+  | {
+      kind: 'rank-exited';
+      rank: number;
+      node: string;
+      exitCode: number | null;
+      signal: string | null;
+      meaning: string;
+      lastLines: readonly string[];
+      restarting: boolean;
+    }
+  | { kind: 'info'; message: string }
+  | { kind: 'error'; message: string; next?: readonly string[]; rank?: number; node?: string };
+
+export type RelayEventKind = RelayEvent['kind'];
+export type EventOf<K extends RelayEventKind> = Extract<RelayEvent, { kind: K }>;
+
+export type Emit = (event: RelayEvent) => void;

@@ -1,0 +1,36 @@
+// One plain text line per event, keyed by kind; null means "not shown in plain mode".
+import type { EventOf, RelayEvent, RelayEventKind } from './events.js';
+
+const pct = (p?: number) => (p === undefined ? '' : ` ${Math.round(p * 100)}%`);
+const mib = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
+
+type Formatters = { [K in RelayEventKind]: (e: EventOf<K>, o: { verbose: boolean }) => string | null };
+
+const formatters: Formatters = {
+  'rank-planned': (e) => `rank ${e.rank} (${e.role}) on ${e.node}: layers ${e.layers[0]}:${e.layers[1]}`,
+  'node-phase': (e) => `rank ${e.rank} on ${e.node}: ${e.phase}${pct(e.progress)}${e.detail ? ` (${e.detail})` : ''}`,
+  memory: (e, o) => (o.verbose ? `rank ${e.rank}: memory ${mib(e.rssBytes)}` : null),
+  throughput: (e, o) => (o.verbose ? `${e.tokensPerSecond.toFixed(1)} tok/s` : null),
+  'hop-time': (e, o) => (o.verbose ? `rank ${e.rank}: hop ${e.ms.toFixed(1)} ms` : null),
+  token: () => null, // Tokens go to stdout as raw text, not as status lines.
+  'generation-done': (e) => `generated ${e.tokens} tokens in ${e.seconds.toFixed(1)} s (${(e.tokens / Math.max(e.seconds, 1e-9)).toFixed(1)} tok/s)`,
+  'api-listening': (e) => `API listening on ${e.url}${e.model ? ` (model ${e.model})` : ''}`,
+  requests: (e, o) => (o.verbose ? `requests: ${e.total} total, ${e.active} active, ${e.failed} failed` : null),
+  log: (e, o) => (o.verbose ? `[rank ${e.rank} ${e.node}] ${e.line}` : null),
+  'rank-exited': (e) =>
+    [
+      `rank ${e.rank} on ${e.node} exited: ${e.meaning}${e.restarting ? '; restarting' : ''}`,
+      ...e.lastLines.map((l) => `  | ${l}`),
+    ].join('\n'),
+  info: (e) => e.message,
+  error: (e) => [`error: ${e.message}`, ...(e.next ?? []).map((s) => `  - ${s}`)].join('\n'),
+};
+
+export function formatPlain(e: RelayEvent, o: { verbose?: boolean } = {}): string | null {
+  const f = formatters[e.kind] as (e: RelayEvent, o: { verbose: boolean }) => string | null;
+  return f(e, { verbose: o.verbose ?? false });
+}
+
+export function formatJson(e: RelayEvent, now = Date.now()): string {
+  return JSON.stringify({ time: new Date(now).toISOString(), ...e });
+}

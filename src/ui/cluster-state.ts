@@ -1,0 +1,86 @@
+// Pure reducer from RelayEvents to what the screen shows; the store and components never interpret events themselves.
+import type { NodePhase, RelayEvent } from '../events/events.js';
+
+export interface RankRow {
+  rank: number;
+  node: string;
+  role: 'head' | 'worker';
+  layers: readonly [number, number];
+  phase: NodePhase;
+  progress?: number;
+  detail?: string;
+  rssBytes?: number;
+  hopMs?: number;
+}
+
+export interface Failure {
+  rank: number;
+  node: string;
+  meaning: string;
+  lastLines: readonly string[];
+  restarting: boolean;
+}
+
+export interface ClusterState {
+  rows: readonly RankRow[];
+  failures: readonly Failure[];
+  /** Finished lines (info, errors) for <Static>; only ever appended. */
+  finished: readonly { id: number; text: string; tone: 'info' | 'error' }[];
+  /** The tail of the token stream. */
+  tokens: string;
+  tokensPerSecond?: number;
+  api?: { url: string; model?: string };
+  requests: { total: number; active: number; failed: number };
+}
+
+export const initialState: ClusterState = { rows: [], failures: [], finished: [], tokens: '', requests: { total: 0, active: 0, failed: 0 } };
+
+const TOKEN_TAIL = 4000;
+
+function updateRow(s: ClusterState, rank: number, patch: Partial<RankRow>): ClusterState {
+  return { ...s, rows: s.rows.map((r) => (r.rank === rank ? { ...r, ...patch } : r)) };
+}
+
+export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
+  switch (e.kind) {
+    case 'rank-planned': {
+      const row: RankRow = { rank: e.rank, node: e.node, role: e.role, layers: e.layers, phase: 'connect' };
+      const rows = [...s.rows.filter((r) => r.rank !== e.rank), row].sort((a, b) => a.rank - b.rank);
+      return { ...s, rows };
+    }
+    case 'node-phase': {
+      const s2 = updateRow(s, e.rank, { phase: e.phase, progress: e.progress, detail: e.detail });
+      // A rank that is up again clears its failure row.
+      return e.phase === 'ready' ? { ...s2, failures: s2.failures.filter((f) => f.rank !== e.rank) } : s2;
+    }
+    case 'memory':
+      return updateRow(s, e.rank, { rssBytes: e.rssBytes });
+    case 'hop-time':
+      return updateRow(s, e.rank, { hopMs: e.ms });
+    case 'throughput':
+      return { ...s, tokensPerSecond: e.tokensPerSecond };
+    case 'token': {
+      const t = s.tokens + e.text;
+      return { ...s, tokens: t.length > TOKEN_TAIL ? t.slice(-TOKEN_TAIL) : t };
+    }
+    case 'generation-done':
+      return { ...s, tokensPerSecond: e.tokens / Math.max(e.seconds, 1e-9) };
+    case 'api-listening':
+      return { ...s, api: { url: e.url, ...(e.model ? { model: e.model } : {}) } };
+    case 'requests':
+      return { ...s, requests: { total: e.total, active: e.active, failed: e.failed } };
+    case 'rank-exited': {
+      const failure: Failure = { rank: e.rank, node: e.node, meaning: e.meaning, lastLines: e.lastLines.slice(-5), restarting: e.restarting };
+      const s2 = updateRow(s, e.rank, { phase: 'failed', detail: e.meaning });
+      return { ...s2, failures: [...s2.failures.filter((f) => f.rank !== e.rank), failure] };
+    }
+    case 'info':
+      return { ...s, finished: [...s.finished, { id: s.finished.length, text: e.message, tone: 'info' }] };
+    case 'error': {
+      const text = [e.message, ...(e.next ?? []).map((n) => `  - ${n}`)].join('\n');
+      return { ...s, finished: [...s.finished, { id: s.finished.length, text, tone: 'error' }] };
+    }
+    case 'log':
+      return s; // Logs reach the screen only through failure rows; plain/--json renderers show them.
+  }
+}
