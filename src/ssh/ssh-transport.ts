@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Transform, type Readable } from 'node:stream';
 import getPort from 'get-port';
+import { UserError } from '../errors.js';
 import { runToCompletion, startProcess, type StartOptions } from '../process/managed-process.js';
 import type { ProcessSpec } from '../process/process-spec.js';
 import { shellJoin } from '../process/shell-quote.js';
@@ -87,14 +88,19 @@ export class SshTransport implements Transport {
     if (o.exitCode !== 0) throw remoteFailure(this.target, o, what, this.settings);
   }
 
-  async forward(remoteHost: string, remotePort: number): Promise<Forward> {
-    const localPort = await getPort({ host: '127.0.0.1' });
+  async forward(remoteHost: string, remotePort: number, wanted?: number): Promise<Forward> {
+    const localPort = wanted ?? (await getPort({ host: '127.0.0.1' }));
     const args = sshForwardArgs(this.target, this.settings, { localPort, remoteHost, remotePort });
     const p = startProcess({ label: `port forward to ${this.name}`, command: 'ssh', args });
     const address = `127.0.0.1:${localPort}`;
     const up = await waitForPort('127.0.0.1', localPort, { timeoutMs: ((this.settings.connectTimeoutSeconds ?? 10) + 5) * 1000, until: p.done });
     if (!up) {
       const o = await p.stop();
+      if (wanted !== undefined && o.stderrTail.some((l) => /Address already in use|cannot listen/i.test(l))) {
+        throw new UserError(`port ${wanted} is already taken on this machine, so the API of ${this.name} cannot be forwarded there`, [
+          'choose another port: --api-port',
+        ]);
+      }
       throw remoteFailure(this.target, o, `forwarding port ${remotePort}`, this.settings);
     }
     return { address, process: p, stop: async () => void (await p.stop()) };

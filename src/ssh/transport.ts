@@ -32,8 +32,8 @@ export interface Transport extends CommandHost {
   upload(source: Readable, remotePath: string, options?: UploadOptions): Promise<void>;
   /** Streams a tar archive into a directory on the node and extracts it there. */
   uploadTar(source: Readable, remoteDir: string, options?: UploadOptions): Promise<void>;
-  /** Makes `host:port` on the node reachable from the launcher. */
-  forward(remoteHost: string, remotePort: number): Promise<Forward>;
+  /** Makes `host:port` on the node reachable from the launcher (on `localPort` if given, else a free one). */
+  forward(remoteHost: string, remotePort: number, localPort?: number): Promise<Forward>;
   /** Closes shared connections; idempotent. */
   close(): Promise<void>;
 }

@@ -1,0 +1,157 @@
+// Runs a launch plan: starts ranks downstream-first, exposes the head's API, restarts crashed ranks, tears everything down.
+import type { Emit } from '../events/events.js';
+import { UserError } from '../errors.js';
+import type { Forward, Transport } from '../ssh/transport.js';
+import { headHealth } from './head-client.js';
+import type { RankLaunch } from './launch-plan.js';
+import { startRank, type RankHandle } from './rank-process.js';
+
+export interface ClusterRunOptions {
+  /** The transport for each node name in the plan. */
+  transports: ReadonlyMap<string, Transport>;
+  secret: string;
+  emit: Emit;
+  /** Laptop port for the head's API when the head is remote (forwarded over ssh). */
+  localApiPort?: number;
+  readyTimeoutMs?: number;
+  /** Restarts allowed per rank before the run fails. */
+  maxRestarts?: number;
+  graceSeconds?: number;
+  heartbeatSeconds?: number;
+  healthIntervalMs?: number;
+  runDir?: string;
+  env?: Readonly<Record<string, string>>;
+}
+
+export class ClusterRun {
+  private readonly handles = new Map<number, RankHandle>();
+  private readonly restarts = new Map<number, number>();
+  private forward: Forward | undefined;
+  private apiUrl: string | undefined;
+  private stopping = false;
+  private healthTimer: NodeJS.Timeout | undefined;
+  private rejectFatal!: (e: Error) => void;
+  /** Rejects when supervision gives up (restart budget exhausted); never resolves. */
+  readonly fatal: Promise<never>;
+
+  constructor(
+    readonly launches: readonly RankLaunch[],
+    private readonly o: ClusterRunOptions,
+  ) {
+    this.fatal = new Promise<never>((_, reject) => (this.rejectFatal = reject));
+    this.fatal.catch(() => undefined);
+  }
+
+  get head(): RankLaunch {
+    const h = this.launches.find((l) => l.role === 'head');
+    if (!h) throw new Error('plan has no head');
+    return h;
+  }
+
+  /** The head's API as reachable from this machine, once started. */
+  get api(): string | undefined {
+    return this.apiUrl;
+  }
+
+  private transport(l: RankLaunch): Transport {
+    const t = this.o.transports.get(l.node.name);
+    if (!t) throw new Error(`no transport for node ${l.node.name}`);
+    return t;
+  }
+
+  private spawn(l: RankLaunch): RankHandle {
+    const h = startRank(l, {
+      transport: this.transport(l),
+      secret: this.o.secret,
+      emit: this.o.emit,
+      apiUrl: () => this.apiUrl,
+      readyTimeoutMs: this.o.readyTimeoutMs ?? 120_000,
+      graceSeconds: this.o.graceSeconds ?? 3,
+      heartbeatSeconds: this.o.heartbeatSeconds ?? 3,
+      ...(this.o.runDir ? { runDir: this.o.runDir } : {}),
+      ...(this.o.env ? { env: this.o.env } : {}),
+    });
+    this.handles.set(l.rank, h);
+    void h.process.done.then((outcome) => {
+      if (this.stopping || this.handles.get(l.rank) !== h) return;
+      void this.onCrash(l, h, outcome);
+    });
+    return h;
+  }
+
+  /** Starts every rank in plan order (downstream first), each ready before the next; the head last. */
+  async start(signal?: AbortSignal): Promise<string> {
+    const head = this.head;
+    for (const l of this.launches) {
+      if (signal?.aborted || this.stopping) throw new UserError('launch canceled');
+      if (l.role === 'head') await this.exposeApi(head);
+      const h = this.spawn(l);
+      await h.ready;
+      this.o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'ready' });
+    }
+    this.healthTimer = setInterval(() => void this.checkHealth(), this.o.healthIntervalMs ?? 2000);
+    this.healthTimer.unref();
+    return this.apiUrl!;
+  }
+
+  private async exposeApi(head: RankLaunch): Promise<void> {
+    if (head.readiness.kind !== 'http-health') return;
+    const t = this.transport(head);
+    const { host, port } = head.readiness;
+    this.forward = await t.forward(host, port, ...(t.isLocal || this.o.localApiPort === undefined ? [] : [this.o.localApiPort]));
+    this.apiUrl = `http://${this.forward.address}`;
+    this.o.emit({ kind: 'api-listening', url: this.apiUrl });
+  }
+
+  private healthy = true;
+  private async checkHealth(): Promise<void> {
+    if (!this.apiUrl || this.stopping) return;
+    const h = await headHealth(this.apiUrl);
+    if (h.ok !== this.healthy) {
+      this.healthy = h.ok;
+      if (h.ok) this.o.emit({ kind: 'info', message: 'chain connected: the head serves again' });
+      else this.o.emit({ kind: 'error', message: `the head reports the chain is down: ${h.message}` });
+    }
+  }
+
+  private async onCrash(l: RankLaunch, h: RankHandle, outcome: Awaited<RankHandle['process']['done']>): Promise<void> {
+    const n = (this.restarts.get(l.rank) ?? 0) + 1;
+    const restarting = n <= (this.o.maxRestarts ?? 3);
+    this.o.emit({
+      kind: 'rank-exited',
+      rank: l.rank,
+      node: l.node.name,
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      meaning: outcome.meaning,
+      lastLines: outcome.stderrTail.filter((x) => !x.startsWith('llama-relay-wrapper:')).slice(-5),
+      restarting,
+    });
+    if (!restarting) {
+      this.rejectFatal(h.failure(outcome));
+      return;
+    }
+    this.restarts.set(l.rank, n);
+    try {
+      const again = this.spawn(l);
+      await again.ready;
+      if (!this.stopping) this.o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'ready' });
+    } catch (err) {
+      if (!this.stopping) this.o.emit({ kind: 'error', message: err instanceof Error ? err.message : String(err), rank: l.rank, node: l.node.name });
+      // The failed restart's own exit is handled by its done handler (next attempt or fatal).
+    }
+  }
+
+  /** Stops every rank in parallel (wrapper: SIGTERM, then SIGKILL after the grace), then forwards and connections. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.healthTimer);
+    await Promise.all(
+      [...this.handles.values()].map(async (h) => {
+        await h.process.stop();
+        this.o.emit({ kind: 'node-phase', rank: h.launch.rank, node: h.launch.node.name, phase: 'stopped' });
+      }),
+    );
+    await this.forward?.stop();
+  }
+}

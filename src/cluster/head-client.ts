@@ -1,0 +1,69 @@
+// Talks to the head's llama-server HTTP API: health and streamed completions, with errors that never hang.
+import { ExternalError } from '../errors.js';
+
+export type Health = { ok: true } | { ok: false; status: number; message: string };
+
+export async function headHealth(apiUrl: string, signal?: AbortSignal): Promise<Health> {
+  try {
+    const res = await fetch(`${apiUrl}/health`, { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(3000)]) : AbortSignal.timeout(3000) });
+    const body = await res.text();
+    if (res.ok) return { ok: true };
+    let message = body;
+    try {
+      message = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? body;
+    } catch {
+      /* not JSON */
+    }
+    return { ok: false, status: res.status, message };
+  } catch (err) {
+    return { ok: false, status: 0, message: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+export interface CompletionResult {
+  text: string;
+  tokens: number;
+  seconds: number;
+}
+
+/** Streams /completion (SSE); calls onToken per piece. Rejects with the head's error text if the chain breaks mid-stream. */
+export async function streamCompletion(
+  apiUrl: string,
+  req: { prompt: string; maxTokens: number },
+  onToken: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<CompletionResult> {
+  const t0 = performance.now();
+  const res = await fetch(`${apiUrl}/completion`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: req.prompt, n_predict: req.maxTokens, stream: true, cache_prompt: false }),
+    ...(signal ? { signal } : {}),
+  });
+  if (!res.ok || !res.body) {
+    throw new ExternalError(`the head refused the completion (HTTP ${res.status})`, { stderrTail: await res.text() });
+  }
+  let text = '';
+  let tokens = 0;
+  let buf = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk as Uint8Array, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line.startsWith('error:')) throw new ExternalError(`generation failed on the chain: ${line.slice(6).trim()}`);
+      if (!line.startsWith('data:')) continue;
+      const frame = JSON.parse(line.slice(5)) as { content?: string; stop?: boolean; error?: { message?: string } };
+      if (frame.error) throw new ExternalError(`generation failed on the chain: ${frame.error.message ?? 'unknown error'}`);
+      if (frame.content) {
+        text += frame.content;
+        tokens++;
+        onToken(frame.content);
+      }
+      if (frame.stop) return { text, tokens, seconds: (performance.now() - t0) / 1000 };
+    }
+  }
+  throw new ExternalError('the head closed the stream before the generation finished (a rank may have died)');
+}

@@ -1,0 +1,87 @@
+// The launch as data: which process runs where with which argv, in which order. Pure; tests assert it before anything runs.
+import { rankArgv, type ChainRuntime } from './llama-server-argv.js';
+
+export interface LaunchNode {
+  /** The node as the user wrote it ("bob@gpu-box", "local"). */
+  name: string;
+  /** Address the other ranks use to reach this node, and the one its stage socket binds to. */
+  stageHost: string;
+  /** llama-server on that node. */
+  binary: string;
+  /** The model (or this rank's slice) on that node. */
+  model: string;
+}
+
+export interface LaunchInput {
+  /** Rank order = chain order; rank 0 is the head. Layer ranges are half-open and must tile 0..N. */
+  ranks: readonly { node: LaunchNode; layerStart: number; layerEnd: number }[];
+  /** One stage port per rank. */
+  stagePorts: readonly number[];
+  /** The head's HTTP API, as bound on the head's node. */
+  api: { host: string; port: number };
+  runtime: ChainRuntime;
+  stageTimeoutSeconds?: number;
+  /** Names pidfiles on the nodes, so a stale run of the same cluster is cleaned at the next start. */
+  runName: string;
+  extraArgs?: readonly string[];
+}
+
+export type Readiness =
+  | { kind: 'stage-ready-line'; layers: readonly [number, number] }
+  | { kind: 'http-health'; host: string; port: number };
+
+export interface RankLaunch {
+  rank: number;
+  role: 'head' | 'worker';
+  node: LaunchNode;
+  layers: readonly [number, number];
+  listen: string;
+  next: string;
+  argv: string[];
+  /** Wrapper name on the node (pidfile), unique per run and rank. */
+  wrapperName: string;
+  readiness: Readiness;
+}
+
+export const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** Ranks in start order: downstream first (last worker … rank 1), the head last, so each link finds its peer listening. */
+export function planLaunch(input: LaunchInput): RankLaunch[] {
+  const n = input.ranks.length;
+  if (n === 0) throw new Error('no ranks to launch');
+  if (input.stagePorts.length !== n) throw new Error(`need ${n} stage ports, got ${input.stagePorts.length}`);
+  input.ranks.forEach((r, i) => {
+    const expectedStart = i === 0 ? 0 : input.ranks[i - 1]!.layerEnd;
+    if (r.layerStart !== expectedStart || r.layerEnd <= r.layerStart) {
+      throw new Error(`rank ${i}: layers ${r.layerStart}:${r.layerEnd} do not continue the chain at ${expectedStart}`);
+    }
+  });
+  const listen = input.ranks.map((r, i) => hostPort(r.node.stageHost, input.stagePorts[i]!));
+  const launches = input.ranks.map((r, i): RankLaunch => {
+    const head = i === 0;
+    const layers = [r.layerStart, r.layerEnd] as const;
+    const next = listen[(i + 1) % n]!;
+    return {
+      rank: i,
+      role: head ? 'head' : 'worker',
+      node: r.node,
+      layers,
+      listen: listen[i]!,
+      next,
+      argv: rankArgv({
+        binary: r.node.binary,
+        model: r.node.model,
+        layers,
+        listen: listen[i]!,
+        next,
+        runtime: input.runtime,
+        ...(input.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: input.stageTimeoutSeconds } : {}),
+        ...(head ? { http: input.api } : {}),
+        ...(input.extraArgs ? { extra: input.extraArgs } : {}),
+      }),
+      wrapperName: `${input.runName}-rank${i}`,
+      readiness: head ? { kind: 'http-health', host: input.api.host, port: input.api.port } : { kind: 'stage-ready-line', layers },
+    };
+  });
+  return [...launches.slice(1).reverse(), launches[0]!];
+}

@@ -1,0 +1,87 @@
+// Starts one rank under the remote wrapper and resolves when it is ready (worker: stage-ready line; head: /health 200).
+import type { Emit } from '../events/events.js';
+import type { ProcessOutcome } from '../process/process-spec.js';
+import { startWrapped, type WrappedProcess } from '../process/wrapped-process.js';
+import { SshTransport } from '../ssh/ssh-transport.js';
+import type { Transport } from '../ssh/transport.js';
+import { headHealth } from './head-client.js';
+import type { RankLaunch } from './launch-plan.js';
+import { stageReadyPattern } from './llama-server-argv.js';
+import { rankFailure } from './rank-failure.js';
+
+export interface RankStartOptions {
+  transport: Transport;
+  secret: string;
+  emit: Emit;
+  /** Where the launcher reaches the head's API (direct or forwarded); heads only. */
+  apiUrl?: () => string | undefined;
+  readyTimeoutMs: number;
+  graceSeconds: number;
+  heartbeatSeconds: number;
+  runDir?: string;
+  env?: Readonly<Record<string, string>>;
+}
+
+export interface RankHandle {
+  launch: RankLaunch;
+  process: WrappedProcess;
+  ready: Promise<void>;
+  /** The error to show for this rank's exit (ssh failure, port taken, crash). */
+  failure(o: ProcessOutcome): Error;
+}
+
+export function startRank(l: RankLaunch, o: RankStartOptions): RankHandle {
+  const ssh = o.transport instanceof SshTransport ? { target: o.transport.target, ...(o.transport.settings.configFile ? { configFile: o.transport.settings.configFile } : {}) } : undefined;
+  const failure = (outcome: ProcessOutcome) => rankFailure(l, outcome, ssh);
+  let sawReady = false;
+  o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'load' });
+  const proc = startWrapped(
+    o.transport,
+    {
+      label: `rank ${l.rank} on ${l.node.name}`,
+      argv: l.argv,
+      ...(o.env ? { env: o.env } : {}),
+      secret: o.secret,
+      wrapper: {
+        name: l.wrapperName,
+        secretEnv: 'LLAMA_RELAY_SECRET',
+        graceSeconds: o.graceSeconds,
+        heartbeatSeconds: o.heartbeatSeconds,
+        ...(o.runDir ? { runDir: o.runDir } : {}),
+      },
+    },
+    {
+      onLine: (line, stream) => {
+        if (l.readiness.kind === 'stage-ready-line' && stageReadyPattern.test(line)) sawReady = true;
+        o.emit({ kind: 'log', rank: l.rank, node: l.node.name, stream, line });
+      },
+    },
+  );
+
+  const ready = (async () => {
+    const deadline = Date.now() + o.readyTimeoutMs;
+    let exited: ProcessOutcome | undefined;
+    void proc.done.then((x) => (exited = x));
+    let lastHealth = '';
+    while (Date.now() < deadline) {
+      if (exited) throw failure(exited);
+      if (l.readiness.kind === 'stage-ready-line' && sawReady) return;
+      if (l.readiness.kind === 'http-health') {
+        const url = o.apiUrl?.();
+        if (url) {
+          const h = await headHealth(url);
+          if (h.ok) return;
+          lastHealth = h.message;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await proc.stop();
+    throw rankFailure(l, {
+      ...(await proc.done),
+      meaning: `not ready after ${Math.round(o.readyTimeoutMs / 1000)} s${lastHealth ? `; /health said: ${lastHealth}` : ''}`,
+    }, ssh);
+  })();
+  ready.catch(() => undefined);
+  return { launch: l, process: proc, ready, failure };
+}

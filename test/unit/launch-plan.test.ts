@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { planLaunch, type LaunchInput, type LaunchNode } from '../../src/cluster/launch-plan.js';
+import { rankArgv, runtimeArgs, stageReadyPattern } from '../../src/cluster/llama-server-argv.js';
+
+const node = (name: string, stageHost: string): LaunchNode => ({ name, stageHost, binary: '/opt/lr/llama-server', model: '/m/model.gguf' });
+
+const input = (over: Partial<LaunchInput> = {}): LaunchInput => ({
+  ranks: [
+    { node: node('local', '10.0.0.1'), layerStart: 0, layerEnd: 10 },
+    { node: node('alice@10.0.0.5', '10.0.0.5'), layerStart: 10, layerEnd: 20 },
+    { node: node('bob@gpu-box', '10.0.0.7'), layerStart: 20, layerEnd: 32 },
+  ],
+  stagePorts: [47100, 47101, 47102],
+  api: { host: '127.0.0.1', port: 8000 },
+  runtime: { ctx: 4096, parallel: 1, threads: 4 },
+  runName: 'run1',
+  ...over,
+});
+
+describe('runtimeArgs', () => {
+  const table: [Parameters<typeof runtimeArgs>[0], string[]][] = [
+    [{ ctx: 2048, parallel: 1 }, ['-c', '2048', '-np', '1']],
+    [{ ctx: 4096, parallel: 4, kvUnified: true }, ['-c', '4096', '-np', '4', '--kv-unified']],
+    [
+      { ctx: 512, parallel: 2, threads: 2, threadsBatch: 2, ubatch: 256, batch: 512, cacheType: 'q8_0', flashAttn: 'off', swaFull: true },
+      ['-c', '512', '-np', '2', '-t', '2', '-tb', '2', '-b', '512', '-ub', '256', '--swa-full', '-ctk', 'q8_0', '-ctv', 'q8_0', '-fa', 'off'],
+    ],
+  ];
+  for (const [rt, want] of table) it(JSON.stringify(rt), () => assert.deepEqual(runtimeArgs(rt), want));
+});
+
+describe('rankArgv', () => {
+  const base = { binary: 'llama-server', model: 'm.gguf', listen: '127.0.0.1:1', next: '127.0.0.1:2', runtime: { ctx: 64, parallel: 1 } };
+  it('head: stage flags plus HTTP', () => {
+    assert.deepEqual(rankArgv({ ...base, layers: [0, 4], http: { host: '127.0.0.1', port: 8000 }, stageTimeoutSeconds: 30 }), [
+      'llama-server', '-m', 'm.gguf', '--layer-range', '0:4', '--stage-listen', '127.0.0.1:1', '--stage-next', '127.0.0.1:2',
+      '-c', '64', '-np', '1', '--stage-timeout', '30', '--host', '127.0.0.1', '--port', '8000', '--no-webui',
+    ]);
+  });
+  it('worker: no HTTP flags, secret file path but never the secret', () => {
+    const argv = rankArgv({ ...base, layers: [4, 8], secretFile: '/run/s' });
+    assert.ok(!argv.includes('--port'));
+    assert.deepEqual(argv.slice(-2), ['--stage-secret-file', '/run/s']);
+  });
+  it('refuses an empty or negative range', () => {
+    assert.throws(() => rankArgv({ ...base, layers: [4, 4] }));
+    assert.throws(() => rankArgv({ ...base, layers: [-1, 4] }));
+  });
+  it('recognises the worker ready line', () => {
+    const m = stageReadyPattern.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
+    assert.deepEqual(m?.slice(1), ['4', '8', '127.0.0.1:47101']);
+  });
+});
+
+describe('planLaunch', () => {
+  it('starts downstream first and closes the ring on the head', () => {
+    const plan = planLaunch(input());
+    assert.deepEqual(plan.map((p) => p.rank), [2, 1, 0]);
+    const byRank = new Map(plan.map((p) => [p.rank, p]));
+    assert.equal(byRank.get(0)!.next, '10.0.0.5:47101');
+    assert.equal(byRank.get(1)!.next, '10.0.0.7:47102');
+    assert.equal(byRank.get(2)!.next, '10.0.0.1:47100', 'last rank returns to the head');
+    assert.equal(byRank.get(1)!.listen, '10.0.0.5:47101', 'binds to the address the chain uses, not 0.0.0.0');
+    assert.deepEqual(byRank.get(0)!.readiness, { kind: 'http-health', host: '127.0.0.1', port: 8000 });
+    assert.deepEqual(byRank.get(2)!.readiness, { kind: 'stage-ready-line', layers: [20, 32] });
+    assert.deepEqual(plan.map((p) => p.wrapperName), ['run1-rank2', 'run1-rank1', 'run1-rank0']);
+    assert.ok(plan.every((p) => p.argv.join(' ').includes('-c 4096 -np 1 -t 4')), 'identical runtime on every rank');
+    assert.ok(byRank.get(0)!.argv.includes('--port'));
+    assert.ok(!byRank.get(1)!.argv.includes('--port'));
+  });
+
+  it('brackets IPv6 stage addresses', () => {
+    const p = planLaunch(input({ ranks: [{ node: node('local', '::1'), layerStart: 0, layerEnd: 4 }], stagePorts: [5] }));
+    assert.equal(p[0]!.listen, '[::1]:5');
+    assert.equal(p[0]!.next, '[::1]:5', 'a single rank rings to itself');
+  });
+
+  const bad: [string, Partial<LaunchInput>][] = [
+    ['gap in layers', { ranks: [{ node: node('a', 'h'), layerStart: 0, layerEnd: 4 }, { node: node('b', 'h'), layerStart: 5, layerEnd: 8 }], stagePorts: [1, 2] }],
+    ['not starting at 0', { ranks: [{ node: node('a', 'h'), layerStart: 1, layerEnd: 4 }], stagePorts: [1] }],
+    ['port count', { stagePorts: [1] }],
+    ['no ranks', { ranks: [], stagePorts: [] }],
+  ];
+  for (const [name, over] of bad) it(`refuses: ${name}`, () => assert.throws(() => planLaunch(input(over))));
+});
