@@ -53,6 +53,11 @@ export class ClusterRun {
     return this.apiUrl;
   }
 
+  /** The current process of a rank (diagnostics, tests). */
+  rankProcess(rank: number): RankHandle['process'] | undefined {
+    return this.handles.get(rank)?.process;
+  }
+
   private transport(l: RankLaunch): Transport {
     const t = this.o.transports.get(l.node.name);
     if (!t) throw new Error(`no transport for node ${l.node.name}`);
