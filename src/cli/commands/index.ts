@@ -4,6 +4,7 @@ import { discoverCommand } from './discover.js';
 import { fixtureCommand } from './fixture.js';
 import { planCommand } from './plan.js';
 import { sliceCommand } from './slice.js';
+import { upCommand } from './up.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [discoverCommand, planCommand, fixtureCommand, sliceCommand];
+export const commands: CommandModule<any, any>[] = [discoverCommand, planCommand, fixtureCommand, sliceCommand, upCommand];

@@ -1,0 +1,107 @@
+// `llama-relay up`: launch a model across nodes as one chain; thin: flags in, services/up out, events to the TUI or lines.
+import type { CommandModule } from 'yargs';
+import { UserError } from '../../errors.js';
+import { EventBus } from '../../events/event-bus.js';
+import { attachLineRenderer } from '../../events/line-renderer.js';
+import { up } from '../../services/up.js';
+
+interface Args {
+  model?: string;
+  nodes: string;
+  'llama-server'?: string;
+  layers?: number;
+  'api-port': number;
+  'stage-port-base': number;
+  ctx: number;
+  parallel: number;
+  threads?: number;
+  prompt?: string;
+  'max-tokens': number;
+  server: boolean;
+  json: boolean;
+  verbose: boolean;
+  'ssh-config'?: string;
+  'accept-new-host-keys': boolean;
+  'ready-timeout': number;
+  'stage-timeout'?: number;
+  'run-dir'?: string;
+  'rank-env': string[];
+}
+
+export const upCommand: CommandModule<object, Args> = {
+  command: 'up [model]',
+  describe: 'Launch a model split across nodes (over ssh) and serve it from the head',
+  builder: (y) =>
+    y
+      .positional('model', { type: 'string', describe: 'GGUF path (same path on every node for now) or Ollama name' })
+      .option('nodes', { type: 'string', default: 'local,local', describe: 'nodes as [user@]host[:port][=MEM],...; `local` = this machine' })
+      .option('llama-server', { type: 'string', describe: 'llama-server path on every node (default: build the patched one)' })
+      .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
+      .option('api-port', { type: 'number', default: 8000, describe: "port for the head's API on this machine" })
+      .option('stage-port-base', { type: 'number', default: 47100, describe: 'rank i listens on base+i on remote nodes' })
+      .option('ctx', { type: 'number', default: 4096, describe: 'context size (llama-server -c), same on every rank' })
+      .option('parallel', { type: 'number', default: 1, describe: 'slots (llama-server -np)' })
+      .option('threads', { type: 'number', describe: 'threads per rank (-t and -tb)' })
+      .option('prompt', { type: 'string', describe: 'run one generation and exit' })
+      .option('max-tokens', { type: 'number', default: 64 })
+      .option('server', { type: 'boolean', default: false, describe: 'keep serving the API (the default without --prompt)' })
+      .option('json', { type: 'boolean', default: false, describe: 'events as JSON lines on stdout' })
+      .option('verbose', { type: 'boolean', default: false, describe: 'show rank logs in plain output' })
+      .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file (ssh -F)' })
+      .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'trust unknown host keys on first use (never for changed keys)' })
+      .option('ready-timeout', { type: 'number', default: 600, describe: 'seconds a rank may take to load' })
+      .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
+      .option('run-dir', { type: 'string', hidden: true })
+      .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true }),
+  handler: async (a) => {
+    if (!a.model) {
+      throw new UserError('name a model: llama-relay up <model.gguf|ollama-name> --nodes ...', ['the built-in default model is not available yet']);
+    }
+    const bus = new EventBus();
+    const tty = process.stdout.isTTY && !a.json;
+    let detach: () => void;
+    if (tty) {
+      const { renderTui } = await import('../../ui/render-tui.js');
+      detach = renderTui(bus);
+    } else {
+      detach = attachLineRenderer(bus, { json: a.json, verbose: a.verbose });
+    }
+    const ac = new AbortController();
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      // First signal: orderly teardown. Second: leave now; the node-side wrappers still clean up when our pipes close.
+      if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const env = Object.fromEntries(a['rank-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+      await up(
+        {
+          model: a.model,
+          nodes: a.nodes,
+          ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
+          ...(a.layers !== undefined ? { layers: a.layers } : {}),
+          apiPort: a['api-port'],
+          stagePortBase: a['stage-port-base'],
+          runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
+          ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
+          maxTokens: a['max-tokens'],
+          ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
+          acceptNewHostKeys: a['accept-new-host-keys'],
+          readyTimeoutSeconds: a['ready-timeout'],
+          ...(a['stage-timeout'] !== undefined ? { stageTimeoutSeconds: a['stage-timeout'] } : {}),
+          ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
+          ...(a['rank-env'].length ? { rankEnv: env } : {}),
+        },
+        bus,
+        ac.signal,
+      );
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      detach();
+    }
+  },
+};

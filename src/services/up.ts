@@ -1,0 +1,179 @@
+// `up`: connect to every node, check what each rank needs, launch the chain downstream-first, serve or generate, tear down.
+import getPort from 'get-port';
+import { ClusterRun } from '../cluster/cluster-run.js';
+import { evenSplit } from '../cluster/even-split.js';
+import { streamCompletion } from '../cluster/head-client.js';
+import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
+import type { ChainRuntime } from '../cluster/llama-server-argv.js';
+import { generateSecret } from '../cluster/secret.js';
+import { UserError } from '../errors.js';
+import { EventBus } from '../events/event-bus.js';
+import type { Emit } from '../events/events.js';
+import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
+import { shellJoin } from '../process/shell-quote.js';
+import { makeControlDir } from '../ssh/ssh-transport.js';
+import type { Transport } from '../ssh/transport.js';
+import { canConnect } from '../ssh/wait-for-port.js';
+import { patchedLlamaServer } from './engine-binary.js';
+import { makeTransport, nodeName, sshEndpoints } from './node-transports.js';
+import { planModel } from './plan.js';
+
+export interface UpOptions {
+  /** GGUF path (same path on every node until weight provisioning lands) or an Ollama name. */
+  model: string;
+  /** `--nodes` text: `[user@]host[:port][=MEM],...`; `local` runs here without ssh. */
+  nodes: string;
+  /** llama-server on every node; default: the patched build from scripts/build-llama.sh. */
+  llamaServer?: string;
+  /** Split this many layers evenly instead of planning from the GGUF header. */
+  layers?: number;
+  apiPort: number;
+  stagePortBase: number;
+  runtime: ChainRuntime;
+  prompt?: string;
+  maxTokens: number;
+  sshConfig?: string;
+  acceptNewHostKeys?: boolean;
+  readyTimeoutSeconds: number;
+  stageTimeoutSeconds?: number;
+  /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
+  runDir?: string;
+  /** Extra environment for every rank (tests use it to steer fixtures). */
+  rankEnv?: Readonly<Record<string, string>>;
+  extraArgs?: readonly string[];
+}
+
+export interface UpResult {
+  apiUrl: string;
+  text?: string;
+}
+
+/** Runs until the prompt is answered, or (server mode) until `signal` aborts. Always tears down before returning. */
+export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Promise<UpResult> {
+  const emit = bus.emit;
+  const specs = parseNodeList(o.nodes);
+  const control = makeControlDir();
+  const settings = {
+    controlDir: control.dir,
+    ...(o.sshConfig ? { configFile: o.sshConfig } : {}),
+    ...(o.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+  };
+  const transports = new Map<string, Transport>();
+  for (const s of specs) if (!transports.has(nodeName(s))) transports.set(nodeName(s), makeTransport(s, settings));
+  let run: ClusterRun | undefined;
+  try {
+    const { ranges, modelPath } = await layerRanges(o, specs);
+    ranges.forEach((r, i) =>
+      emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
+    );
+    const addresses = await connectAll(specs, transports, emit, signal);
+    const binary = o.llamaServer ?? (await patchedLlamaServer(emit, signal));
+    await preflight(specs, transports, { binary, model: modelPath }, emit);
+
+    const head = transports.get(nodeName(specs[0]!))!;
+    const stagePorts = await Promise.all(specs.map((s, i) => (transports.get(nodeName(s))!.isLocal ? getPort({ host: '127.0.0.1' }) : o.stagePortBase + i)));
+    if (await canConnect('127.0.0.1', o.apiPort)) {
+      throw new UserError(`port ${o.apiPort} is already taken on this machine, so the API cannot listen there`, ['choose another port: --api-port']);
+    }
+    const api = { host: '127.0.0.1', port: head.isLocal ? o.apiPort : o.stagePortBase + specs.length };
+    const launches = planLaunch({
+      ranks: ranges.map((r, i) => {
+        const node: LaunchNode = { name: nodeName(specs[i]!), stageHost: addresses[i]!, binary, model: modelPath };
+        return { node, ...r };
+      }),
+      stagePorts,
+      api,
+      runtime: o.runtime,
+      ...(o.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: o.stageTimeoutSeconds } : {}),
+      runName: `lr${o.stagePortBase}`,
+      ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
+    });
+    emit({ kind: 'info', message: 'launch secret generated; starting ranks downstream-first' });
+    run = new ClusterRun(launches, {
+      transports,
+      secret: generateSecret(),
+      emit,
+      localApiPort: o.apiPort,
+      readyTimeoutMs: o.readyTimeoutSeconds * 1000,
+      ...(o.runDir ? { runDir: o.runDir } : {}),
+      ...(o.rankEnv ? { env: o.rankEnv } : {}),
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(new UserError('stopped'));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => undefined);
+    const apiUrl = await Promise.race([run.start(signal), run.fatal, aborted]);
+    emit({ kind: 'info', message: `chain ready: ${launches.length} ranks; API ${apiUrl}` });
+
+    if (o.prompt !== undefined) {
+      const r = await Promise.race([
+        streamCompletion(apiUrl, { prompt: o.prompt, maxTokens: o.maxTokens }, (text) => emit({ kind: 'token', text }), signal),
+        run.fatal,
+      ]);
+      emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
+      return { apiUrl, text: r.text };
+    }
+    await Promise.race([run.fatal, aborted]).catch((err: unknown) => {
+      if (!signal.aborted) throw err;
+    });
+    return { apiUrl };
+  } finally {
+    emit({ kind: 'info', message: 'stopping all ranks' });
+    await run?.stop();
+    await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
+    control.remove();
+  }
+}
+
+async function layerRanges(o: UpOptions, specs: readonly NodeSpec[]): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string }> {
+  if (o.layers !== undefined) {
+    if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
+    return { ranges: evenSplit(o.layers, specs.length), modelPath: o.model };
+  }
+  const r = await planModel({ model: o.model, nodes: specs.map((s) => s.spec).join(','), runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
+  return { ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })), modelPath: r.model.ggufPath };
+}
+
+/** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */
+async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Transport>, emit: Emit, signal: AbortSignal): Promise<string[]> {
+  const ranksOf = (name: string) => specs.flatMap((s, i) => (nodeName(s) === name ? [i] : []));
+  const endpoints = new Map<string, { nodeAddress: string; launcherAddress: string }>();
+  const errors: Error[] = [];
+  await Promise.all(
+    [...transports.values()].map(async (t) => {
+      for (const rank of ranksOf(t.name)) emit({ kind: 'node-phase', rank, node: t.name, phase: 'connect' });
+      try {
+        await t.connect(signal);
+        if (!t.isLocal) endpoints.set(t.name, await sshEndpoints(t));
+      } catch (err) {
+        for (const rank of ranksOf(t.name)) emit({ kind: 'node-phase', rank, node: t.name, phase: 'failed', detail: 'cannot connect' });
+        errors.push(err as Error);
+      }
+    }),
+  );
+  if (errors.length) throw errors[0];
+  // Local ranks bind where the remote nodes see this machine; an all-local chain stays on loopback.
+  const launcherAddress = [...endpoints.values()][0]?.launcherAddress ?? '127.0.0.1';
+  return specs.map((s) => endpoints.get(nodeName(s))?.nodeAddress ?? launcherAddress);
+}
+
+/** Names every missing prerequisite per node before anything starts. */
+async function preflight(specs: readonly NodeSpec[], transports: Map<string, Transport>, need: { binary: string; model: string }, emit: Emit): Promise<void> {
+  const problems: string[] = [];
+  await Promise.all(
+    [...transports.values()].map(async (t) => {
+      specs.forEach((s, rank) => nodeName(s) === t.name && emit({ kind: 'node-phase', rank, node: t.name, phase: 'provision', detail: 'preflight' }));
+      const check = `test -x ${shellJoin([need.binary])} || echo "missing llama-server: ${need.binary}"; test -r ${shellJoin([need.model])} || echo "missing model: ${need.model}"`;
+      const { stdout } = await t.exec(['sh', '-c', check]);
+      for (const line of stdout.split('\n').filter(Boolean)) problems.push(`node ${t.name}: ${line}`);
+    }),
+  );
+  if (problems.length) {
+    throw new UserError(`some nodes are not ready to run their rank:\n  ${problems.join('\n  ')}`, [
+      'build llama-server (scripts/build-llama.sh) and copy it to the same path on every node, or pass --llama-server PATH',
+      'put the model at the same path on every node (automatic provisioning is not built yet)',
+    ]);
+  }
+}
