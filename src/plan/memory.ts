@@ -26,7 +26,12 @@ export const DEFAULT_RUNTIME: RuntimeParams = {
 };
 
 export interface MemoryBreakdown {
+  /** Tensor bytes this rank maps (exact). */
   readonly weights: number;
+  /** Of those, bytes that stay mostly paged out (an untied token_embd on a chain head); not counted in total. */
+  readonly pageable: number;
+  /** Second copies of tensors the CPU backend repacks (Q4_0/Q4_K/IQ4_NL on x86 AVX2 and ARM). */
+  readonly repack: number;
   readonly kv: number;
   readonly recurrent: number;
   readonly compute: number;
@@ -68,18 +73,38 @@ export function computeBytes(info: ModelInfo, layers: readonly number[], p: Runt
   return mask + act; // logits are not here: measured compute buffers do not grow with the vocabulary
 }
 
-/** Process overhead measured on the stock llama-server: ~12 MiB of binary, ~1 MiB base, vocabulary tables. */
-export function overheadBytes(info: ModelInfo): number {
-  return 13 * MiB + info.nVocab * (info.vocabHasMerges ? 310 : 110);
+/**
+ * Process overhead fitted on the pinned build: a single stock llama-server (which prefetches the whole mapped
+ * file) ~13 MiB, a chain rank ~3 MiB; plus the vocabulary tables every rank loads (~110-130 bytes a token,
+ * ~310 with BPE merges).
+ */
+export function overheadBytes(info: ModelInfo, chained = false): number {
+  const perToken = info.vocabHasMerges ? 310 : chained ? 130 : 110;
+  return (chained ? 3 : 13) * MiB + info.nVocab * perToken;
 }
 
-export function rankMemory(info: ModelInfo, layerStart: number, layerEnd: number, head: boolean, p: RuntimeParams): MemoryBreakdown {
+/**
+ * `chained`: the rank is part of a multi-node chain. Stock llama-server prefetches the whole mapped file, so a
+ * single node holds everything resident; chain ranks do not prefetch, so an untied token_embd stays paged out.
+ */
+export function rankMemory(
+  info: ModelInfo,
+  layerStart: number,
+  layerEnd: number,
+  head: boolean,
+  p: RuntimeParams,
+  chained = false,
+): MemoryBreakdown {
   const layers = Array.from({ length: layerEnd - layerStart }, (_, i) => layerStart + i);
   const weights = layers.reduce((a, il) => a + (info.layerWeights[il] ?? 0), 0) + info.sharedWeights + (head ? info.headWeights : 0);
   const kv = layers.reduce((a, il) => a + kvBytes(info, il, p), 0);
   const recurrent = layers.reduce((a, il) => a + (info.recurrentState[il] ?? 0) * p.parallel, 0);
   const compute = computeBytes(info, layers, p);
-  const output = head ? info.nVocab * 4 * p.parallel : 0;
-  const overhead = overheadBytes(info);
-  return { weights, kv, recurrent, compute, output, overhead, total: weights + kv + recurrent + compute + output + overhead };
+  const repack = layers.reduce((a, il) => a + (info.layerRepacked[il] ?? 0), 0);
+  const output = info.nVocab * 4 * p.parallel; // every rank allocates the logits buffer, used or not
+  const overhead = overheadBytes(info, chained);
+  // Lookups fault in rows plus kernel readahead (128 KiB a fault): budget ~64 faults' worth as resident.
+  const pageable = head && chained ? Math.max(0, info.pageableWeights - 8 * MiB) : 0;
+  const total = weights - pageable + repack + kv + recurrent + compute + output + overhead;
+  return { weights, pageable, repack, kv, recurrent, compute, output, overhead, total };
 }

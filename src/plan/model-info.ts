@@ -29,8 +29,15 @@ export interface ModelInfo {
   readonly fileType: string;
   /** Bytes of each layer's `blk.N.*` tensors. */
   readonly layerWeights: readonly number[];
+  /** Bytes of each layer's tensors the CPU backend repacks into a second, anonymous copy (Q4_0, Q4_K, IQ4_NL). */
+  readonly layerRepacked: readonly number[];
   /** token_embd*, output* (only the head holds them). */
   readonly headWeights: number;
+  /**
+   * Part of headWeights that stays mostly paged out: an untied token_embd is mmapped and read only at the rows of
+   * the tokens in a batch (get_rows), so it barely shows in resident memory. 0 when embeddings are tied.
+   */
+  readonly pageableWeights: number;
   /** Other non-block tensors (e.g. rope_freqs): every rank holds them. */
   readonly sharedWeights: number;
 }
@@ -43,7 +50,16 @@ function perLayer(v: number | number[] | undefined, n: number, fallback: number)
   return Array.from({ length: n }, () => v ?? fallback);
 }
 
-export function modelInfo(md: GgufMetadata, tensors: readonly { name: string; byteSize: number }[]): ModelInfo {
+/** Types ggml-cpu's repack.cpp (x86 AVX2 / ARM) converts to an interleaved layout when rows come in groups of 8. */
+const REPACKED_TYPES = new Set(['Q4_0', 'Q4_K', 'IQ4_NL']);
+
+function isRepacked(t: { typeName?: string; dims?: readonly number[] }): boolean {
+  return t.typeName !== undefined && REPACKED_TYPES.has(t.typeName) && (t.dims?.length ?? 0) >= 2 && (t.dims?.[1] ?? 0) % 8 === 0;
+}
+
+type TensorLike = { name: string; byteSize: number; typeName?: string; dims?: readonly number[] };
+
+export function modelInfo(md: GgufMetadata, tensors: readonly TensorLike[]): ModelInfo {
   const arch = md.string('general.architecture');
   if (!arch) throw new UserError(`${md.file}: has no general.architecture key; is it a model GGUF?`);
   const k = (s: string) => `${arch}.${s}`;
@@ -87,11 +103,17 @@ export function modelInfo(md: GgufMetadata, tensors: readonly { name: string; by
   if (nExpert > 0 && nExpertUsed > 0) nFf = nFf.map((f) => (expertFf ?? f / nExpertUsed) * nExpertUsed);
 
   const layerWeights = Array.from({ length: nLayer }, () => 0);
+  const layerRepacked = Array.from({ length: nLayer }, () => 0);
   let headWeights = 0;
+  const tied = !tensors.some((t) => t.name === 'output.weight');
+  const pageableWeights = tied ? 0 : tensors.filter((t) => t.name === 'token_embd.weight').reduce((a, t) => a + t.byteSize, 0);
   let sharedWeights = 0;
   for (const t of tensors) {
     const l = tensorLayer(t.name);
-    if (l !== undefined && l < nLayer) layerWeights[l]! += t.byteSize;
+    if (l !== undefined && l < nLayer) {
+      layerWeights[l]! += t.byteSize;
+      if (isRepacked(t)) layerRepacked[l]! += t.byteSize;
+    }
     else if (l !== undefined) sharedWeights += t.byteSize; // e.g. MTP layers past block_count: every rank keeps them
     else if (isHeadTensor(t.name)) headWeights += t.byteSize;
     else sharedWeights += t.byteSize;
@@ -117,7 +139,9 @@ export function modelInfo(md: GgufMetadata, tensors: readonly { name: string; by
     vocabHasMerges: md.has('tokenizer.ggml.merges'),
     fileType: fileTypeName(md.number('general.file_type')),
     layerWeights,
+    layerRepacked,
     headWeights,
+    pageableWeights,
     sharedWeights,
   };
   const name = md.string('general.name');

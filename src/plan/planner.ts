@@ -48,7 +48,8 @@ export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], 
   const given = budgets.filter((b): b is number => b !== undefined);
   // Balance on load/budget; nodes without a budget are weighted like an average budgeted node.
   const weight = (j: number) => budgets[j] ?? (given.length ? given.reduce((a, b) => a + b, 0) / given.length : 1);
-  const cost = (j: number, a: number, b: number) => rankMemory(info, a, b, j === 0, runtime).total;
+  const chained = n > 1;
+  const cost = (j: number, a: number, b: number) => rankMemory(info, a, b, j === 0, runtime, chained).total;
 
   // Two passes over contiguous partitions (each node gets at least one layer): first the smallest achievable
   // max load/budget ratio, then, among partitions within it, the most even one (least sum of squared ratios).
@@ -71,7 +72,7 @@ export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], 
       layerEnd: end,
       embeddings: j === 0,
       output: j === 0,
-      memory: rankMemory(info, start, end, j === 0, runtime),
+      memory: rankMemory(info, start, end, j === 0, runtime, chained),
     };
     const b = budgets[j];
     return b === undefined ? node : { ...node, budget: b };

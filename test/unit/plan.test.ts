@@ -35,7 +35,9 @@ function synthetic(o: Partial<ModelInfo> & { nLayer: number; layerBytes?: number
     vocabHasMerges: false,
     fileType: 'Q4_K_M',
     layerWeights: fill(o.layerBytes ?? 0.5 * GB),
+    layerRepacked: fill(0),
     headWeights: 1 * GB,
+    pageableWeights: 0,
     sharedWeights: 0,
     ...o,
   };
@@ -117,8 +119,12 @@ test('KV cache: per-layer head_count_kv, key/value lengths, SWA layers, streams 
   // q8_0 cache
   assert.equal(kvBytes(info, 2, rt({ ctx: 4096, kvElementBytes: 34 / 32 })), 4096 * 4 * 256 * (34 / 32));
   const m = rankMemory(info, 0, 4, true, rt());
-  assert.equal(m.total, m.weights + m.kv + m.recurrent + m.compute + m.output + m.overhead);
-  assert.equal(rankMemory(info, 0, 4, false, rt()).output, 0);
+  assert.equal(m.total, m.weights - m.pageable + m.repack + m.kv + m.recurrent + m.compute + m.output + m.overhead);
+  // an untied token_embd stays paged out on a chain head (no prefetch), but is resident on a single node
+  const untied = { ...info, pageableWeights: 0.4 * GB };
+  assert.equal(rankMemory(untied, 0, 4, true, rt(), true).pageable, 0.4 * GB - 8 * 2 ** 20);
+  assert.equal(rankMemory(untied, 0, 4, true, rt(), false).pageable, 0);
+  assert.ok(rankMemory(untied, 0, 4, false, rt(), true).overhead < rankMemory(untied, 0, 4, false, rt(), false).overhead);
 });
 
 test('model info from a real header: weights are exact, gemma3 SWA pattern as llama.cpp sets it', async () => {
