@@ -1,5 +1,6 @@
 // Every command is one typed yargs CommandModule in its own file; register it here.
 import type { CommandModule } from 'yargs';
+import { benchCommand } from './bench.js';
 import { discoverCommand } from './discover.js';
 import { fixtureCommand } from './fixture.js';
 import { planCommand } from './plan.js';
@@ -7,4 +8,4 @@ import { sliceCommand } from './slice.js';
 import { upCommand } from './up.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const commands: CommandModule<any, any>[] = [discoverCommand, planCommand, fixtureCommand, sliceCommand, upCommand];
+export const commands: CommandModule<any, any>[] = [discoverCommand, planCommand, fixtureCommand, sliceCommand, upCommand, benchCommand];

@@ -1,0 +1,113 @@
+// The numbers the issue asks for, derived from the measured configurations: per-hop overhead against the
+// limit (stock ms/token + hops × link latency) and the targets (chain vs stock, vs RPC, pipelining). Pure.
+import type { ConfigResult, Finding, HopOverhead, Measurement } from './bench-result.js';
+import { mean } from './stats.js';
+
+const ok = (c: ConfigResult | undefined): c is ConfigResult => !!c && !c.error && c.measurements.length > 0;
+
+function at(c: ConfigResult, promptTokens: number, parallel: number): Measurement | undefined {
+  return c.measurements.find((m) => m.promptTokens === promptTokens && m.parallel === parallel);
+}
+
+/** The one-way latency the relays actually added (their mean hold time), or 0 when no delay was asked for. */
+export function effectiveLinkMs(c: ConfigResult, requestedMs: number): number {
+  if (requestedMs <= 0) return 0;
+  const held = c.links.map((l) => l.meanHeldMs).filter((x) => x > 0);
+  return held.length ? mean(held) : requestedMs;
+}
+
+export function hopOverheads(configs: readonly ConfigResult[], linkLatencyMs: number): HopOverhead[] {
+  const stock = configs.find((c) => c.kind === 'stock');
+  if (!ok(stock)) return [];
+  const out: HopOverhead[] = [];
+  for (const c of configs) {
+    if (!ok(c) || c.hops === 0) continue;
+    const link = effectiveLinkMs(c, linkLatencyMs);
+    for (const m of c.measurements) {
+      const s = at(stock, m.promptTokens, m.parallel);
+      if (!s) continue;
+      const limit = s.decodeMsPerToken + c.hops * link;
+      out.push({
+        config: c.id,
+        promptTokens: m.promptTokens,
+        parallel: m.parallel,
+        msPerToken: m.decodeMsPerToken,
+        limitMsPerToken: limit,
+        hops: c.hops,
+        linkLatencyMs: link,
+        overheadPerHopMs: (m.decodeMsPerToken - limit) / c.hops,
+      });
+    }
+  }
+  return out;
+}
+
+function ratio(
+  name: string,
+  a: ConfigResult | undefined,
+  b: ConfigResult | undefined,
+  point: { promptTokens: number; parallel: number },
+  metric: 'decodeTps' | 'prefillTps',
+  target: number | undefined,
+  note: string,
+): Finding {
+  const ma = ok(a) ? at(a, point.promptTokens, point.parallel) : undefined;
+  const mb = ok(b) ? at(b, point.promptTokens, point.parallel) : undefined;
+  const where = `prompt ${point.promptTokens}, parallel ${point.parallel}`;
+  if (!ma || !mb) return { name, value: undefined, unit: 'x', detail: `not measured in this run (${where})` };
+  const value = ma[metric].median / mb[metric].median;
+  const what = metric === 'decodeTps' ? 'decode' : 'prefill';
+  return {
+    name,
+    value,
+    unit: 'x',
+    ...(target !== undefined ? { target, pass: value >= target } : {}),
+    detail: `${what} ${ma[metric].median.toFixed(1)} vs ${mb[metric].median.toFixed(1)} tok/s (${where})${note}`,
+  };
+}
+
+export function findings(configs: readonly ConfigResult[], settings: { promptTokens: readonly number[]; parallel: readonly number[]; linkLatencyMs: number }): Finding[] {
+  const byId = (id: string) => configs.find((c) => c.id === id);
+  const chains = configs.filter((c) => c.kind === 'chain' && c.pipeline);
+  const n = Math.max(0, ...chains.map((c) => c.ranks));
+  if (n === 0) return [];
+  const chain = byId(`chain-${n}`);
+  const p1 = settings.parallel.includes(1) ? 1 : settings.parallel[0]!;
+  const shortest = { promptTokens: Math.min(...settings.promptTokens), parallel: p1 };
+  const longest = { promptTokens: Math.max(...settings.promptTokens), parallel: p1 };
+  const lat = settings.linkLatencyMs;
+  const out: Finding[] = [
+    ratio(`chain-${n} decode vs stock`, chain, byId('stock'), shortest, 'decodeTps', 0.9, ''),
+    ratio(`chain-${n} decode vs rpc-${n}`, chain, byId(`rpc-${n}`), shortest, 'decodeTps', lat >= 1 ? 1.5 : undefined, `, link latency ${lat} ms`),
+    ratio(`chain-${n} prefill, pipelining on vs off`, chain, byId(`chain-${n}-nopipe`), longest, 'prefillTps', 1.5, ''),
+  ];
+  const rpc = byId(`rpc-${n}`);
+  if (ok(chain) && ok(rpc)) {
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+    out.push({
+      name: `load time rpc-${n} / chain-${n}`,
+      value: rpc.loadMs / chain.loadMs,
+      unit: 'x',
+      detail: `slowest node ready after ${s(chain.loadMs)} (chain) vs ${s(rpc.loadMs)} (rpc)`,
+    });
+    out.push({
+      name: `network bytes at start, chain-${n} vs rpc-${n}`,
+      value: chain.startBytes,
+      unit: 'B',
+      detail: `${mb(chain.startBytes)} (chain: every rank reads its own layers) vs ${mb(rpc.startBytes)} (rpc: weights pushed to the servers)`,
+    });
+  }
+  const hop = hopOverheads(configs, lat).find((h) => h.config === `chain-${n}` && h.promptTokens === shortest.promptTokens && h.parallel === p1);
+  if (hop) {
+    out.push({
+      name: `chain-${n} overhead per hop`,
+      value: hop.overheadPerHopMs,
+      unit: 'ms',
+      detail:
+        `${hop.msPerToken.toFixed(2)} ms/token vs limit ${hop.limitMsPerToken.toFixed(2)} ` +
+        `(stock ${(hop.limitMsPerToken - hop.hops * hop.linkLatencyMs).toFixed(2)} + ${hop.hops} hops x ${hop.linkLatencyMs.toFixed(2)} ms)`,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,62 @@
+// What a bench run measures, as plain data: the nodes, the runtime every server shares, and the
+// configurations (stock, llama-relay chains, llama.cpp RPC) the planner derives from them.
+
+/** A machine that runs processes. Only local nodes today; remote ones will carry an ssh target. */
+export interface BenchNode {
+  readonly name: string;
+  readonly kind: 'local';
+}
+
+export type ConfigKind = 'stock' | 'chain' | 'rpc';
+
+/** One process of a configuration and the layers it computes (half-open). */
+export interface RankPlan {
+  /** Index into the run's nodes. */
+  readonly node: number;
+  readonly layers: readonly [number, number];
+  /** CPU core for `taskset -c`, when pinning. */
+  readonly core?: number;
+}
+
+export interface BenchConfig {
+  /** Stable id used in JSON, the table and the chart: stock, chain-3, chain-3-nopipe, rpc-3. */
+  readonly id: string;
+  readonly kind: ConfigKind;
+  readonly description: string;
+  /** Rank 0 is the head (HTTP, embeddings, output); for rpc, ranks 1.. are ggml-rpc-servers. */
+  readonly ranks: readonly RankPlan[];
+  /** Chain only: false adds --stage-no-pipeline to the head. */
+  readonly pipeline: boolean;
+  /** One-way link traversals per decoded token at least: a ring of k ranks has k, RPC a round trip per remote. */
+  readonly hops: number;
+}
+
+/** Settings every server of every configuration shares, so they compute the same thing. */
+export interface BenchRuntime {
+  readonly threads: number;
+  /** Total context (llama-server -c), all slots. */
+  readonly ctx: number;
+  /** Slots (llama-server -np): the largest --parallel value. */
+  readonly slots: number;
+  readonly batch?: number;
+  readonly ubatch?: number;
+}
+
+export interface BenchOptions {
+  readonly nodes: readonly BenchNode[];
+  readonly promptTokens: readonly number[];
+  readonly genTokens: number;
+  readonly parallel: readonly number[];
+  readonly repeat: number;
+  readonly linkLatencyMs: number;
+  readonly threads: number;
+  readonly taskset: boolean;
+  /** Cores available for --taskset. */
+  readonly cores: number;
+  readonly rpc: boolean;
+  readonly stock: boolean;
+  /** Only these configuration ids, when given. */
+  readonly only?: readonly string[];
+  readonly batch?: number;
+  readonly ubatch?: number;
+}

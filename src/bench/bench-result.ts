@@ -1,0 +1,118 @@
+// What a bench run found, as plain JSON-ready data (the --json file is exactly a BenchReport).
+import type { ConfigKind } from './bench-config.js';
+import type { ProcessRole } from './launch-plan.js';
+import type { Spread } from './stats.js';
+
+/** One request batch (`parallel` concurrent streaming requests). */
+export interface Sample {
+  /** Mean over the batch's requests: request sent → first streamed token. */
+  readonly ttftMs: number;
+  /** Sum over requests of the server's prompt tokens/s (aggregate when parallel). */
+  readonly prefillTps: number;
+  /** Sum over requests of the server's predicted tokens/s. */
+  readonly decodeTps: number;
+  readonly promptTokens: number;
+  readonly generatedTokens: number;
+  /** Relay bytes (both ways, all links) from the request until every first token. */
+  readonly prefillBytes: number;
+  /** Relay bytes from there to the end. */
+  readonly decodeBytes: number;
+}
+
+export interface Measurement {
+  readonly promptTokens: number;
+  readonly parallel: number;
+  readonly samples: readonly Sample[];
+  readonly ttftMs: Spread;
+  readonly prefillTps: Spread;
+  readonly decodeTps: Spread;
+  /** 1000 / median decode tokens/s (per request stream). */
+  readonly decodeMsPerToken: number;
+  readonly prefillBytesPerPromptToken: number;
+  readonly decodeBytesPerToken: number;
+}
+
+export interface NodeResult {
+  readonly rank: number;
+  readonly node: string;
+  readonly role: ProcessRole;
+  readonly layers: readonly [number, number];
+  readonly core?: number;
+  /** Spawn → ready (worker: stage ready line; head/server: /health 200; ggml-rpc-server: accepting). */
+  readonly loadMs: number;
+  /** VmHWM from /proc/PID/status just before the process was stopped. */
+  readonly peakRssBytes: number;
+}
+
+export interface LinkResult {
+  readonly name: string;
+  /** Bytes through the link until every process was ready (weights, for RPC). */
+  readonly startBytes: number;
+  readonly totalBytes: number;
+  /** Mean time the relay actually held a chunk (the emulated one-way latency). */
+  readonly meanHeldMs: number;
+}
+
+export interface ConfigResult {
+  readonly id: string;
+  readonly kind: ConfigKind;
+  readonly description: string;
+  readonly ranks: number;
+  readonly pipeline: boolean;
+  readonly hops: number;
+  readonly nodes: readonly NodeResult[];
+  readonly links: readonly LinkResult[];
+  /** Slowest node's load time: the configuration is usable after this. */
+  readonly loadMs: number;
+  /** Sum over links of startBytes. */
+  readonly startBytes: number;
+  readonly measurements: readonly Measurement[];
+  /** Set when the configuration could not be measured; the others still are. */
+  readonly error?: string;
+}
+
+/** A target from the issue, evaluated on this run's numbers (undefined value: not measured in this run). */
+export interface Finding {
+  readonly name: string;
+  readonly value: number | undefined;
+  readonly target?: number;
+  readonly unit: string;
+  readonly pass?: boolean;
+  readonly detail: string;
+}
+
+export interface HopOverhead {
+  readonly config: string;
+  readonly promptTokens: number;
+  readonly parallel: number;
+  readonly msPerToken: number;
+  /** stock ms/token + hops × link latency. */
+  readonly limitMsPerToken: number;
+  readonly hops: number;
+  readonly linkLatencyMs: number;
+  /** (msPerToken - limit) / hops. */
+  readonly overheadPerHopMs: number;
+}
+
+export interface BenchReport {
+  readonly version: 1;
+  readonly startedAt: string;
+  readonly model: { readonly path: string; readonly layers: number; readonly fileBytes: number; readonly arch: string };
+  readonly machine: { readonly cores: number; readonly cpu: string };
+  readonly settings: {
+    readonly nodes: readonly string[];
+    readonly promptTokens: readonly number[];
+    readonly genTokens: number;
+    readonly parallel: readonly number[];
+    readonly repeat: number;
+    readonly linkLatencyMs: number;
+    readonly threads: number;
+    readonly taskset: boolean;
+    readonly ctx: number;
+    readonly batch?: number;
+    readonly ubatch?: number;
+  };
+  readonly configs: readonly ConfigResult[];
+  readonly hopOverhead: readonly HopOverhead[];
+  readonly findings: readonly Finding[];
+}

@@ -1,0 +1,103 @@
+// Streams one /completion request from a llama-server head and times it: first token on the client's clock,
+// prompt and decode rates from the server's own `timings`.
+import { performance } from 'node:perf_hooks';
+import { ExternalError } from '../errors.js';
+
+export interface CompletionRequest {
+  readonly prompt: readonly number[];
+  readonly nPredict: number;
+  readonly logitBias?: readonly (readonly [number, false])[];
+}
+
+export interface StreamedCompletion {
+  readonly ttftMs: number;
+  /** performance.now() when the first token arrived. */
+  readonly firstTokenAt: number;
+  readonly totalMs: number;
+  readonly promptN: number;
+  readonly promptPerSecond: number;
+  readonly predictedN: number;
+  readonly predictedPerSecond: number;
+}
+
+interface Timings {
+  prompt_n: number;
+  prompt_per_second: number;
+  predicted_n: number;
+  predicted_per_second: number;
+}
+
+interface Frame {
+  content?: string;
+  stop?: boolean;
+  timings?: Timings;
+  error?: { message?: string } | string;
+}
+
+export async function tokenize(port: number, content: string, signal?: AbortSignal): Promise<number[]> {
+  const r = await fetch(`http://127.0.0.1:${port}/tokenize`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ content, add_special: false }),
+    ...(signal ? { signal } : {}),
+  });
+  if (!r.ok) throw new ExternalError(`/tokenize on port ${port} answered HTTP ${r.status}: ${await r.text()}`);
+  return ((await r.json()) as { tokens: number[] }).tokens;
+}
+
+export async function streamCompletion(
+  port: number,
+  req: CompletionRequest,
+  opts: { signal?: AbortSignal; onFirstToken?: (at: number) => void } = {},
+): Promise<StreamedCompletion> {
+  const t0 = performance.now();
+  const r = await fetch(`http://127.0.0.1:${port}/completion`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      prompt: req.prompt,
+      n_predict: req.nPredict,
+      stream: true,
+      cache_prompt: false,
+      ignore_eos: true,
+      temperature: 0,
+      ...(req.logitBias?.length ? { logit_bias: req.logitBias } : {}),
+    }),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  if (!r.ok || !r.body) throw new ExternalError(`/completion on port ${port} answered HTTP ${r.status}: ${await r.text()}`);
+  let firstTokenAt: number | undefined;
+  let timings: Timings | undefined;
+  let buffered = '';
+  const decoder = new TextDecoder();
+  const onFrame = (json: string) => {
+    const f = JSON.parse(json) as Frame;
+    if (f.error) throw new ExternalError(`/completion stream on port ${port} failed: ${typeof f.error === 'string' ? f.error : f.error.message}`);
+    if (firstTokenAt === undefined && !f.stop) {
+      firstTokenAt = performance.now();
+      opts.onFirstToken?.(firstTokenAt);
+    }
+    if (f.timings && f.stop) timings = f.timings;
+  };
+  for await (const chunk of r.body as AsyncIterable<Uint8Array>) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith('data: ')) onFrame(line.slice(6));
+      else if (line.startsWith('error: ')) onFrame(line.slice(7));
+    }
+  }
+  if (!timings) throw new ExternalError(`/completion stream on port ${port} ended without timings`);
+  const end = performance.now();
+  return {
+    ttftMs: (firstTokenAt ?? end) - t0,
+    firstTokenAt: firstTokenAt ?? end,
+    totalMs: end - t0,
+    promptN: timings.prompt_n,
+    promptPerSecond: timings.prompt_per_second,
+    predictedN: timings.predicted_n,
+    predictedPerSecond: timings.predicted_per_second,
+  };
+}

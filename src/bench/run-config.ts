@@ -1,0 +1,185 @@
+// Runs one configuration end to end: relays up, processes started in plan order (each timed spawn → ready),
+// a warm-up, the measured request batches, peak RSS; then everything it started is stopped.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import getPort from 'get-port';
+import { formatError } from '../errors.js';
+import { startProcess, type ManagedProcess } from '../process/managed-process.js';
+import type { BenchConfig, BenchNode, BenchRuntime } from './bench-config.js';
+import type { BenchEvent } from './bench-events.js';
+import type { ConfigResult, LinkResult, Measurement, NodeResult, Sample } from './bench-result.js';
+import { tokenize } from './completion-client.js';
+import { DelayRelay } from './delay-relay.js';
+import { planLaunch, portsNeeded, type Binaries, type PlannedProcess } from './launch-plan.js';
+import { measureBatch } from './measure-batch.js';
+import { summarize } from './measurement.js';
+import { readPeakRss } from './proc-status.js';
+import { buildPrompt, PROMPT_TEXT } from './prompt-tokens.js';
+import { exitError, waitReady } from './readiness.js';
+import { LOOPBACK } from './server-argv.js';
+
+export interface RunContext {
+  readonly model: string;
+  readonly bins: Binaries;
+  readonly runtime: BenchRuntime;
+  readonly nodes: readonly BenchNode[];
+  readonly linkLatencyMs: number;
+  readonly promptTokens: readonly number[];
+  readonly genTokens: number;
+  readonly parallel: readonly number[];
+  readonly repeat: number;
+  readonly logitBias: readonly (readonly [number, false])[];
+  readonly readyTimeoutMs: number;
+  readonly signal?: AbortSignal;
+  readonly emit: (e: BenchEvent) => void;
+}
+
+interface Started {
+  readonly planned: PlannedProcess;
+  readonly proc: ManagedProcess;
+  readonly loadMs: number;
+}
+
+export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<ConfigResult> {
+  ctx.emit({ kind: 'config-start', id: c.id, description: c.description });
+  const started: Started[] = [];
+  const relays: DelayRelay[] = [];
+  let secretDir: string | undefined;
+  const base = {
+    id: c.id,
+    kind: c.kind,
+    description: c.description,
+    ranks: c.ranks.length,
+    pipeline: c.pipeline,
+    hops: c.hops,
+  };
+  try {
+    const ports = await Promise.all(Array.from({ length: portsNeeded(c) }, () => getPort({ host: LOOPBACK })));
+    secretDir = await mkdtemp(join(tmpdir(), 'llama-relay-bench-'));
+    const secretFile = join(secretDir, 'secret');
+    await writeFile(secretFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+    const plan = planLaunch(c, { model: ctx.model, bins: ctx.bins, runtime: ctx.runtime, nodes: ctx.nodes, ports, secretFile });
+
+    for (const l of plan.links) {
+      relays.push(
+        await DelayRelay.start({
+          name: `${c.id} link ${l.name}`,
+          listenPort: l.listenPort,
+          target: { host: LOOPBACK, port: l.targetPort },
+          delayMs: ctx.linkLatencyMs,
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+        }),
+      );
+    }
+
+    for (const planned of plan.processes) {
+      let seen = false;
+      const probe = planned.ready;
+      const t0 = performance.now();
+      const proc = startProcess(planned.spec, {
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        forceKillAfterMs: 3000,
+        tailLines: 60,
+        onLine: (line) => {
+          if (probe.kind === 'stderr-line' && probe.pattern.test(line)) seen = true;
+        },
+      });
+      started.push({ planned, proc, loadMs: Number.NaN });
+      await waitReady(proc, probe, () => seen, { timeoutMs: ctx.readyTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      const loadMs = performance.now() - t0;
+      started[started.length - 1] = { planned, proc, loadMs };
+      ctx.emit({ kind: 'process-ready', id: c.id, label: planned.spec.label, loadMs });
+    }
+    const startCounts = relays.map((r) => r.snapshot());
+
+    const measurements = await measureAll(c, ctx, plan.httpPort, relays, started);
+
+    const nodes: NodeResult[] = [];
+    for (const s of [...started].sort((a, b) => a.planned.rank - b.planned.rank)) {
+      const core = c.ranks[s.planned.rank]?.core;
+      nodes.push({
+        rank: s.planned.rank,
+        node: ctx.nodes[s.planned.node]?.name ?? `node ${s.planned.node}`,
+        role: s.planned.role,
+        layers: s.planned.layers,
+        ...(core !== undefined ? { core } : {}),
+        loadMs: s.loadMs,
+        peakRssBytes: (await readPeakRss(s.proc.pid)) ?? Number.NaN,
+      });
+    }
+    const links: LinkResult[] = relays.map((r, i) => {
+      const now = r.snapshot();
+      const start = startCounts[i]!;
+      return {
+        name: plan.links[i]!.name,
+        startBytes: start.forwardBytes + start.backwardBytes,
+        totalBytes: now.forwardBytes + now.backwardBytes,
+        meanHeldMs: now.heldChunks ? now.heldMsSum / now.heldChunks : 0,
+      };
+    });
+    ctx.emit({ kind: 'config-done', id: c.id });
+    return {
+      ...base,
+      nodes,
+      links,
+      loadMs: Math.max(...nodes.map((n) => n.loadMs)),
+      startBytes: links.reduce((a, l) => a + l.startBytes, 0),
+      measurements,
+    };
+  } catch (err) {
+    const message = describeFailure(err, started);
+    ctx.emit({ kind: 'config-failed', id: c.id, message });
+    return { ...base, nodes: [], links: [], loadMs: Number.NaN, startBytes: Number.NaN, measurements: [], error: message };
+  } finally {
+    await Promise.all([...started].reverse().map((s) => s.proc.stop()));
+    await Promise.all(relays.map((r) => r.close()));
+    if (secretDir) await rm(secretDir, { recursive: true, force: true });
+  }
+}
+
+async function measureAll(
+  c: BenchConfig,
+  ctx: RunContext,
+  port: number,
+  relays: readonly DelayRelay[],
+  started: readonly Started[],
+): Promise<Measurement[]> {
+  const base = await tokenize(port, PROMPT_TEXT, ctx.signal);
+  // Warm-up: first requests pay for lazy allocations and page faults on every rank.
+  await measureBatch(port, [buildPrompt(base, 32, 0)], 4, ctx.logitBias, relays, ctx.signal);
+  const out: Measurement[] = [];
+  let variant = 1;
+  for (const parallel of ctx.parallel) {
+    for (const promptTokens of ctx.promptTokens) {
+      const samples: Sample[] = [];
+      for (let r = 0; r < ctx.repeat; r++) {
+        const prompts = Array.from({ length: parallel }, () => buildPrompt(base, promptTokens, variant++));
+        const sample = await measureBatch(port, prompts, ctx.genTokens, ctx.logitBias, relays, ctx.signal).catch(async (err: unknown) => {
+          throw (await exitedProcessError(started)) ?? err;
+        });
+        samples.push(sample);
+        ctx.emit({ kind: 'sample', id: c.id, promptTokens, parallel, repeat: r, sample });
+      }
+      out.push(summarize(promptTokens, parallel, samples));
+    }
+  }
+  return out;
+}
+
+/** A request failed: if a process died, that is the real story. */
+async function exitedProcessError(started: readonly Started[]): Promise<Error | undefined> {
+  const gone = await Promise.race([
+    Promise.race(started.map((s) => s.proc.done)),
+    new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
+  ]);
+  return gone ? exitError(gone, 'exited during the measurement') : undefined;
+}
+
+function describeFailure(err: unknown, started: readonly Started[]): string {
+  const text = formatError(err).replace(/^error: /, '');
+  const last = started.at(-1);
+  return last && !text.includes('stderr') ? `${text}\nlast lines of ${last.planned.spec.label}:\n${last.proc.tail.toString(10)}` : text;
+}

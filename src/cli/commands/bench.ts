@@ -1,0 +1,103 @@
+// `llama-relay bench`: stock llama-server vs llama-relay chains vs llama.cpp RPC, one run, table + JSON + SVG.
+import { writeFile } from 'node:fs/promises';
+import type { CommandModule } from 'yargs';
+import { formatBenchEvent } from '../../bench/bench-events.js';
+import { parseCountList } from '../../bench/bench-nodes.js';
+import { renderReport } from '../../bench/report-table.js';
+import { renderSvgChart } from '../../bench/svg-chart.js';
+import { UserError } from '../../errors.js';
+import { runBench } from '../../services/bench.js';
+
+interface Args {
+  model: string;
+  nodes?: string;
+  n?: number;
+  'prompt-tokens': string;
+  'gen-tokens': number;
+  parallel: string;
+  repeat: number;
+  'link-latency-ms': number;
+  threads: number;
+  taskset: boolean;
+  json?: string;
+  chart?: string;
+  rpc: boolean;
+  stock: boolean;
+  only?: string;
+  batch?: number;
+  ubatch?: number;
+  'patched-bin-dir'?: string;
+  'stock-bin-dir'?: string;
+  'ready-timeout': number;
+  quiet: boolean;
+  root: string[];
+}
+
+export const benchCommand: CommandModule<object, Args> = {
+  command: 'bench <model>',
+  describe: 'Benchmark stock llama-server, llama-relay chains (1..N ranks) and llama.cpp RPC on one model',
+  builder: (y) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: '.gguf path or Ollama model name' })
+      .option('nodes', { type: 'string', describe: 'nodes, e.g. local,local,local (local only for now)' })
+      .option('n', { type: 'number', describe: 'number of local nodes' })
+      .option('prompt-tokens', { type: 'string', default: '512,2048', describe: 'prompt lengths in tokens, comma-separated' })
+      .option('gen-tokens', { type: 'number', default: 128, describe: 'tokens generated per request' })
+      .option('parallel', { type: 'string', default: '1,4', describe: 'concurrent requests, comma-separated' })
+      .option('repeat', { type: 'number', default: 3, describe: 'repeats per point (median and min/max)' })
+      .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay the link relays add (0: count bytes only)' })
+      .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
+      .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
+      .option('json', { type: 'string', describe: 'write the full report as JSON to this file' })
+      .option('chart', { type: 'string', describe: 'write an SVG chart of tokens/s to this file' })
+      .option('rpc', { type: 'boolean', default: true, describe: 'measure llama.cpp RPC (--no-rpc to skip)' })
+      .option('stock', { type: 'boolean', default: true, describe: 'measure stock llama-server (--no-stock to skip)' })
+      .option('only', { type: 'string', describe: 'only these configurations, e.g. chain-2,chain-2-nopipe' })
+      .option('batch', { type: 'number', describe: 'llama-server -b for every server' })
+      .option('ubatch', { type: 'number', describe: 'llama-server -ub for every server' })
+      .option('patched-bin-dir', { type: 'string', describe: 'directory of the patched llama-server (default: scripts/build-llama.sh)' })
+      .option('stock-bin-dir', { type: 'string', describe: 'directory of stock llama-server and ggml-rpc-server' })
+      .option('ready-timeout', { type: 'number', default: 300, describe: 'seconds a process may take to load' })
+      .option('quiet', { type: 'boolean', default: false, describe: 'no progress lines on stderr' })
+      .option('root', { type: 'string', array: true, default: [] as string[], describe: 'an extra Ollama models directory' })
+      .conflicts('n', 'nodes'),
+  handler: async (a) => {
+    const dirs = [a['patched-bin-dir'], a['stock-bin-dir']];
+    if (dirs.filter(Boolean).length === 1) throw new UserError('pass both --patched-bin-dir and --stock-bin-dir, or neither');
+    const ac = new AbortController();
+    const onSignal = () => ac.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const report = await runBench({
+        model: a.model,
+        ...(a.nodes !== undefined ? { nodes: a.nodes } : {}),
+        ...(a.n !== undefined ? { nodeCount: a.n } : {}),
+        promptTokens: parseCountList('--prompt-tokens', a['prompt-tokens']),
+        genTokens: a['gen-tokens'],
+        parallel: parseCountList('--parallel', a.parallel),
+        repeat: a.repeat,
+        linkLatencyMs: a['link-latency-ms'],
+        threads: a.threads,
+        taskset: a.taskset,
+        rpc: a.rpc,
+        stock: a.stock,
+        ...(a.only ? { only: a.only.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+        ...(a.batch !== undefined ? { batch: a.batch } : {}),
+        ...(a.ubatch !== undefined ? { ubatch: a.ubatch } : {}),
+        ...(a['patched-bin-dir'] && a['stock-bin-dir'] ? { binDirs: { patched: a['patched-bin-dir'], stock: a['stock-bin-dir'] } } : {}),
+        roots: a.root,
+        readyTimeoutMs: a['ready-timeout'] * 1000,
+        signal: ac.signal,
+        ...(a.quiet ? {} : { onEvent: (e) => process.stderr.write(`${formatBenchEvent(e)}\n`) }),
+      });
+      process.stdout.write(renderReport(report));
+      if (a.json) await writeFile(a.json, `${JSON.stringify(report, null, 2)}\n`);
+      if (a.chart) await writeFile(a.chart, renderSvgChart(report));
+      if (report.configs.some((c) => c.error)) process.exitCode = 1;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};

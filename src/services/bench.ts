@@ -1,0 +1,142 @@
+// bench: measure stock llama-server, llama-relay chains and llama.cpp RPC on the same model in one run.
+import { availableParallelism, cpus } from 'node:os';
+import { UserError } from '../errors.js';
+import { loadGgufModel } from '../gguf/model.js';
+import { isGgufArray } from '../gguf/types.js';
+import { candidateRoots } from '../ollama/roots.js';
+import { resolveModel } from '../ollama/resolve.js';
+import { findings, hopOverheads } from '../bench/bench-analysis.js';
+import type { BenchOptions, BenchRuntime } from '../bench/bench-config.js';
+import type { BenchEvent } from '../bench/bench-events.js';
+import { benchNodes } from '../bench/bench-nodes.js';
+import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
+import { contextSize, planConfigs } from '../bench/config-planner.js';
+import { binaries, buildDirs, type BinDirs } from '../bench/llama-builds.js';
+import { banByteTokens } from '../bench/prompt-tokens.js';
+import { runConfig } from '../bench/run-config.js';
+
+export interface BenchRequest {
+  readonly model: string;
+  readonly nodes?: string;
+  readonly nodeCount?: number;
+  readonly promptTokens: readonly number[];
+  readonly genTokens: number;
+  readonly parallel: readonly number[];
+  readonly repeat: number;
+  readonly linkLatencyMs: number;
+  readonly threads: number;
+  readonly taskset: boolean;
+  readonly rpc: boolean;
+  readonly stock: boolean;
+  readonly only?: readonly string[];
+  readonly batch?: number;
+  readonly ubatch?: number;
+  /** Both directories, or neither (then scripts/build-llama.sh finds or builds them). */
+  readonly binDirs?: BinDirs;
+  readonly roots?: readonly string[];
+  readonly readyTimeoutMs?: number;
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (e: BenchEvent) => void;
+}
+
+function check(req: BenchRequest): void {
+  const positiveInt = (flag: string, v: number | undefined) => {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new UserError(`${flag} must be a positive integer, not ${v}`);
+  };
+  positiveInt('--gen-tokens', req.genTokens);
+  positiveInt('--repeat', req.repeat);
+  positiveInt('--threads', req.threads);
+  positiveInt('--batch', req.batch);
+  positiveInt('--ubatch', req.ubatch);
+  if (!(req.linkLatencyMs >= 0 && req.linkLatencyMs <= 10_000)) throw new UserError(`--link-latency-ms must be between 0 and 10000, not ${req.linkLatencyMs}`);
+}
+
+export async function runBench(req: BenchRequest): Promise<BenchReport> {
+  check(req);
+  const emit = req.onEvent ?? (() => undefined);
+  const nodes = benchNodes(req.nodes, req.nodeCount);
+  const resolved = await resolveModel(req.model, candidateRoots(req.roots ?? []));
+  const gguf = await loadGgufModel(resolved.ggufPath);
+  const arch = gguf.metadata.string('general.architecture') ?? 'unknown';
+  const layers = gguf.metadata.number(`${arch}.block_count`);
+  if (!layers) throw new UserError(`${resolved.ggufPath}: no ${arch}.block_count; is it a model GGUF?`);
+  const tokenTypes = gguf.metadata.get('tokenizer.ggml.token_type');
+  const logitBias = isGgufArray(tokenTypes) ? banByteTokens(tokenTypes.items.map(Number)) : [];
+
+  const cores = availableParallelism();
+  const options: BenchOptions = {
+    nodes,
+    promptTokens: req.promptTokens,
+    genTokens: req.genTokens,
+    parallel: req.parallel,
+    repeat: req.repeat,
+    linkLatencyMs: req.linkLatencyMs,
+    threads: req.threads,
+    taskset: req.taskset,
+    cores,
+    rpc: req.rpc,
+    stock: req.stock,
+    ...(req.only ? { only: req.only } : {}),
+    ...(req.batch !== undefined ? { batch: req.batch } : {}),
+    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+  };
+  const configs = planConfigs(options, layers);
+  const slots = Math.max(...req.parallel);
+  const runtime: BenchRuntime = {
+    threads: req.threads,
+    ctx: contextSize(req.promptTokens, req.genTokens, slots),
+    slots,
+    ...(req.batch !== undefined ? { batch: req.batch } : {}),
+    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+  };
+  emit({ kind: 'info', message: `bench: ${configs.map((c) => c.id).join(', ')} on ${resolved.ggufPath} (${layers} layers)` });
+  const bins = await binaries(req.binDirs ?? (await buildDirs(req.signal)));
+
+  const startedAt = new Date().toISOString();
+  const results: ConfigResult[] = [];
+  for (const c of configs) {
+    if (req.signal?.aborted) throw new UserError('bench interrupted');
+    results.push(
+      await runConfig(c, {
+        model: resolved.ggufPath,
+        bins,
+        runtime,
+        nodes,
+        linkLatencyMs: req.linkLatencyMs,
+        promptTokens: req.promptTokens,
+        genTokens: req.genTokens,
+        parallel: req.parallel,
+        repeat: req.repeat,
+        logitBias,
+        readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
+        emit,
+        ...(req.signal ? { signal: req.signal } : {}),
+      }),
+    );
+  }
+  if (req.signal?.aborted) throw new UserError('bench interrupted');
+
+  const settings = {
+    nodes: nodes.map((n) => n.name),
+    promptTokens: req.promptTokens,
+    genTokens: req.genTokens,
+    parallel: req.parallel,
+    repeat: req.repeat,
+    linkLatencyMs: req.linkLatencyMs,
+    threads: req.threads,
+    taskset: req.taskset,
+    ctx: runtime.ctx,
+    ...(req.batch !== undefined ? { batch: req.batch } : {}),
+    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+  };
+  return {
+    version: 1,
+    startedAt,
+    model: { path: resolved.ggufPath, layers, fileBytes: gguf.fileBytes, arch },
+    machine: { cores, cpu: cpus()[0]?.model.trim() ?? 'unknown' },
+    settings,
+    configs: results,
+    hopOverhead: hopOverheads(results, req.linkLatencyMs),
+    findings: findings(results, settings),
+  };
+}

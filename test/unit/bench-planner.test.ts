@@ -1,0 +1,228 @@
+// bench: node lists, layer splits, configurations, the RPC split and launch plans, all as data before anything runs.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { BenchConfig, BenchOptions, BenchRuntime } from '../../src/bench/bench-config.js';
+import { benchNodes, parseCountList } from '../../src/bench/bench-nodes.js';
+import { contextSize, planConfigs } from '../../src/bench/config-planner.js';
+import { evenSplit } from '../../src/bench/layer-split.js';
+import { planLaunch, portsNeeded, WORKER_READY, type LaunchInput } from '../../src/bench/launch-plan.js';
+import { parseBuildOutput } from '../../src/bench/llama-builds.js';
+import { banByteTokens, buildPrompt } from '../../src/bench/prompt-tokens.js';
+import { llamaCppLayerDevice, rpcSplit } from '../../src/bench/rpc-split.js';
+import { pinToCore } from '../../src/bench/server-argv.js';
+import { UserError } from '../../src/errors.js';
+
+const options = (o: Partial<BenchOptions> = {}): BenchOptions => ({
+  nodes: benchNodes(undefined, 3),
+  promptTokens: [512, 2048],
+  genTokens: 128,
+  parallel: [1, 4],
+  repeat: 3,
+  linkLatencyMs: 0,
+  threads: 1,
+  taskset: false,
+  cores: 2,
+  rpc: true,
+  stock: true,
+  ...o,
+});
+
+describe('benchNodes and count lists', () => {
+  it('takes a count or a list of local nodes', () => {
+    assert.deepEqual(benchNodes(undefined, 2).map((n) => n.name), ['local0', 'local1']);
+    assert.equal(benchNodes('local,localhost,127.0.0.1', undefined).length, 3);
+  });
+  it('refuses remote nodes, both flags, no flag, and bad counts with a next step', () => {
+    assert.throws(() => benchNodes('local,alice@gpu1', undefined), (e: unknown) => e instanceof UserError && /local nodes only/.test(e.message) && e.next.length > 0);
+    assert.throws(() => benchNodes('local', 2), UserError);
+    assert.throws(() => benchNodes(undefined, undefined), UserError);
+    assert.throws(() => benchNodes(undefined, 0), UserError);
+  });
+  it('parses comma-separated positive integers', () => {
+    assert.deepEqual(parseCountList('--prompt-tokens', '512, 2048'), [512, 2048]);
+    assert.deepEqual(parseCountList('--parallel', 4), [4]);
+    for (const bad of ['', '0', '1,x', '2.5', '-1']) assert.throws(() => parseCountList('--parallel', bad), UserError, bad);
+  });
+});
+
+describe('evenSplit', () => {
+  const table: [number, number, [number, number][]][] = [
+    [6, 3, [[0, 2], [2, 4], [4, 6]]],
+    [18, 3, [[0, 6], [6, 12], [12, 18]]],
+    [7, 3, [[0, 2], [2, 4], [4, 7]]],
+    [8, 3, [[0, 2], [2, 5], [5, 8]]],
+    [5, 1, [[0, 5]]],
+    [2, 2, [[0, 1], [1, 2]]],
+  ];
+  for (const [layers, parts, want] of table) it(`${layers} layers over ${parts}`, () => assert.deepEqual(evenSplit(layers, parts), want));
+  it('covers every layer once with sizes within one of each other', () => {
+    for (let layers = 1; layers <= 40; layers++) {
+      for (let parts = 1; parts <= Math.min(layers, 8); parts++) {
+        const s = evenSplit(layers, parts);
+        assert.equal(s[0]![0], 0);
+        assert.equal(s.at(-1)![1], layers);
+        s.forEach(([a], i) => i > 0 && assert.equal(a, s[i - 1]![1]));
+        const sizes = s.map(([a, b]) => b - a);
+        assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1);
+      }
+    }
+  });
+  it('refuses more parts than layers', () => assert.throws(() => evenSplit(2, 3), UserError));
+});
+
+describe('rpcSplit', () => {
+  it('gives -ngl, -ts and -dev for the remote ranges', () => {
+    const s = rpcSplit(evenSplit(18, 3), 18);
+    assert.deepEqual({ ...s, overrides: [] }, { gpuLayers: 13, tensorSplit: [6, 7], devices: ['RPC0', 'RPC1'], overrides: [] });
+    assert.ok(s.overrides.includes('^output\\.weight=CPU'));
+  });
+  it("reproduces the chain's split under llama.cpp's layer assignment, output layer on the head", () => {
+    for (let layers = 2; layers <= 64; layers++) {
+      for (let n = 2; n <= Math.min(layers, 6); n++) {
+        const ranges = evenSplit(layers, n);
+        const split = rpcSplit(ranges, layers);
+        for (let il = 0; il <= layers; il++) {
+          // The output layer lands on the last device, and -ot puts its tensors back on the head.
+          const want = il === layers ? n - 2 : ranges.findIndex(([a, b]) => il >= a && il < b) - 1;
+          assert.equal(llamaCppLayerDevice(il, layers, split), want, `L=${layers} n=${n} layer ${il}`);
+        }
+      }
+    }
+  });
+});
+
+describe('planConfigs', () => {
+  it('plans stock, chain-1..N, chain-N-nopipe and rpc-N with even splits', () => {
+    const c = planConfigs(options(), 18);
+    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'rpc-3']);
+    assert.deepEqual(c.find((x) => x.id === 'chain-2')!.ranks.map((r) => r.layers), [[0, 9], [9, 18]]);
+    assert.deepEqual(c.map((x) => x.hops), [0, 0, 2, 3, 3, 4]);
+    assert.equal(c.find((x) => x.id === 'chain-3-nopipe')!.pipeline, false);
+    assert.ok(c.every((x) => x.ranks.every((r, i) => r.node === i && r.core === undefined)));
+  });
+  it('drops stock and rpc on request, and has no rpc or nopipe with one node', () => {
+    assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe']);
+    assert.deepEqual(planConfigs(options({ nodes: benchNodes(undefined, 1) }), 6).map((x) => x.id), ['stock', 'chain-1']);
+  });
+  it('pins rank i to core i mod cores with --taskset', () => {
+    const c = planConfigs(options({ taskset: true, cores: 2 }), 6);
+    assert.deepEqual(c.find((x) => x.id === 'chain-3')!.ranks.map((r) => r.core), [0, 1, 0]);
+    assert.deepEqual(c.find((x) => x.id === 'stock')!.ranks.map((r) => r.core), [0]);
+  });
+  it('filters with --only and names the valid ids when one is unknown', () => {
+    assert.deepEqual(planConfigs(options({ only: ['chain-3', 'chain-3-nopipe'] }), 6).map((x) => x.id), ['chain-3', 'chain-3-nopipe']);
+    assert.throws(() => planConfigs(options({ only: ['chain-9'] }), 6), (e: unknown) => e instanceof UserError && /chain-3-nopipe/.test(e.next.join()));
+  });
+  it('refuses more nodes than layers', () => assert.throws(() => planConfigs(options({ nodes: benchNodes(undefined, 5) }), 4), UserError));
+  it('sizes the context for the longest prompt plus generation in every slot', () => {
+    assert.equal(contextSize([512, 2048], 128, 1), 2304);
+    assert.equal(contextSize([64], 8, 4), 768);
+  });
+});
+
+describe('planLaunch', () => {
+  const runtime: BenchRuntime = { threads: 1, ctx: 2304, slots: 4 };
+  const input = (c: BenchConfig): LaunchInput => ({
+    model: '/m.gguf',
+    bins: { patchedServer: '/p/llama-server', stockServer: '/s/llama-server', rpcServer: '/s/ggml-rpc-server' },
+    runtime,
+    nodes: benchNodes(undefined, 3),
+    ports: Array.from({ length: portsNeeded(c) }, (_, i) => 9000 + i),
+    secretFile: '/tmp/secret',
+  });
+  const configs = planConfigs(options({ taskset: true }), 6);
+  const byId = (id: string) => configs.find((c) => c.id === id)!;
+  // Server flags come after the binary (taskset's own -c comes before it).
+  const flag = (args: readonly string[], f: string) => {
+    const from = args.findIndex((a) => a.endsWith('llama-server') || a.endsWith('ggml-rpc-server'));
+    return args[args.indexOf(f, from) + 1];
+  };
+
+  it('starts one stock server with the shared runtime flags, pinned', () => {
+    const p = planLaunch(byId('stock'), input(byId('stock')));
+    assert.equal(p.processes.length, 1);
+    const s = p.processes[0]!.spec;
+    assert.equal(s.command, 'taskset');
+    assert.deepEqual(s.args.slice(0, 3), ['-c', '0', '/s/llama-server']);
+    assert.equal(flag(s.args, '--port'), '9000');
+    assert.equal(flag(s.args, '-c'), '2304');
+    assert.equal(flag(s.args, '-np'), '4');
+    assert.equal(flag(s.args, '-t'), '1');
+    assert.deepEqual(p.processes[0]!.ready, { kind: 'http-health', port: 9000 });
+    assert.deepEqual(p.links, []);
+  });
+
+  it('chains: workers downstream first, every --stage-next through a relay, the ring closing on the head', () => {
+    const c = byId('chain-3');
+    const p = planLaunch(c, input(c));
+    assert.deepEqual(p.processes.map((x) => x.rank), [2, 1, 0]);
+    const listen = (r: number) => flag(p.processes.find((x) => x.rank === r)!.spec.args, '--stage-listen');
+    const next = (r: number) => flag(p.processes.find((x) => x.rank === r)!.spec.args, '--stage-next');
+    assert.deepEqual(p.links.map((l) => l.name), ['0->1', '1->2', '2->0']);
+    for (const l of p.links) {
+      assert.equal(next(l.fromRank), `127.0.0.1:${l.listenPort}`);
+      assert.equal(listen(l.toRank), `127.0.0.1:${l.targetPort}`);
+    }
+    const head = p.processes.find((x) => x.rank === 0)!;
+    assert.equal(head.role, 'head');
+    assert.deepEqual(head.ready, { kind: 'http-health', port: p.httpPort });
+    assert.ok(!head.spec.args.includes('--stage-no-pipeline'));
+    assert.equal(flag(head.spec.args, '--layer-range'), '0:2');
+    const w = p.processes.find((x) => x.rank === 2)!;
+    assert.equal(w.ready.kind, 'stderr-line');
+    assert.ok(!w.spec.args.includes('--port'));
+    assert.equal(flag(w.spec.args, '--stage-secret-file'), '/tmp/secret');
+    assert.ok(WORKER_READY.test('llama-relay: stage ready layers=4:6 listen=127.0.0.1:9003'));
+    assert.deepEqual(p.processes.map((x) => x.spec.args[1]), ['0', '1', '0']);
+  });
+
+  it('turns pipelining off on the nopipe head only', () => {
+    const c = byId('chain-3-nopipe');
+    const p = planLaunch(c, input(c));
+    assert.deepEqual(p.processes.filter((x) => x.spec.args.includes('--stage-no-pipeline')).map((x) => x.rank), [0]);
+  });
+
+  it('rpc: ggml-rpc-servers first, the stock head dialling them through relays with the same split', () => {
+    const c = byId('rpc-3');
+    const p = planLaunch(c, input(c));
+    assert.deepEqual(p.processes.map((x) => x.role), ['rpc-server', 'rpc-server', 'rpc-head']);
+    const head = p.processes[2]!.spec.args;
+    assert.equal(flag(head, '--rpc'), p.links.map((l) => `127.0.0.1:${l.listenPort}`).join(','));
+    assert.equal(flag(head, '-ngl'), '5');
+    assert.equal(flag(head, '-ts'), '2,3');
+    assert.match(flag(head, '-ot')!, /\^output\\.weight=CPU/);
+    assert.equal(flag(head, '-dev'), 'RPC0,RPC1');
+    p.processes.slice(0, 2).forEach((s, i) => {
+      assert.equal(flag(s.spec.args, '-p'), String(p.links[i]!.targetPort));
+      assert.deepEqual(s.ready, { kind: 'tcp', port: p.links[i]!.targetPort });
+    });
+    assert.ok(head.includes('/s/llama-server'));
+  });
+
+  it('chain-1 is the patched server without stage flags', () => {
+    const c = byId('chain-1');
+    const args = planLaunch(c, input(c)).processes[0]!.spec.args;
+    assert.ok(args.includes('/p/llama-server'));
+    assert.ok(!args.some((a) => a.startsWith('--stage') || a === '--layer-range'));
+  });
+
+  it('pinToCore leaves unpinned specs alone', () => {
+    const s = { label: 'x', command: '/bin/true', args: ['a'] };
+    assert.equal(pinToCore(s, undefined), s);
+    assert.deepEqual(pinToCore(s, 1).args, ['-c', '1', '/bin/true', 'a']);
+  });
+});
+
+describe('prompts, logit bias and build output', () => {
+  it('builds prompts of the exact length that differ by variant', () => {
+    const base = [10, 11, 12, 13, 14];
+    assert.equal(buildPrompt(base, 2048, 3).length, 2048);
+    assert.notDeepEqual(buildPrompt(base, 8, 1), buildPrompt(base, 8, 2));
+    assert.ok(buildPrompt(base, 12, 0).every((t) => base.includes(t)));
+  });
+  it('bans byte tokens only', () => assert.deepEqual(banByteTokens([3, 6, 1, 6]), [[1, false], [3, false]]));
+  it('reads the last patched=/stock= lines of build-llama.sh', () => {
+    assert.deepEqual(parseBuildOutput('log\npatched=/a/bin\nstock=/b/bin\n'), { patched: '/a/bin', stock: '/b/bin' });
+    assert.equal(parseBuildOutput('nothing'), undefined);
+  });
+});
