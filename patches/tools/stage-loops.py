@@ -31,7 +31,11 @@ DENY = {
     "deepseek4.cpp", "qwen4exp.cpp", "kimi-k3.cpp",                        # multi-stream state
     "qwen3vl.cpp", "qwen3vl-moe.cpp",                                      # deepstack
     "lfm2.cpp",                                                            # carries cur across layers
-    "t5-dec.cpp", "t5-enc.cpp", "t5encoder.cpp",                           # encoder-decoder
+    "t5-dec.cpp", "t5-enc.cpp", "t5encoder.cpp", "t5.cpp",                 # encoder-decoder
+    "bert.cpp", "eurobert.cpp", "modern-bert.cpp", "neo-bert.cpp",         # encoders / embedding models
+    "gemma-embedding.cpp", "pangu-embed.cpp",
+    "dream.cpp", "llada.cpp", "llada-moe.cpp", "rnd1.cpp",                 # diffusion: non-causal decoding
+    "qwen3vlmoe.cpp",                                                      # deepstack
 }
 
 

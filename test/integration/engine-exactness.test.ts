@@ -60,6 +60,22 @@ const cases: ModelCase[] = [
     splits: [[[0, 2], [2, 4]]],
   },
   {
+    name: 'llama-family (mistral-style GQA 8:1, llama-bpe vocab) f16',
+    path: fx({ arch: 'llama', layers: 5, embd: 256, heads: 8, headsKv: 1, ff: 512, vocab: 'llama-bpe', type: 'f16' }),
+    splits: [[[0, 2], [2, 5]]],
+  },
+  {
+    name: 'qwen2 tied Q8_0',
+    path: async () => quantized(await makeFixture({ arch: 'qwen2', layers: 5, embd: 128, heads: 4, headsKv: 2, ff: 256, tied: true }), 'Q8_0'),
+    splits: [[[0, 1], [1, 4], [4, 5]]],
+  },
+  {
+    name: 'gemma3 (iSWA) Q4_K',
+    path: async () =>
+      quantized(await makeFixture({ arch: 'gemma3', layers: 6, embd: 256, heads: 4, headsKv: 2, ff: 512, slidingWindow: 16, swaPattern: 3 }), 'Q4_K_M'),
+    splits: [[[0, 3], [3, 6]]],
+  },
+  {
     name: 'real gemma3-270m Q4_K_M',
     path: async () => {
       const p = await realGemma3Path();

@@ -1,0 +1,77 @@
+// Start-up: refusals that name the problem (unsplittable architecture, bad range, missing secret),
+// and a patched server without stage flags that behaves exactly like stock.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import getPort from 'get-port';
+import { assertSameCompletion, binDirs, commonArgs, complete, healthStatus, startStock, waitFor } from '../helpers/engine.js';
+import { makeFixture } from '../helpers/fixtures.js';
+import { vocabPath } from '../helpers/llama-src.js';
+import { spawn } from 'node:child_process';
+
+function secretFile(): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'relay-start-')), 'secret');
+  writeFileSync(p, 'secret');
+  return p;
+}
+
+/** Runs the patched server to completion (it must exit by itself) and returns its exit code and output. */
+async function runPatched(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const { patched } = await binDirs();
+  const r = spawnSync(join(patched, 'llama-server'), args, { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+describe('refusals at start-up', () => {
+  test('an architecture that cannot be split is refused, naming it and the reason', async () => {
+    for (const [vocab, arch] of [['gpt-2', 'gpt2'], ['bert-bge', 'bert']] as const) {
+      const r = await runPatched(['-m', vocabPath(vocab), '--layer-range', '0:4', '--stage-listen', '127.0.0.1:1',
+        '--stage-next', '127.0.0.1:2', '--stage-secret-file', secretFile(), '--port', String(await getPort())]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.out, new RegExp(`architecture '${arch}' cannot be split across ranks: \\S`));
+    }
+  });
+
+  test('a layer range outside the model is refused with the valid range', async () => {
+    const model = await makeFixture({ arch: 'llama', layers: 4, embd: 64 });
+    const r = await runPatched(['-m', model, '--layer-range', '2:9', '--stage-listen', '127.0.0.1:1',
+      '--stage-next', '127.0.0.1:2', '--stage-secret-file', secretFile()]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /--layer-range 2:9 does not fit the model, which has 4 layers/);
+  });
+
+  test('malformed stage flags and a missing secret are refused before loading', async () => {
+    const model = await makeFixture({ arch: 'llama', layers: 4, embd: 64 });
+    const noSecret = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-listen', '127.0.0.1:1', '--stage-next', '127.0.0.1:2'],
+      { LLAMA_RELAY_SECRET: '' });
+    assert.notEqual(noSecret.code, 0);
+    assert.match(noSecret.out, /a stage secret is required: --stage-secret-file PATH or the LLAMA_RELAY_SECRET/);
+    const badRange = await runPatched(['-m', model, '--layer-range', '3-1']);
+    assert.match(badRange.out, /--layer-range '3-1' is not A:B/);
+    const noNext = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-secret-file', secretFile()]);
+    assert.match(noNext.out, /needs --stage-listen HOST:PORT and --stage-next HOST:PORT/);
+    const missingFile = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-listen', '127.0.0.1:1',
+      '--stage-next', '127.0.0.1:2', '--stage-secret-file', '/nonexistent/secret']);
+    assert.match(missingFile.out, /cannot read --stage-secret-file '\/nonexistent\/secret'/);
+  });
+});
+
+test('without stage flags the patched server answers exactly like stock', async () => {
+  const model = await makeFixture({ arch: 'qwen3', layers: 4, embd: 128, heads: 4, headsKv: 2, ff: 256 });
+  const stock = await startStock(model);
+  const want = await complete(stock.port, { prompt: 'Hello world', n_predict: 48 }).finally(() => stock.stop());
+  const { patched } = await binDirs();
+  const port = await getPort();
+  const child = spawn(join(patched, 'llama-server'), ['-m', model, '--host', '127.0.0.1', '--port', String(port), ...commonArgs], {
+    stdio: 'ignore',
+  });
+  try {
+    await waitFor(async () => (await healthStatus(port)).status === 200, 'patched server health', 60_000);
+    assertSameCompletion(want, await complete(port, { prompt: 'Hello world', n_predict: 48 }), 0, 'patched without flags');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
