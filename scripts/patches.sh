@@ -33,7 +33,7 @@ case "${1:-}" in
     if [ -n "$loops" ]; then
       tmp=$(mktemp -d)
       git -C "$dev" worktree add -q --detach "$tmp/t" "$loops^"
-      python3 "$root/patches/tools/stage-loops.py" "$tmp/t" 2>/dev/null
+      python3 "$root/patches/tools/stage-loops.py" "$tmp/t" --archs-json "$root/src/plan/splittable-archs.json" 2>/dev/null
       git -C "$tmp/t" add -A src/models src/llama-stage-archs.cpp
       if ! git -C "$tmp/t" diff --cached --quiet "$loops" -- src/models src/llama-stage-archs.cpp; then
         git -C "$dev" worktree remove --force "$tmp/t"

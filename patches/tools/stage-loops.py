@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Put llama-relay's stage hooks around the layer loop of every splittable architecture.
 
-Usage: stage-loops.py LLAMA_CPP_TREE
+Usage: stage-loops.py LLAMA_CPP_TREE [--archs-json PATH]
 
 A graph builder is splittable when its constructor has the common decoder layer loop:
 
@@ -78,8 +78,18 @@ def classes_of(lines):
     return out
 
 
+def arch_names(tree, classes):
+    """GGUF architecture names whose model class is one of `classes` (llama-model.cpp + llama-arch.cpp)."""
+    with open(os.path.join(tree, "src", "llama-model.cpp")) as f:
+        mapping = re.findall(r"case (LLM_ARCH_\w+):\s*return new (llama_model_\w+)\(", f.read())
+    with open(os.path.join(tree, "src", "llama-arch.cpp")) as f:
+        names = dict(re.findall(r"\{\s*(LLM_ARCH_\w+),\s*\"([^\"]+)\"\s*\}", f.read()))
+    return sorted({names[e] for e, c in mapping if c in classes and e in names})
+
+
 def main():
     tree = sys.argv[1]
+    archs_json = sys.argv[sys.argv.index("--archs-json") + 1] if "--archs-json" in sys.argv else None
     models = os.path.join(tree, "src", "models")
     patched, skipped = [], {}
     for name in sorted(os.listdir(models)):
@@ -101,6 +111,11 @@ def main():
         for c in patched:
             f.write("    if (dynamic_cast<const %s *>(&model)) { return true; }\n" % c)
         f.write("    return false;\n}\n")
+    if archs_json:
+        import json
+        with open(archs_json, "w") as f:
+            json.dump({"generatedBy": "patches/tools/stage-loops.py", "architectures": arch_names(tree, set(patched))}, f, indent=1)
+            f.write("\n")
     print("stage-loops: %d builders patched, %d files skipped" % (len(patched), len(skipped)), file=sys.stderr)
     for k, v in sorted(skipped.items()):
         print("  skipped %-32s %s" % (k, v), file=sys.stderr)

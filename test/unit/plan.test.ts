@@ -97,7 +97,7 @@ test('an impossible plan is refused with the numbers', () => {
   );
   assert.throws(() => calculatePlan(synthetic({ nLayer: 2 }), n(3), rt()), /3 nodes but the model has only 2 layers/);
   assert.throws(() => calculatePlan(synthetic({ nLayer: 8, arch: 'gemma3n' }), n(2), rt()), /cannot be split across nodes: per-layer embeddings/);
-  assert.throws(() => calculatePlan(synthetic({ nLayer: 8, arch: 'mamba' }), n(2), rt()), /does not support splitting "mamba" yet/);
+  assert.throws(() => calculatePlan(synthetic({ nLayer: 8, arch: 'mamba' }), n(2), rt()), /architecture "mamba" cannot be split across nodes: its graph does not follow the common decoder layer loop/);
   // one node needs no splitting support
   assert.equal(calculatePlan(synthetic({ nLayer: 8, arch: 'mamba' }), n(1), rt()).nodes.length, 1);
 });
