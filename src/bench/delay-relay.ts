@@ -3,6 +3,7 @@
 import net from 'node:net';
 import { UserError } from '../errors.js';
 import { DelayedPipe } from './delayed-pipe.js';
+import { PreciseClock } from './precise-clock.js';
 
 export interface RelayCounters {
   /** Client to target (the direction the link was dialled in). */
@@ -36,11 +37,14 @@ export class DelayRelay {
   private counts = { forwardBytes: 0, backwardBytes: 0, connections: 0, heldChunks: 0, heldMsSum: 0 };
   private closed = false;
   private listenPort = 0;
+  private readonly clock: PreciseClock | undefined;
 
   private constructor(
     readonly options: RelayOptions,
     private readonly server: net.Server,
-  ) {}
+  ) {
+    this.clock = options.delayMs > 0 ? new PreciseClock() : undefined;
+  }
 
   static async start(o: RelayOptions): Promise<DelayRelay> {
     if (!isLoopback(o.target.host)) throw new UserError(`the link relay only forwards to loopback addresses, not ${o.target.host}`);
@@ -49,9 +53,12 @@ export class DelayRelay {
     const relay = new DelayRelay(o, server);
     server.on('connection', (c) => relay.accept(c));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) => {
+        void relay.close();
+        reject(err);
+      });
       server.listen({ host: '127.0.0.1', port: o.listenPort ?? 0 }, () => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
         resolve();
       });
     });
@@ -79,6 +86,7 @@ export class DelayRelay {
     this.closed = true;
     for (const p of this.pipes) p.stop();
     for (const s of this.sockets) s.destroy();
+    this.clock?.close();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
@@ -99,8 +107,8 @@ export class DelayRelay {
       },
     });
     const pipes = [
-      new DelayedPipe(client, upstream, this.options.delayMs, observer('forwardBytes')),
-      new DelayedPipe(upstream, client, this.options.delayMs, observer('backwardBytes')),
+      new DelayedPipe(client, upstream, this.options.delayMs, this.clock, observer('forwardBytes')),
+      new DelayedPipe(upstream, client, this.options.delayMs, this.clock, observer('backwardBytes')),
     ];
     const teardown = () => {
       for (const p of pipes) {

@@ -1,15 +1,6 @@
 // One direction of a relayed connection: every chunk is held `delayMs` after it arrived, then written in order.
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
-
-/** Timers are coarse (about 1 ms, late by up to 1 ms), so they cover the wait up to this margin; setImmediate polls the rest. */
-const TIMER_MARGIN_MS = 1.5;
-
-interface Held {
-  readonly at: number;
-  readonly due: number;
-  readonly chunk: Buffer;
-}
+import { nowMs, type PreciseClock } from './precise-clock.js';
 
 export interface PipeObserver {
   onBytes(n: number): void;
@@ -18,9 +9,7 @@ export interface PipeObserver {
 }
 
 export class DelayedPipe {
-  private readonly queue: Held[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
+  private pending = 0;
   private srcEnded = false;
   private waitingDrain = false;
   private stopped = false;
@@ -29,6 +18,8 @@ export class DelayedPipe {
     private readonly src: Socket,
     private readonly dst: Socket,
     private readonly delayMs: number,
+    /** Required when delayMs > 0. */
+    private readonly clock: PreciseClock | undefined,
     private readonly observer: PipeObserver,
   ) {
     src.on('data', (chunk: Buffer) => this.push(chunk));
@@ -41,48 +32,25 @@ export class DelayedPipe {
   /** Drops whatever is still held; the sockets are the relay's to destroy. */
   stop(): void {
     this.stopped = true;
-    this.queue.length = 0;
-    clearTimeout(this.timer);
-    if (this.immediate) clearImmediate(this.immediate);
   }
 
   private push(chunk: Buffer): void {
     if (this.stopped) return;
     this.observer.onBytes(chunk.length);
-    if (this.delayMs <= 0 && this.queue.length === 0) {
+    if (this.delayMs <= 0 || !this.clock) {
       this.write(chunk);
       return;
     }
-    const at = performance.now();
-    this.queue.push({ at, due: at + this.delayMs, chunk });
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.stopped || this.timer || this.immediate || this.queue.length === 0) return;
-    const wait = this.queue[0]!.due - performance.now();
-    if (wait > TIMER_MARGIN_MS) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.schedule();
-      }, wait - TIMER_MARGIN_MS + 0.5);
-    } else {
-      this.immediate = setImmediate(() => {
-        this.immediate = undefined;
-        this.flush();
-      });
-    }
-  }
-
-  private flush(): void {
-    const now = performance.now();
-    while (this.queue.length && this.queue[0]!.due <= now) {
-      const held = this.queue.shift()!;
-      this.observer.onHeld(now - held.at);
-      this.write(held.chunk);
-    }
-    if (this.queue.length) this.schedule();
-    else this.endIfDone();
+    const at = nowMs();
+    this.pending++;
+    // Due times only grow and the clock keeps insertion order among equals, so chunks leave in order.
+    this.clock.at(at + this.delayMs, () => {
+      this.pending--;
+      if (this.stopped) return;
+      this.observer.onHeld(nowMs() - at);
+      this.write(chunk);
+      this.endIfDone();
+    });
   }
 
   private write(chunk: Buffer): void {
@@ -99,6 +67,6 @@ export class DelayedPipe {
   }
 
   private endIfDone(): void {
-    if (this.srcEnded && this.queue.length === 0 && !this.dst.destroyed) this.dst.end();
+    if (this.srcEnded && this.pending === 0 && !this.dst.destroyed) this.dst.end();
   }
 }
