@@ -71,3 +71,27 @@ export async function chat(port: number, stream: boolean, content = 'Write one s
   }
   return out;
 }
+
+/** /completion with stream: true; returns the concatenated text and the per-token probabilities. */
+export async function completeStream(port: number, prompt = PROMPTS[1]!): Promise<Completion> {
+  const r = await fetch(`http://127.0.0.1:${port}/completion`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt, temperature: 0, n_predict: 32, n_probs: 5, stream: true, grammar: ASCII_GRAMMAR }),
+  });
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`stream HTTP ${r.status}: ${text}`);
+  const out: Completion = { content: '', tokens: [], probs: [] };
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('data: ')) continue;
+    const d = JSON.parse(line.slice(6)) as {
+      content?: string;
+      completion_probabilities?: { id: number; logprob: number; top_logprobs: { id: number; logprob: number }[] }[];
+    };
+    out.content += d.content ?? '';
+    for (const p of d.completion_probabilities ?? []) {
+      out.probs.push({ id: p.id, logprob: p.logprob, top: p.top_logprobs.map((t) => ({ id: t.id, logprob: t.logprob })) });
+    }
+  }
+  return out;
+}

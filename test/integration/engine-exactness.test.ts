@@ -6,7 +6,9 @@ import { binDirs, startChain, startStock, type Server } from '../helpers/engine.
 import { makeFixture, type FixtureOptions } from '../helpers/fixtures.js';
 import { quantized } from '../helpers/quantize.js';
 import { realGemma3Path } from '../helpers/real-model.js';
-import { chat, compareScenario, contextShift, multiTurn, parallel, sequential } from '../helpers/scenarios.js';
+import { chat, compareScenario, completeStream, contextShift, multiTurn, parallel, sequential } from '../helpers/scenarios.js';
+import type { Completion } from '../helpers/engine.js';
+import { assertSameCompletion } from '../helpers/engine.js';
 
 interface ModelCase {
   name: string;
@@ -97,6 +99,7 @@ for (const c of cases) {
     let stock: Server | undefined;
     const ref: Record<string, Awaited<ReturnType<typeof sequential>>> = {};
     const refChat: string[] = [];
+    let refStream: Completion | undefined;
 
     before(async () => {
       model = await c.path();
@@ -104,7 +107,10 @@ for (const c of cases) {
       ref.sequential = await sequential(stock.port);
       ref.parallel = await parallel(stock.port);
       ref.multiTurn = await multiTurn(stock.port);
-      if (c.chat) refChat.push(await chat(stock.port, false), await chat(stock.port, true));
+      if (c.chat) {
+        refChat.push(await chat(stock.port, false), await chat(stock.port, true));
+        refStream = await completeStream(stock.port);
+      }
       await stock.stop();
       stock = undefined;
     });
@@ -125,6 +131,9 @@ for (const c of cases) {
             if (c.chat) {
               assert.equal(await chat(chain.port, false), refChat[0], 'chat (non-streaming) text differs');
               assert.equal(await chat(chain.port, true), refChat[1], 'chat (streaming) text differs');
+              const streamed = await completeStream(chain.port);
+              assert.equal(streamed.content, refStream!.content, '/completion (streaming) text differs');
+              worst = Math.max(worst, assertSameCompletion(refStream!, streamed, 1e-4, `${label} /completion stream`));
             }
           }
           process.stderr.write(`exactness ${c.name} [${label}]: max |dlogprob| = ${worst}\n`);
