@@ -51,17 +51,7 @@ fi
 child=$!
 echo "$child" > "$pidfile"
 say "started pgid=$child"
-# Watcher: EOF on stdin means the launcher or its ssh link is gone.
-( while IFS= read -r _l; do [ "$beat" -gt 0 ] && : > "$beatfile"; done; kill -USR1 "$me" 2>/dev/null ) <&3 >/dev/null 2>&1 &
-watcher=$!
-exec 3<&-
-deadman=
-if [ "$beat" -gt 0 ]; then
-  # Deadman: no heartbeat line for a whole period means the link is cut silently.
-  : > "$beatfile"
-  ( while sleep "$beat"; do if [ -e "$beatfile" ]; then rm -f "$beatfile"; else kill -USR1 "$me" 2>/dev/null; break; fi; done ) </dev/null >/dev/null 2>&1 &
-  deadman=$!
-fi
+# Traps go in before the watcher exists: a USR1 without a trap would kill the wrapper and orphan the command.
 stopping=0 killer=
 stop() {
   [ "$stopping" = 1 ] && return
@@ -73,11 +63,27 @@ stop() {
 }
 trap 'stop "launcher gone"' USR1
 trap 'stop "signal"' INT TERM HUP
+# Watcher: EOF on stdin means the launcher or its ssh link is gone.
+( while IFS= read -r _l; do [ "$beat" -gt 0 ] && : > "$beatfile"; done; kill -USR1 "$me" 2>/dev/null ) <&3 >/dev/null 2>&1 &
+watcher=$!
+exec 3<&-
+deadman=
+if [ "$beat" -gt 0 ]; then
+  # Deadman: no heartbeat line for a whole period means the link is cut silently.
+  : > "$beatfile"
+  ( while sleep "$beat"; do if [ -e "$beatfile" ]; then rm -f "$beatfile"; else kill -USR1 "$me" 2>/dev/null; break; fi; done ) </dev/null >/dev/null 2>&1 &
+  deadman=$!
+fi
 while :; do
   wait "$child"
   code=$?
-  # A trapped signal interrupts wait early; wait again until the child is really reaped.
-  kill -0 "$child" 2>/dev/null || break
+  # A trapped signal interrupts wait early (code 128+sig); wait again while the child lives.
+  kill -0 "$child" 2>/dev/null && continue
+  # The shell may have reaped it while the trap ran; one more wait returns its recorded status (127: none left).
+  wait "$child" 2>/dev/null
+  again=$?
+  [ "$again" -ne 127 ] && code=$again
+  break
 done
 kill -KILL "-$child" 2>/dev/null
 kill $watcher $deadman $killer 2>/dev/null

@@ -43,8 +43,11 @@ export const sshExecArgs = (target: SshTarget, s: SshSettings, commandLine: stri
   commandLine,
 ];
 
-/** argv for the background master connection: authenticates, then detaches (-f) with stdio on /dev/null. */
-export const sshMasterArgs = (target: SshTarget, s: SshSettings): string[] => ['-f', '-N', ...sshArgs(target, s, 'master')];
+/**
+ * argv that opens the node's master connection: the session runs `true`, then the master stays in the background
+ * (stdio on /dev/null) until ControlPersist seconds after its last session, so a killed launcher leaves no ssh behind.
+ */
+export const sshMasterArgs = (target: SshTarget, s: SshSettings): string[] => ['-T', ...sshArgs(target, s, 'master'), 'true'];
 
 /** argv for `ssh -O <op>` control commands (check, exit). */
 export const sshControlArgs = (target: SshTarget, s: SshSettings, op: 'check' | 'exit'): string[] => [

@@ -12,9 +12,10 @@ import type { SshSettings, SshTarget } from './ssh-target.js';
 import type { ExecResult, Forward, Transport, UploadOptions } from './transport.js';
 import { waitForPort } from './wait-for-port.js';
 
-/** A short private directory for control sockets; /tmp keeps the path well under the ~104-byte limit. */
+/** A short private directory for control sockets: $TMPDIR if it is short, else /tmp, keeping paths under the ~104-byte limit. */
 export function makeControlDir(): { dir: string; remove: () => void } {
-  const dir = mkdtempSync('/tmp/lr-');
+  const tmp = process.env.TMPDIR?.replace(/\/+$/, '');
+  const dir = mkdtempSync(`${tmp && tmp.length <= 40 ? tmp : '/tmp'}/lr-`);
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -15,17 +15,22 @@ export interface TestSshd {
   unknownKeyAlias: string;
   configFile: string;
   logs: () => string;
+  /** Cuts every ssh connection from the server side (kills the per-connection sshd processes, not their sessions). */
+  dropConnections: () => number;
   stop: () => Promise<void>;
 }
 
-function descendants(pid: number): number[] {
-  const rows = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
+function descendants(pid: number, only?: RegExp): number[] {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
     .trim()
     .split('\n')
-    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
+    .map((l) => {
+      const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l)!;
+      return [Number(m[1]), Number(m[2]), m[3]!] as const;
+    });
   const out: number[] = [];
   const walk = (p: number) => {
-    for (const [c, pp] of rows) if (pp === p) out.push(c), walk(c);
+    for (const [c, pp, args] of rows) if (pp === p) (!only || only.test(args)) && out.push(c), walk(c);
   };
   walk(pid);
   return out;
@@ -99,6 +104,17 @@ export async function startSshd(): Promise<TestSshd> {
     unknownKeyAlias: 'relaynode-newkey',
     configFile,
     logs: () => log,
+    dropConnections: () => {
+      const conns = sshd.pid ? descendants(sshd.pid, /^sshd: /) : [];
+      for (const pid of conns) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      return conns.length;
+    },
     stop: async () => {
       // Per-connection sshd processes outlive the listener; reap the ones this sshd forked.
       const kids = sshd.pid ? descendants(sshd.pid) : [];

@@ -1,0 +1,214 @@
+// `llama-relay up` end to end through a real sshd with fixture ranks: a 3-node chain, kill cases, bad input.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import getPort from 'get-port';
+import { streamCompletion } from '../../src/cluster/head-client.js';
+import { fixtureBin, isAlive, pidsMatching, reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
+import { startSshd, type TestSshd } from '../helpers/sshd.js';
+
+const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
+let sshd: TestSshd;
+const work = mkdtempSync('/tmp/lr-up-');
+const markers: string[] = [];
+const launchers: ChildProcessWithoutNullStreams[] = [];
+
+before(async () => {
+  sshd = await startSshd();
+});
+after(async () => {
+  for (const l of launchers) if (l.exitCode === null) l.kill('SIGKILL');
+  await new Promise((r) => setTimeout(r, 500));
+  markers.forEach(reap);
+  await sshd?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+interface Launch {
+  proc: ChildProcessWithoutNullStreams;
+  marker: string;
+  apiPort: number;
+  events: { kind: string; [k: string]: unknown }[];
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+
+/** A free run of 4 ports below the ephemeral range, so outgoing connections cannot take a rank's port. */
+async function stagePortBase(): Promise<number> {
+  for (;;) {
+    const base = 20_000 + Math.floor(Math.random() * 9000);
+    const want = [base, base + 1, base + 2, base + 3];
+    const got = await Promise.all(want.map((p) => getPort({ host: '127.0.0.1', port: p })));
+    if (got.every((g, i) => g === want[i])) return base;
+  }
+}
+
+/** Starts the CLI with a fresh marker in the model path, so every rank process can be found afterwards. */
+async function launch(nodes: string, extra: string[] = [], llamaServer = fixtureBin('fake-llama-server.mjs')): Promise<Launch> {
+  const marker = uniqueMarker('lrup');
+  markers.push(marker);
+  const model = join(work, `${marker}.gguf`);
+  writeFileSync(model, 'not a real model');
+  const apiPort = await getPort({ host: '127.0.0.1' });
+  const base = await stagePortBase();
+  const args = [
+    cli, 'up', model, '--nodes', nodes, '--layers', '12', '--llama-server', llamaServer,
+    '--api-port', String(apiPort), '--stage-port-base', String(base), '-F', sshd.configFile, '--json',
+    '--run-dir', work, '--ready-timeout', '30', ...extra,
+  ];
+  // TMPDIR inside the work dir: a SIGKILLed launcher's control-socket dir goes away with it.
+  const proc = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: work } });
+  launchers.push(proc);
+  const events: Launch['events'] = [];
+  let buf = '';
+  let err = '';
+  proc.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        events.push(JSON.parse(line));
+      } catch {
+        /* not an event */
+      }
+    }
+  });
+  proc.stderr.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return { proc, marker, apiPort, events, stderr: () => err, exit };
+}
+
+const chainReady = (l: Launch) => waitFor(() => l.events.some((e) => e.kind === 'info' && String(e.message).startsWith('chain ready')), 45_000, 200);
+
+/** The fixture llama-server process (not its wrapper) of the rank with these layers. */
+function rankPid(marker: string, layers: string): number | undefined {
+  return pidsMatching(`${marker}.gguf --layer-range ${layers}`).find((pid) => {
+    try {
+      return execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' }).trim() === 'node';
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe('up over a real sshd (fixture ranks)', () => {
+  it('runs a 3-node chain (remote head, local, remote) for one prompt and leaves nothing running', async () => {
+    const l = await launch(`${sshd.alias},local,root@${sshd.alias}`, ['--prompt', 'hi', '--max-tokens', '6']);
+    const code = await l.exit;
+    assert.equal(code, 0, l.stderr());
+    const text = l.events.filter((e) => e.kind === 'token').map((e) => e.text).join('');
+    assert.equal(text, 'Hello from the relay chain.');
+    const ready = l.events.filter((e) => e.kind === 'node-phase' && e.phase === 'ready').map((e) => e.rank);
+    assert.deepEqual(ready, [2, 1, 0], 'downstream first');
+    const api = l.events.find((e) => e.kind === 'api-listening');
+    assert.equal(api?.url, `http://127.0.0.1:${l.apiPort}`, 'remote head API forwarded to --api-port');
+    assert.deepEqual(await survivorsAfter(l.marker, 10_000), []);
+  });
+
+  it('server: restarts a killed rank, serves again, and SIGKILL of the launcher leaves nothing running', async () => {
+    const l = await launch(`local,${sshd.alias},root@${sshd.alias}`, ['--server']);
+    assert.ok(await chainReady(l), l.stderr());
+    const api = `http://127.0.0.1:${l.apiPort}`;
+    assert.equal((await streamCompletion(api, { prompt: 'x', maxTokens: 2 }, () => undefined)).text, 'Hello from');
+
+    const victim = rankPid(l.marker, '4:8');
+    assert.ok(victim, 'rank 1 process not found');
+    process.kill(victim, 'SIGKILL');
+    assert.ok(await waitFor(() => l.events.some((e) => e.kind === 'rank-exited' && e.rank === 1), 10_000));
+    const ex = l.events.find((e) => e.kind === 'rank-exited')!;
+    assert.equal(ex.exitCode, 137);
+    assert.equal(ex.restarting, true);
+    assert.ok(await waitFor(() => l.events.filter((e) => e.kind === 'node-phase' && e.rank === 1 && e.phase === 'ready').length >= 2, 20_000));
+    assert.ok(
+      await waitFor(async () => {
+        try {
+          return (await streamCompletion(api, { prompt: 'x', maxTokens: 2 }, () => undefined)).text === 'Hello from';
+        } catch {
+          return false;
+        }
+      }, 15_000, 300),
+      'chain did not serve again after the restart',
+    );
+
+    l.proc.kill('SIGKILL');
+    const t0 = Date.now();
+    assert.deepEqual(await survivorsAfter(l.marker, 10_000, /^ssh /), []);
+    assert.ok(Date.now() - t0 < 10_000);
+  });
+
+  it('SIGTERM tears the chain down in order and exits', async () => {
+    const l = await launch(`${sshd.alias},local`, ['--server']);
+    assert.ok(await chainReady(l), l.stderr());
+    l.proc.kill('SIGTERM');
+    const t0 = Date.now();
+    await l.exit;
+    assert.ok(Date.now() - t0 < 10_000);
+    assert.ok(l.events.filter((e) => e.kind === 'node-phase' && e.phase === 'stopped').length === 2);
+    assert.deepEqual(await survivorsAfter(l.marker, 5000), []);
+  });
+
+  it('cutting the ssh connections stops the remote ranks', async () => {
+    const l = await launch(`local,${sshd.alias}`, ['--server']);
+    assert.ok(await chainReady(l), l.stderr());
+    const remoteRank = rankPid(l.marker, '6:12');
+    assert.ok(remoteRank);
+    // Kill the node-side sshd processes: the TCP link and every session on it drop at once.
+    assert.ok(sshd.dropConnections() > 0, 'no ssh connection to cut');
+    assert.ok(await waitFor(() => !isAlive(remoteRank), 10_000), 'remote rank survived the dropped connection');
+    // The launcher notices (ssh exits 255) and reports it, naming the node.
+    assert.ok(await waitFor(() => l.events.some((e) => e.kind === 'rank-exited' && e.rank === 1), 10_000));
+    l.proc.kill('SIGTERM');
+    await l.exit;
+    assert.deepEqual(await survivorsAfter(l.marker, 10_000), []);
+  });
+});
+
+describe('up: bad input names the node and what to do', () => {
+  it('unreachable node', async () => {
+    const closed = await getPort({ host: '127.0.0.1' });
+    const l = await launch(`local,127.0.0.1:${closed}`, ['--prompt', 'x']);
+    assert.equal(await l.exit, 2);
+    assert.match(l.stderr(), new RegExp(`node 127\\.0\\.0\\.1:${closed}: 127\\.0\\.0\\.1 refused the ssh connection`));
+    assert.deepEqual(await survivorsAfter(l.marker, 3000), []);
+  });
+
+  it('wrong user', async () => {
+    const l = await launch(`local,nobody@${sshd.alias}`, ['--prompt', 'x']);
+    assert.equal(await l.exit, 2);
+    assert.match(l.stderr(), /node nobody@relaynode: ssh authentication failed .*wrong user or key/);
+    assert.match(l.stderr(), /ssh-copy-id/);
+  });
+
+  it('the API port is already taken', async () => {
+    const l0 = await getPort({ host: '127.0.0.1' });
+    const blocker = net.createServer().listen(l0, '127.0.0.1');
+    try {
+      const marker = uniqueMarker('lrup');
+      markers.push(marker);
+      const model = join(work, `${marker}.gguf`);
+      writeFileSync(model, '');
+      const p = spawn(process.execPath, [cli, 'up', model, '--nodes', 'local,local', '--layers', '4', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--api-port', String(l0), '--prompt', 'x', '--run-dir', work], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d) => (err += d));
+      const code = await new Promise((r) => p.on('exit', r));
+      assert.equal(code, 2);
+      assert.match(err, new RegExp(`port ${l0} is already taken on this machine[\\s\\S]*--api-port`));
+      assert.deepEqual(await survivorsAfter(marker, 3000), []);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('a node without llama-server or the model', async () => {
+    const l = await launch(`local,${sshd.alias}`, ['--prompt', 'x'], '/nonexistent/llama-server');
+    assert.equal(await l.exit, 2);
+    assert.match(l.stderr(), /node relaynode: missing llama-server: \/nonexistent\/llama-server/);
+    assert.match(l.stderr(), /node local: missing llama-server/);
+  });
+});
