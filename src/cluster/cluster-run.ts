@@ -11,8 +11,6 @@ export interface ClusterRunOptions {
   transports: ReadonlyMap<string, Transport>;
   secret: string;
   emit: Emit;
-  /** Laptop port for the head's API when the head is remote (forwarded over ssh). */
-  localApiPort?: number;
   readyTimeoutMs?: number;
   /** Restarts allowed per rank before the run fails. */
   maxRestarts?: number;
@@ -103,9 +101,9 @@ export class ClusterRun {
     if (head.readiness.kind !== 'http-health') return;
     const t = this.transport(head);
     const { host, port } = head.readiness;
-    this.forward = await t.forward(host, port, ...(t.isLocal || this.o.localApiPort === undefined ? [] : [this.o.localApiPort]));
+    // A remote head's API stays on the node's loopback; the launcher reaches it through an ssh forward.
+    this.forward = await t.forward(host, port);
     this.apiUrl = `http://${this.forward.address}`;
-    this.o.emit({ kind: 'api-listening', url: this.apiUrl });
   }
 
   private healthy = true;

@@ -1,5 +1,6 @@
 // `up`: connect to every node, check what each rank needs, launch the chain downstream-first, serve or generate, tear down.
 import getPort from 'get-port';
+import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
 import { ClusterRun } from '../cluster/cluster-run.js';
 import { evenSplit } from '../cluster/even-split.js';
 import { streamCompletion } from '../cluster/head-client.js';
@@ -61,6 +62,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const transports = new Map<string, Transport>();
   for (const s of specs) if (!transports.has(nodeName(s))) transports.set(nodeName(s), makeTransport(s, settings));
   let run: ClusterRun | undefined;
+  let proxy: ApiProxy | undefined;
   try {
     const { ranges, modelPath } = await layerRanges(o, specs);
     ranges.forEach((r, i) =>
@@ -75,7 +77,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     if (await canConnect('127.0.0.1', o.apiPort)) {
       throw new UserError(`port ${o.apiPort} is already taken on this machine, so the API cannot listen there`, ['choose another port: --api-port']);
     }
-    const api = { host: '127.0.0.1', port: head.isLocal ? o.apiPort : o.stagePortBase + specs.length };
+    // The head's own HTTP port is private (loopback on its node); the API users see is the proxy on --api-port.
+    const api = { host: '127.0.0.1', port: head.isLocal ? await getPort({ host: '127.0.0.1' }) : o.stagePortBase + specs.length };
     const launches = planLaunch({
       ranks: ranges.map((r, i) => {
         const node: LaunchNode = { name: nodeName(specs[i]!), stageHost: addresses[i]!, binary, model: modelPath };
@@ -93,7 +96,6 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       transports,
       secret: generateSecret(),
       emit,
-      localApiPort: o.apiPort,
       readyTimeoutMs: o.readyTimeoutSeconds * 1000,
       ...(o.runDir ? { runDir: o.runDir } : {}),
       ...(o.rankEnv ? { env: o.rankEnv } : {}),
@@ -104,7 +106,14 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       else signal.addEventListener('abort', onAbort, { once: true });
     });
     aborted.catch(() => undefined);
-    const apiUrl = await Promise.race([run.start(signal), run.fatal, aborted]);
+    const started = run;
+    proxy = await startApiProxy({ host: '127.0.0.1', port: o.apiPort, upstream: () => started.api, emit }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE') throw err;
+      throw new UserError(`port ${o.apiPort} is already taken on this machine, so the API cannot listen there`, ['choose another port: --api-port']);
+    });
+    await Promise.race([run.start(signal), run.fatal, aborted]);
+    const apiUrl = proxy.url;
+    emit({ kind: 'api-listening', url: apiUrl });
     emit({ kind: 'info', message: `chain ready: ${launches.length} ranks; API ${apiUrl}` });
 
     if (o.prompt !== undefined) {
@@ -121,6 +130,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     return { apiUrl };
   } finally {
     emit({ kind: 'info', message: 'stopping all ranks' });
+    await proxy?.close();
     await run?.stop();
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
     control.remove();

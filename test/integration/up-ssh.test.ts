@@ -116,6 +116,9 @@ describe('up over a real sshd (fixture ranks)', () => {
     assert.ok(await chainReady(l), l.stderr());
     const api = `http://127.0.0.1:${l.apiPort}`;
     assert.equal((await streamCompletion(api, { prompt: 'x', maxTokens: 2 }, () => undefined)).text, 'Hello from');
+    const gen = await fetch(`${api}/v1/generate`, { method: 'POST', body: JSON.stringify({ prompt: 'x', max_tokens: 3 }) });
+    assert.deepEqual(await gen.json(), { text: 'Hello from the', tokens: 3 });
+    assert.ok(await waitFor(() => l.events.some((e) => e.kind === 'requests' && (e.total as number) >= 2), 2000), 'request counts reported');
 
     const victim = rankPid(l.marker, '4:8');
     assert.ok(victim, 'rank 1 process not found');
