@@ -17,6 +17,8 @@ export interface ClusterRunOptions {
   graceSeconds?: number;
   heartbeatSeconds?: number;
   healthIntervalMs?: number;
+  /** How often to sample each rank's resident memory (0 disables). */
+  memoryIntervalMs?: number;
   runDir?: string;
   env?: Readonly<Record<string, string>>;
 }
@@ -94,6 +96,12 @@ export class ClusterRun {
     }
     this.healthTimer = setInterval(() => void this.checkHealth(), this.o.healthIntervalMs ?? 2000);
     this.healthTimer.unref();
+    const memEvery = this.o.memoryIntervalMs ?? 5000;
+    if (memEvery > 0) {
+      void this.sampleMemory();
+      this.memoryTimer = setInterval(() => void this.sampleMemory(), memEvery);
+      this.memoryTimer.unref();
+    }
     return this.apiUrl!;
   }
 
@@ -104,6 +112,30 @@ export class ClusterRun {
     // A remote head's API stays on the node's loopback; the launcher reaches it through an ssh forward.
     this.forward = await t.forward(host, port);
     this.apiUrl = `http://${this.forward.address}`;
+  }
+
+  private memoryTimer: NodeJS.Timeout | undefined;
+  /** One `ps` per node for all its ranks; the rank's pgid is the llama-server's pid (setsid + exec). */
+  private async sampleMemory(): Promise<void> {
+    const byNode = new Map<string, { rank: number; pid: number }[]>();
+    for (const h of this.handles.values()) {
+      const pid = h.process.childPgid();
+      if (pid !== undefined) byNode.set(h.launch.node.name, [...(byNode.get(h.launch.node.name) ?? []), { rank: h.launch.rank, pid }]);
+    }
+    await Promise.all(
+      [...byNode].map(async ([name, ranks]) => {
+        try {
+          const { stdout } = await this.o.transports.get(name)!.exec(['ps', '-o', 'pid=,rss=', '-p', ranks.map((r) => r.pid).join(',')], { timeoutMs: 5000 });
+          for (const line of stdout.split('\n')) {
+            const [pid, rssKb] = line.trim().split(/\s+/).map(Number);
+            const r = ranks.find((x) => x.pid === pid);
+            if (r && rssKb !== undefined && !this.stopping) this.o.emit({ kind: 'memory', rank: r.rank, rssBytes: rssKb * 1024 });
+          }
+        } catch {
+          // ps exits 1 when a rank is gone between samples; supervision reports that.
+        }
+      }),
+    );
   }
 
   private healthy = true;
@@ -149,6 +181,7 @@ export class ClusterRun {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.healthTimer);
+    clearInterval(this.memoryTimer);
     await Promise.all(
       [...this.handles.values()].map(async (h) => {
         await h.process.stop();

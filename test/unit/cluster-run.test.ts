@@ -45,6 +45,7 @@ async function localChain(over: { env?: Record<string, string> } = {}) {
     graceSeconds: 1,
     heartbeatSeconds: 0,
     healthIntervalMs: 200,
+    memoryIntervalMs: 300,
     runDir,
     ...(over.env ? { env: over.env } : {}),
   });
@@ -59,6 +60,7 @@ describe('ClusterRun on local fixture ranks', () => {
     const readyOrder = events.filter((e) => e.kind === 'node-phase' && e.phase === 'ready').map((e) => (e as { rank: number }).rank);
     assert.deepEqual(readyOrder, [2, 1, 0]);
     assert.deepEqual(await headHealth(api), { ok: true });
+    assert.ok(await waitFor(() => [0, 1, 2].every((r) => events.some((e) => e.kind === 'memory' && e.rank === r && e.rssBytes > 1e6)), 3000), 'memory per rank');
 
     const toks: string[] = [];
     const r = await streamCompletion(api, { prompt: 'hi', maxTokens: 5 }, (t) => toks.push(t));
