@@ -42,10 +42,9 @@ export class ClusterRun {
     this.fatal.catch(() => undefined);
   }
 
-  get head(): RankLaunch {
-    const h = this.launches.find((l) => l.role === 'head');
-    if (!h) throw new Error('plan has no head');
-    return h;
+  /** The head, if this run includes it (a hand-started worker rank runs without one). */
+  get head(): RankLaunch | undefined {
+    return this.launches.find((l) => l.role === 'head');
   }
 
   /** The head's API as reachable from this machine, once started. */
@@ -84,12 +83,11 @@ export class ClusterRun {
     return h;
   }
 
-  /** Starts every rank in plan order (downstream first), each ready before the next; the head last. */
-  async start(signal?: AbortSignal): Promise<string> {
-    const head = this.head;
+  /** Starts every rank in plan order (downstream first), each ready before the next; the head last. Returns the head's API. */
+  async start(signal?: AbortSignal): Promise<string | undefined> {
     for (const l of this.launches) {
       if (signal?.aborted || this.stopping) throw new UserError('launch canceled');
-      if (l.role === 'head') await this.exposeApi(head);
+      if (l.role === 'head') await this.exposeApi(l);
       const h = this.spawn(l);
       await h.ready;
       this.o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'ready' });
@@ -102,7 +100,7 @@ export class ClusterRun {
       this.memoryTimer = setInterval(() => void this.sampleMemory(), memEvery);
       this.memoryTimer.unref();
     }
-    return this.apiUrl!;
+    return this.apiUrl;
   }
 
   private async exposeApi(head: RankLaunch): Promise<void> {

@@ -59,7 +59,7 @@ async function masterPid(t: SshTransport): Promise<number> {
   return pid;
 }
 
-describe('ssh transport against a real sshd', () => {
+describe('ssh transport against a real sshd', { timeout: 240_000 }, () => {
   it('connects through a Host alias and runs commands over one master connection', async () => {
     const r = await node.exec(['sh', '-c', 'echo "$1 $2"', 'x', 'hello', "it's"]);
     assert.equal(r.stdout, "hello it's");
@@ -105,7 +105,7 @@ describe('ssh transport against a real sshd', () => {
   });
 });
 
-describe('remote wrapper over ssh', () => {
+describe('remote wrapper over ssh', { timeout: 240_000 }, () => {
   it('passes the secret on stdin into the env and exits with the command', async () => {
     const out: string[] = [];
     const p = track(startWrapped(
@@ -184,7 +184,7 @@ describe('remote wrapper over ssh', () => {
   });
 });
 
-describe('connection errors name the node and the fix', () => {
+describe('connection errors name the node and the fix', { timeout: 240_000 }, () => {
   it('unreachable host (nothing listening)', async () => {
     const closed = await getPort({ host: '127.0.0.1' });
     const t = new SshTransport({ name: '127.0.0.1:' + closed, host: '127.0.0.1', port: closed }, { ...settings, configFile: sshd.configFile });

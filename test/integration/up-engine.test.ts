@@ -38,7 +38,7 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('up with the patched llama-server over a real sshd', () => {
+describe('up with the patched llama-server over a real sshd', { timeout: 240_000 }, () => {
   it('serves token-identical output to stock, survives a killed rank, and tears down cleanly', async () => {
     const apiPort = await getPort({ host: '127.0.0.1' });
     const base = 20_000 + Math.floor(Math.random() * 9000);

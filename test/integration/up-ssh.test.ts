@@ -97,7 +97,7 @@ function rankPid(marker: string, layers: string): number | undefined {
   });
 }
 
-describe('up over a real sshd (fixture ranks)', () => {
+describe('up over a real sshd (fixture ranks)', { timeout: 240_000 }, () => {
   it('runs a 3-node chain (remote head, local, remote) for one prompt and leaves nothing running', async () => {
     const l = await launch(`${sshd.alias},local,root@${sshd.alias}`, ['--prompt', 'hi', '--max-tokens', '6']);
     const code = await l.exit;
@@ -172,7 +172,7 @@ describe('up over a real sshd (fixture ranks)', () => {
   });
 });
 
-describe('up: bad input names the node and what to do', () => {
+describe('up: bad input names the node and what to do', { timeout: 240_000 }, () => {
   it('unreachable node', async () => {
     const closed = await getPort({ host: '127.0.0.1' });
     const l = await launch(`local,127.0.0.1:${closed}`, ['--prompt', 'x']);

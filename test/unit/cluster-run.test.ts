@@ -56,7 +56,7 @@ async function localChain(over: { env?: Record<string, string> } = {}) {
 describe('ClusterRun on local fixture ranks', () => {
   it('starts downstream-first, serves tokens, restarts a killed rank, and leaves nothing behind', async () => {
     const { run, events } = await localChain({ env: { FAKE_TOKEN_MS: '20' } });
-    const api = await run.start();
+    const api = (await run.start())!;
     const readyOrder = events.filter((e) => e.kind === 'node-phase' && e.phase === 'ready').map((e) => (e as { rank: number }).rank);
     assert.deepEqual(readyOrder, [2, 1, 0]);
     assert.deepEqual(await headHealth(api), { ok: true });

@@ -1,0 +1,94 @@
+// `llama-relay node`: run one rank on this machine by hand (the original tool's launcher); thin over services/node.
+import type { CommandModule } from 'yargs';
+import { EventBus } from '../../events/event-bus.js';
+import { attachLineRenderer } from '../../events/line-renderer.js';
+import { runNode } from '../../services/node.js';
+
+interface Args {
+  model: string;
+  rank: number;
+  'world-size': number;
+  nodes: string;
+  'secret-file'?: string;
+  'llama-server'?: string;
+  layers?: number;
+  'api-host': string;
+  'api-port': number;
+  ctx: number;
+  parallel: number;
+  threads?: number;
+  prompt?: string;
+  'max-tokens': number;
+  server: boolean;
+  json: boolean;
+  verbose: boolean;
+  'ready-timeout': number;
+  'run-dir'?: string;
+  'rank-env': string[];
+}
+
+export const nodeCommand: CommandModule<object, Args> = {
+  command: 'node',
+  describe: 'Run one rank on this machine; start every rank by hand with the same --nodes and secret',
+  builder: (y) =>
+    y
+      .option('model', { type: 'string', demandOption: true, describe: 'GGUF path or Ollama name (same model on every machine)' })
+      .option('rank', { type: 'number', demandOption: true, describe: 'this machine\'s rank; 0 is the head (serves the API)' })
+      .option('world-size', { type: 'number', demandOption: true, describe: 'number of ranks' })
+      .option('nodes', { type: 'string', demandOption: true, describe: 'stage address of every rank in order: host:port,host:port,...' })
+      .option('secret-file', { type: 'string', describe: 'file with the shared stage secret (else LLAMA_RELAY_SECRET)' })
+      .option('llama-server', { type: 'string', describe: 'patched llama-server (default: build it)' })
+      .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
+      .option('api-host', { type: 'string', default: '127.0.0.1', describe: 'head only: address the API binds to' })
+      .option('api-port', { type: 'number', default: 8000, describe: 'head only: API port' })
+      .option('ctx', { type: 'number', default: 4096 })
+      .option('parallel', { type: 'number', default: 1 })
+      .option('threads', { type: 'number' })
+      .option('prompt', { type: 'string', describe: 'head only: run one generation and exit' })
+      .option('max-tokens', { type: 'number', default: 64 })
+      .option('server', { type: 'boolean', default: false, describe: 'keep serving (the default without --prompt)' })
+      .option('json', { type: 'boolean', default: false })
+      .option('verbose', { type: 'boolean', default: false })
+      .option('ready-timeout', { type: 'number', default: 600 })
+      .option('run-dir', { type: 'string', hidden: true })
+      .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true }),
+  handler: async (a) => {
+    const bus = new EventBus();
+    const detach = attachLineRenderer(bus, { json: a.json, verbose: a.verbose });
+    const ac = new AbortController();
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+      ac.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      await runNode(
+        {
+          model: a.model,
+          rank: a.rank,
+          worldSize: a['world-size'],
+          nodes: a.nodes,
+          ...(a['secret-file'] ? { secretFile: a['secret-file'] } : {}),
+          ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
+          ...(a.layers !== undefined ? { layers: a.layers } : {}),
+          apiHost: a['api-host'],
+          apiPort: a['api-port'],
+          runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
+          ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
+          maxTokens: a['max-tokens'],
+          readyTimeoutSeconds: a['ready-timeout'],
+          ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
+          ...(a['rank-env'].length ? { rankEnv: Object.fromEntries(a['rank-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) } : {}),
+        },
+        bus,
+        ac.signal,
+      );
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      detach();
+    }
+  },
+};

@@ -1,0 +1,109 @@
+// `node`: the original tool's per-machine launcher. Every machine runs one rank by hand; the shared plan makes them agree.
+import { readFileSync } from 'node:fs';
+import { ClusterRun } from '../cluster/cluster-run.js';
+import { evenSplit } from '../cluster/even-split.js';
+import { streamCompletion } from '../cluster/head-client.js';
+import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
+import type { ChainRuntime } from '../cluster/llama-server-argv.js';
+import { UserError } from '../errors.js';
+import type { EventBus } from '../events/event-bus.js';
+import { LocalTransport } from '../ssh/local-transport.js';
+import { patchedLlamaServer } from './engine-binary.js';
+import { planModel } from './plan.js';
+
+export interface NodeOptions {
+  model: string;
+  rank: number;
+  worldSize: number;
+  /** Stage address of every rank, in rank order: "host:port,host:port". */
+  nodes: string;
+  secret?: string;
+  secretFile?: string;
+  llamaServer?: string;
+  layers?: number;
+  apiHost: string;
+  apiPort: number;
+  runtime: ChainRuntime;
+  prompt?: string;
+  maxTokens: number;
+  readyTimeoutSeconds: number;
+  runDir?: string;
+  rankEnv?: Readonly<Record<string, string>>;
+}
+
+export function parseStageAddresses(text: string, worldSize: number): { host: string; port: number }[] {
+  const parts = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (parts.length !== worldSize) {
+    throw new UserError(`--nodes lists ${parts.length} addresses but --world-size is ${worldSize}`, ['give one host:port per rank, in rank order']);
+  }
+  return parts.map((p) => {
+    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(p);
+    if (!m) throw new UserError(`--nodes entry "${p}" is not host:port`);
+    return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  });
+}
+
+function readSecret(o: NodeOptions): string {
+  const s = o.secretFile ? readFileSync(o.secretFile, 'utf8').trim() : (o.secret ?? process.env.LLAMA_RELAY_SECRET ?? '').trim();
+  if (!s) {
+    throw new UserError('every rank needs the same stage secret', [
+      'create one: openssl rand -hex 32 > relay.secret, copy it to every machine',
+      'then pass --secret-file relay.secret (or set LLAMA_RELAY_SECRET)',
+    ]);
+  }
+  return s;
+}
+
+export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal): Promise<void> {
+  if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new UserError(`--rank must be 0..${o.worldSize - 1}`);
+  const addrs = parseStageAddresses(o.nodes, o.worldSize);
+  const secret = readSecret(o);
+  const ranges =
+    o.layers !== undefined
+      ? evenSplit(o.layers, o.worldSize)
+      : (await planModel({ model: o.model, nodeCount: o.worldSize, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } })).plan.nodes;
+  const binary = o.llamaServer ?? (await patchedLlamaServer(bus.emit, signal));
+  const self = `rank${o.rank}`;
+  const launches = planLaunch({
+    ranks: ranges.map((r, i) => {
+      const node: LaunchNode = { name: i === o.rank ? 'local' : `${addrs[i]!.host}`, stageHost: addrs[i]!.host, binary, model: o.model };
+      return { node, layerStart: r.layerStart, layerEnd: r.layerEnd };
+    }),
+    stagePorts: addrs.map((a) => a.port),
+    api: { host: o.apiHost, port: o.apiPort },
+    runtime: o.runtime,
+    runName: `node-${addrs[o.rank]!.port}`,
+  });
+  const mine = launches.find((l) => l.rank === o.rank)!;
+  bus.emit({ kind: 'rank-planned', rank: o.rank, node: 'local', layers: mine.layers, role: mine.role });
+  bus.emit({ kind: 'info', message: `${self}: layers ${mine.layers[0]}:${mine.layers[1]}, listening on ${mine.listen}, next ${mine.next}` });
+  const run = new ClusterRun([mine], {
+    transports: new Map([['local', new LocalTransport()]]),
+    secret,
+    emit: bus.emit,
+    readyTimeoutMs: o.readyTimeoutSeconds * 1000,
+    heartbeatSeconds: 0, // the wrapper still stops the rank when this process dies (stdin EOF)
+    ...(o.runDir ? { runDir: o.runDir } : {}),
+    ...(o.rankEnv ? { env: o.rankEnv } : {}),
+  });
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = () => reject(new UserError('stopped'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  try {
+    const api = await Promise.race([run.start(signal), run.fatal, aborted]);
+    if (api) bus.emit({ kind: 'api-listening', url: api });
+    if (api && o.prompt !== undefined) {
+      const r = await Promise.race([streamCompletion(api, { prompt: o.prompt, maxTokens: o.maxTokens }, (text) => bus.emit({ kind: 'token', text }), signal), run.fatal]);
+      bus.emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
+      return;
+    }
+    await Promise.race([run.fatal, aborted]).catch((err: unknown) => {
+      if (!signal.aborted) throw err;
+    });
+  } finally {
+    await run.stop();
+  }
+}

@@ -1,0 +1,63 @@
+// `llama-relay node`: three hand-started ranks (fixture llama-servers) agree on the plan and serve a prompt.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import getPort from 'get-port';
+import { parseStageAddresses } from '../../src/services/node.js';
+import { fixtureBin, reap, survivorsAfter, uniqueMarker } from '../helpers/processes.js';
+
+const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
+const work = mkdtempSync(join(tmpdir(), 'lr-node-'));
+const marker = uniqueMarker();
+const procs: ChildProcess[] = [];
+after(() => {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  reap(marker);
+  rmSync(work, { recursive: true, force: true });
+});
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const p = spawn(process.execPath, [cli, 'node', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  procs.push(p);
+  let out = '';
+  let err = '';
+  p.stdout!.on('data', (d) => (out += d));
+  p.stderr!.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+  return { p, out: () => out, err: () => err, exit };
+}
+
+describe('llama-relay node', { timeout: 60_000 }, () => {
+  it('parses stage addresses', () => {
+    assert.deepEqual(parseStageAddresses('a:1, [::1]:2', 2), [{ host: 'a', port: 1 }, { host: '::1', port: 2 }]);
+    assert.throws(() => parseStageAddresses('a:1', 2), /--world-size is 2/);
+  });
+
+  it('three ranks started by hand serve one prompt; workers stop on SIGTERM', async () => {
+    const model = join(work, `${marker}.gguf`);
+    writeFileSync(model, '');
+    const ports = [await getPort(), await getPort(), await getPort()];
+    const nodes = ports.map((p) => `127.0.0.1:${p}`).join(',');
+    const common = ['--model', model, '--world-size', '3', '--nodes', nodes, '--layers', '9', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--run-dir', work];
+    const env = { LLAMA_RELAY_SECRET: 'shared-by-hand' };
+    const w2 = run([...common, '--rank', '2'], env);
+    const w1 = run([...common, '--rank', '1'], env);
+    const head = run([...common, '--rank', '0', '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
+    assert.equal(await head.exit, 0, head.err());
+    assert.equal(head.out(), 'Hello from the relay\n');
+    assert.match(head.err(), /rank0: layers 0:3, listening on 127\.0\.0\.1:\d+, next 127\.0\.0\.1:\d+/);
+    assert.match(w1.err(), /rank1: layers 3:6/);
+    for (const w of [w1, w2]) w.p.kill('SIGTERM');
+    assert.deepEqual(await Promise.all([w1.exit, w2.exit]), [0, 0]);
+    assert.deepEqual(await survivorsAfter(marker, 5000), []);
+  });
+
+  it('refuses to start without the shared secret', async () => {
+    const r = run(['--model', 'm', '--rank', '0', '--world-size', '1', '--nodes', '127.0.0.1:1', '--layers', '1'], { LLAMA_RELAY_SECRET: '' });
+    assert.equal(await r.exit, 2);
+    assert.match(r.err(), /every rank needs the same stage secret[\s\S]*openssl rand -hex 32/);
+  });
+});
