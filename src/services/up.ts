@@ -35,6 +35,7 @@ export interface UpOptions {
   maxTokens: number;
   sshConfig?: string;
   acceptNewHostKeys?: boolean;
+  connectTimeoutSeconds?: number;
   readyTimeoutSeconds: number;
   stageTimeoutSeconds?: number;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
@@ -58,6 +59,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     controlDir: control.dir,
     ...(o.sshConfig ? { configFile: o.sshConfig } : {}),
     ...(o.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+    ...(o.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: o.connectTimeoutSeconds } : {}),
   };
   const transports = new Map<string, Transport>();
   for (const s of specs) if (!transports.has(nodeName(s))) transports.set(nodeName(s), makeTransport(s, settings));

@@ -181,6 +181,31 @@ describe('up: bad input names the node and what to do', { timeout: 240_000 }, ()
     assert.deepEqual(await survivorsAfter(l.marker, 3000), []);
   });
 
+  it('unreachable node (silent: a network namespace where nothing answers)', async (t) => {
+    // A veth pair into a namespace this test creates; the address .99 does not exist, so packets go nowhere else.
+    const ns = `lrt${process.pid}`;
+    const net3 = 100 + Math.floor(Math.random() * 150);
+    const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { stdio: 'pipe' });
+    try {
+      sh(`ip netns add ${ns} && ip link add ${ns}a type veth peer name ${ns}b && ip link set ${ns}b netns ${ns} && ip addr add 10.213.${net3}.1/24 dev ${ns}a && ip link set ${ns}a up && ip netns exec ${ns} ip link set ${ns}b up`);
+    } catch {
+      sh(`ip link del ${ns}a 2>/dev/null; ip netns del ${ns} 2>/dev/null; true`);
+      t.skip('cannot create a network namespace here');
+      return;
+    }
+    try {
+      const t0 = Date.now();
+      const l = await launch(`local,root@10.213.${net3}.99`, ['--prompt', 'x', '--connect-timeout', '2']);
+      assert.equal(await l.exit, 2);
+      assert.ok(Date.now() - t0 < 15_000);
+      assert.match(l.stderr(), new RegExp(`node root@10\\.213\\.${net3}\\.99: 10\\.213\\.${net3}\\.99 is unreachable \\(connection timed out\\)`));
+      assert.match(l.stderr(), /check that the machine is on/);
+      assert.deepEqual(await survivorsAfter(l.marker, 3000), []);
+    } finally {
+      sh(`ip link del ${ns}a 2>/dev/null; ip netns del ${ns} 2>/dev/null; true`);
+    }
+  });
+
   it('wrong user', async () => {
     const l = await launch(`local,nobody@${sshd.alias}`, ['--prompt', 'x']);
     assert.equal(await l.exit, 2);

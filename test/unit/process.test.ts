@@ -130,13 +130,13 @@ describe('remote wrapper (run locally)', () => {
 
   it('stop() closes stdin and the wrapper kills the command group, escalating past SIGTERM', async () => {
     const m = mark();
-    const p = startWrapped(localHost, {
-      label: 'stubborn',
-      argv: [fixtureBin('no-killable.mjs'), m],
-      wrapper: { name: `stub-${m}`, runDir, graceSeconds: 1 },
-    });
-    assert.ok(await waitFor(() => p.childPgid() !== undefined, 5000));
-    await new Promise((r) => setTimeout(r, 300));
+    let armed = false; // the fixture prints its pid only after its SIGTERM handlers are in place
+    const p = startWrapped(
+      localHost,
+      { label: 'stubborn', argv: [fixtureBin('no-killable.mjs'), m], wrapper: { name: `stub-${m}`, runDir, graceSeconds: 1 } },
+      { onLine: (l) => (armed ||= l.startsWith('no-killable pid=')) },
+    );
+    assert.ok(await waitFor(() => armed, 10_000));
     const t0 = Date.now();
     const o = await p.stop();
     assert.equal(o.exitCode, 137, o.stderrTail.join('\n'));
