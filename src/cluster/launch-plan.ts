@@ -24,6 +24,8 @@ export interface LaunchInput {
   /** Names pidfiles on the nodes, so a stale run of the same cluster is cleaned at the next start. */
   runName: string;
   extraArgs?: readonly string[];
+  /** Per rank, the address it dials downstream, when links do not go straight to the next listen address (ssh tunnels). */
+  links?: readonly string[];
 }
 
 export type Readiness =
@@ -50,6 +52,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
   const n = input.ranks.length;
   if (n === 0) throw new Error('no ranks to launch');
   if (input.stagePorts.length !== n) throw new Error(`need ${n} stage ports, got ${input.stagePorts.length}`);
+  if (input.links && input.links.length !== n) throw new Error(`need ${n} links, got ${input.links.length}`);
   input.ranks.forEach((r, i) => {
     const expectedStart = i === 0 ? 0 : input.ranks[i - 1]!.layerEnd;
     if (r.layerStart !== expectedStart || r.layerEnd <= r.layerStart) {
@@ -60,7 +63,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
   const launches = input.ranks.map((r, i): RankLaunch => {
     const head = i === 0;
     const layers = [r.layerStart, r.layerEnd] as const;
-    const next = listen[(i + 1) % n]!;
+    const next = input.links?.[i] ?? listen[(i + 1) % n]!;
     return {
       rank: i,
       role: head ? 'head' : 'worker',

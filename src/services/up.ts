@@ -13,7 +13,7 @@ import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
 import { shellJoin } from '../process/shell-quote.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
-import type { Transport } from '../ssh/transport.js';
+import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
 import { patchedLlamaServer } from './engine-binary.js';
 import { makeTransport, nodeName, sshEndpoints } from './node-transports.js';
@@ -36,6 +36,8 @@ export interface UpOptions {
   sshConfig?: string;
   acceptNewHostKeys?: boolean;
   connectTimeoutSeconds?: number;
+  /** Carry activations through ssh tunnels via this machine (untrusted networks); ranks bind loopback only. */
+  tunnelActivations?: boolean;
   readyTimeoutSeconds: number;
   stageTimeoutSeconds?: number;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
@@ -65,6 +67,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   for (const s of specs) if (!transports.has(nodeName(s))) transports.set(nodeName(s), makeTransport(s, settings));
   let run: ClusterRun | undefined;
   let proxy: ApiProxy | undefined;
+  const tunnels: Forward[] = [];
   try {
     const { ranges, modelPath } = await layerRanges(o, specs);
     ranges.forEach((r, i) =>
@@ -81,9 +84,13 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     }
     // The head's own HTTP port is private (loopback on its node); the API users see is the proxy on --api-port.
     const api = { host: '127.0.0.1', port: head.isLocal ? await getPort({ host: '127.0.0.1' }) : o.stagePortBase + specs.length };
+    const tunnelled = o.tunnelActivations
+      ? await tunnelLinks(specs.map((s) => transports.get(nodeName(s))!), stagePorts, o.stagePortBase, tunnels)
+      : undefined;
     const launches = planLaunch({
       ranks: ranges.map((r, i) => {
-        const node: LaunchNode = { name: nodeName(specs[i]!), stageHost: addresses[i]!, binary, model: modelPath };
+        const stageHost = tunnelled ? '127.0.0.1' : addresses[i]!;
+        const node: LaunchNode = { name: nodeName(specs[i]!), stageHost, binary, model: modelPath };
         return { node, ...r };
       }),
       stagePorts,
@@ -92,6 +99,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       ...(o.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: o.stageTimeoutSeconds } : {}),
       runName: `lr${o.stagePortBase}`,
       ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
+      ...(tunnelled ? { links: tunnelled } : {}),
     });
     emit({ kind: 'info', message: 'launch secret generated; starting ranks downstream-first' });
     run = new ClusterRun(launches, {
@@ -134,9 +142,34 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     emit({ kind: 'info', message: 'stopping all ranks' });
     await proxy?.close();
     await run?.stop();
+    await Promise.all(tunnels.map((t) => t.stop()));
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
     control.remove();
   }
+}
+
+/**
+ * Routes every link rank i -> i+1 through this machine: a forward to the next rank's loopback listen address, and,
+ * when rank i is remote, a reverse forward so it dials 127.0.0.1 on its own node. Returns the address each rank dials.
+ */
+async function tunnelLinks(nodes: readonly Transport[], stagePorts: readonly number[], base: number, tunnels: Forward[]): Promise<string[]> {
+  const n = nodes.length;
+  const links: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const j = (i + 1) % n;
+    const toNext = await nodes[j]!.forward('127.0.0.1', stagePorts[j]!);
+    tunnels.push(toNext);
+    if (nodes[i]!.isLocal) {
+      links.push(toNext.address);
+      continue;
+    }
+    const [host, port] = [toNext.address.slice(0, toNext.address.lastIndexOf(':')), Number(toNext.address.slice(toNext.address.lastIndexOf(':') + 1))];
+    // Rank i's dial port on its node: after the stage ports and the head's API port.
+    const back = await nodes[i]!.reverseForward(base + n + 1 + i, host, port);
+    tunnels.push(back);
+    links.push(back.address);
+  }
+  return links;
 }
 
 async function layerRanges(o: UpOptions, specs: readonly NodeSpec[]): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string }> {

@@ -49,6 +49,10 @@ export class LocalTransport implements Transport {
     return { address: `${remoteHost}:${remotePort}`, stop: async () => {} };
   }
 
+  async reverseForward(_remotePort: number, localHost: string, localPort: number): Promise<Forward> {
+    return { address: `${localHost}:${localPort}`, stop: async () => {} };
+  }
+
   async close(): Promise<void> {}
 }
 

@@ -69,3 +69,18 @@ export const sshForwardArgs = (
   `127.0.0.1:${f.localPort}:${f.remoteHost}:${f.remotePort}`,
   ...sshArgs(target, s, 'none'),
 ];
+
+/** argv for a remote forward (node port -> launcher address) on its own connection; -v reports when it is set up. */
+export const sshReverseForwardArgs = (
+  target: SshTarget,
+  s: SshSettings,
+  f: { remotePort: number; localHost: string; localPort: number },
+): string[] => [
+  '-v',
+  '-N',
+  '-o',
+  'ExitOnForwardFailure=yes',
+  '-R',
+  `127.0.0.1:${f.remotePort}:${f.localHost}:${f.localPort}`,
+  ...sshArgs(target, s, 'none'),
+];

@@ -7,7 +7,7 @@ import { runToCompletion, startProcess, type StartOptions } from '../process/man
 import type { ProcessSpec } from '../process/process-spec.js';
 import { shellJoin } from '../process/shell-quote.js';
 import { remoteFailure } from './ssh-errors.js';
-import { sshArgs, sshControlArgs, sshExecArgs, sshForwardArgs, sshMasterArgs } from './ssh-options.js';
+import { sshArgs, sshControlArgs, sshExecArgs, sshForwardArgs, sshMasterArgs, sshReverseForwardArgs } from './ssh-options.js';
 import type { SshSettings, SshTarget } from './ssh-target.js';
 import type { ExecResult, Forward, Transport, UploadOptions } from './transport.js';
 import { waitForPort } from './wait-for-port.js';
@@ -105,6 +105,28 @@ export class SshTransport implements Transport {
       throw remoteFailure(this.target, o, `forwarding port ${remotePort}`, this.settings);
     }
     return { address, process: p, stop: async () => void (await p.stop()) };
+  }
+
+  async reverseForward(remotePort: number, localHost: string, localPort: number): Promise<Forward> {
+    let up = false;
+    const p = startProcess(
+      { label: `reverse forward to ${this.name}`, command: 'ssh', args: sshReverseForwardArgs(this.target, this.settings, { remotePort, localHost, localPort }) },
+      { onLine: (l) => (up ||= /remote forward success/.test(l)) },
+    );
+    const deadline = Date.now() + ((this.settings.connectTimeoutSeconds ?? 10) + 5) * 1000;
+    let exited = false;
+    void p.done.then(() => (exited = true));
+    while (!up && !exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (!up) {
+      const o = await p.stop();
+      if (o.stderrTail.some((l) => /remote port forwarding failed|cannot listen/i.test(l))) {
+        throw new UserError(`node ${this.name}: port ${remotePort} is already taken there, so the activation tunnel cannot listen`, [
+          'choose other ports: --stage-port-base',
+        ]);
+      }
+      throw remoteFailure(this.target, o, `tunnelling port ${remotePort}`, this.settings);
+    }
+    return { address: `127.0.0.1:${remotePort}`, process: p, stop: async () => void (await p.stop()) };
   }
 
   async close(): Promise<void> {

@@ -34,6 +34,8 @@ export interface Transport extends CommandHost {
   uploadTar(source: Readable, remoteDir: string, options?: UploadOptions): Promise<void>;
   /** Makes `host:port` on the node reachable from the launcher (on `localPort` if given, else a free one). */
   forward(remoteHost: string, remotePort: number, localPort?: number): Promise<Forward>;
+  /** Makes `localHost:localPort` (on the launcher) reachable on the node at 127.0.0.1:remotePort. */
+  reverseForward(remotePort: number, localHost: string, localPort: number): Promise<Forward>;
   /** Closes shared connections; idempotent. */
   close(): Promise<void>;
 }

@@ -111,6 +111,24 @@ describe('up over a real sshd (fixture ranks)', { timeout: 240_000 }, () => {
     assert.deepEqual(await survivorsAfter(l.marker, 10_000), []);
   });
 
+  it('--tunnel-activations: ranks bind loopback and dial through ssh tunnels', async () => {
+    const l = await launch(`${sshd.alias},local,root@${sshd.alias}`, ['--prompt', 'hi', '--max-tokens', '4', '--tunnel-activations', '--server']);
+    assert.ok(await chainReady(l), l.stderr());
+    const argvs = pidsMatching(`${l.marker}.gguf --layer-range`).map((pid) => execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }));
+    const flag = (a: string, f: string) => new RegExp(`${f} (\\S+)`).exec(a)?.[1];
+    const listens = new Set(argvs.map((a) => flag(a, '--stage-listen')));
+    assert.ok(argvs.length >= 3);
+    for (const a of argvs) {
+      assert.match(flag(a, '--stage-listen')!, /^127\.0\.0\.1:/);
+      assert.ok(!listens.has(flag(a, '--stage-next')), `next should be a tunnel, not a listen address: ${a.slice(0, 200)}`);
+    }
+    const api = `http://127.0.0.1:${l.apiPort}`;
+    assert.equal((await streamCompletion(api, { prompt: 'x', maxTokens: 4 }, () => undefined)).text, 'Hello from the relay');
+    l.proc.kill('SIGTERM');
+    await l.exit;
+    assert.deepEqual(await survivorsAfter(l.marker, 10_000), []);
+  });
+
   it('server: restarts a killed rank, serves again, and SIGKILL of the launcher leaves nothing running', async () => {
     const l = await launch(`local,${sshd.alias},root@${sshd.alias}`, ['--server']);
     assert.ok(await chainReady(l), l.stderr());

@@ -70,6 +70,15 @@ describe('planLaunch', () => {
     assert.ok(!byRank.get(1)!.argv.includes('--port'));
   });
 
+  it('tunnelled links: each rank dials its own tunnel instead of the next listen address', () => {
+    const plan = planLaunch(input({ links: ['127.0.0.1:5001', '127.0.0.1:5002', '127.0.0.1:5003'] }));
+    const byRank = new Map(plan.map((p) => [p.rank, p]));
+    assert.equal(byRank.get(0)!.next, '127.0.0.1:5001');
+    assert.equal(byRank.get(2)!.next, '127.0.0.1:5003');
+    assert.ok(byRank.get(2)!.argv.join(' ').includes('--stage-next 127.0.0.1:5003'));
+    assert.throws(() => planLaunch(input({ links: ['x:1'] })));
+  });
+
   it('brackets IPv6 stage addresses', () => {
     const p = planLaunch(input({ ranks: [{ node: node('local', '::1'), layerStart: 0, layerEnd: 4 }], stagePorts: [5] }));
     assert.equal(p[0]!.listen, '[::1]:5');

@@ -23,6 +23,7 @@ interface Args {
   'ssh-config'?: string;
   'accept-new-host-keys': boolean;
   'connect-timeout': number;
+  'tunnel-activations': boolean;
   'ready-timeout': number;
   'stage-timeout'?: number;
   'run-dir'?: string;
@@ -50,6 +51,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('verbose', { type: 'boolean', default: false, describe: 'show rank logs in plain output' })
       .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file (ssh -F)' })
       .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'trust unknown host keys on first use (never for changed keys)' })
+      .option('tunnel-activations', { type: 'boolean', default: false, describe: 'carry activations through ssh tunnels via this machine (untrusted networks)' })
       .option('connect-timeout', { type: 'number', default: 10, describe: 'seconds to wait for each ssh connection' })
       .option('ready-timeout', { type: 'number', default: 600, describe: 'seconds a rank may take to load' })
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
@@ -93,6 +95,7 @@ export const upCommand: CommandModule<object, Args> = {
           ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
           acceptNewHostKeys: a['accept-new-host-keys'],
           connectTimeoutSeconds: a['connect-timeout'],
+          tunnelActivations: a['tunnel-activations'],
           readyTimeoutSeconds: a['ready-timeout'],
           ...(a['stage-timeout'] !== undefined ? { stageTimeoutSeconds: a['stage-timeout'] } : {}),
           ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
