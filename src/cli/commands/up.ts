@@ -1,8 +1,8 @@
 // `llama-relay up`: launch a model across nodes as one chain; thin: flags in, services/up out, events to the TUI or lines.
 import type { CommandModule } from 'yargs';
-import { UserError } from '../../errors.js';
 import { EventBus } from '../../events/event-bus.js';
 import { attachLineRenderer } from '../../events/line-renderer.js';
+import { DEFAULT_PROMPT, defaultModelPath } from '../../services/default-model.js';
 import { up } from '../../services/up.js';
 
 interface Args {
@@ -35,7 +35,7 @@ export const upCommand: CommandModule<object, Args> = {
   describe: 'Launch a model split across nodes (over ssh) and serve it from the head',
   builder: (y) =>
     y
-      .positional('model', { type: 'string', describe: 'GGUF path (same path on every node for now) or Ollama name' })
+      .positional('model', { type: 'string', describe: 'GGUF path or Ollama name (default: the embedded Gemma 3 270M, answering one prompt)' })
       .option('nodes', { type: 'string', default: 'local,local', describe: 'nodes as [user@]host[:port][=MEM],...; `local` = this machine' })
       .option('llama-server', { type: 'string', describe: 'llama-server path on every node (default: build the patched one)' })
       .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
@@ -58,9 +58,10 @@ export const upCommand: CommandModule<object, Args> = {
       .option('run-dir', { type: 'string', hidden: true })
       .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true }),
   handler: async (a) => {
-    if (!a.model) {
-      throw new UserError('name a model: llama-relay up <model.gguf|ollama-name> --nodes ...', ['the built-in default model is not available yet']);
-    }
+    // No model: the embedded default (a small real model) answers one prompt on the default nodes.
+    const embedded = !a.model;
+    const model = a.model ?? (await defaultModelPath());
+    const prompt = a.prompt ?? (embedded && !a.server ? DEFAULT_PROMPT : undefined);
     const bus = new EventBus();
     const tty = process.stdout.isTTY && !a.json;
     let detach: () => void;
@@ -83,14 +84,14 @@ export const upCommand: CommandModule<object, Args> = {
       const env = Object.fromEntries(a['rank-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
       await up(
         {
-          model: a.model,
+          model,
           nodes: a.nodes,
           ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
           ...(a.layers !== undefined ? { layers: a.layers } : {}),
           apiPort: a['api-port'],
           stagePortBase: a['stage-port-base'],
           runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
-          ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
+          ...(prompt !== undefined && !a.server ? { prompt } : {}),
           maxTokens: a['max-tokens'],
           ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
           acceptNewHostKeys: a['accept-new-host-keys'],
