@@ -1,0 +1,64 @@
+// Puts a patched llama-server on a node: reuse the cached one, copy this machine's build, or ship the source and build it.
+import { createReadStream } from 'node:fs';
+import { ExternalError } from '../errors.js';
+import { runToCompletion } from '../process/managed-process.js';
+import type { Transport } from '../ssh/transport.js';
+import { buildProgress } from './build-progress.js';
+import { sourceTar } from './local-files.js';
+import type { BinaryStep } from './provision-plan.js';
+import { buildArgv, installBinaryArgv, resetDirArgv } from './remote-scripts.js';
+import { uploadFailure } from './remote-slice.js';
+
+export interface BinaryOptions {
+  cmakeFlags: readonly string[];
+  signal?: AbortSignal;
+  wrap?: (argv: string[]) => string[];
+  onUpload?: (sent: number, total: number) => void;
+  onBuild?: (fraction: number) => void;
+  onLine?: (line: string) => void;
+}
+
+/** Returns the llama-server path on the node. */
+export async function ensureBinary(t: Transport, step: BinaryStep, o: BinaryOptions): Promise<string> {
+  const wrap = o.wrap ?? ((a: string[]) => a);
+  const sig = o.signal ? { signal: o.signal } : {};
+  if (step.kind === 'reuse') return step.path;
+  if (step.kind === 'copy') {
+    const incoming = `${step.to}.incoming`;
+    await t
+      .upload(createReadStream(step.from), incoming, { size: step.bytes, onProgress: (n) => o.onUpload?.(n, step.bytes), ...sig })
+      .catch((err: Error) => rethrowUpload(t.name, incoming, err));
+    await t.exec(wrap(installBinaryArgv(incoming, step.to)), sig);
+    return step.to;
+  }
+  await t.exec(wrap(resetDirArgv(step.remoteSource)), sig);
+  const size = step.bytes;
+  await t
+    .uploadTar(sourceTar(step.sourceDir), step.remoteSource, { onProgress: (n) => o.onUpload?.(n, size), ...sig })
+    .catch((err: Error) => rethrowUpload(t.name, `${step.remoteSource}/`, err));
+  const argv = buildArgv({ sourceDir: step.remoteSource, buildDir: step.buildDir, out: step.to, jobs: step.jobs, cmakeFlags: o.cmakeFlags });
+  const r = await runToCompletion(t.commandSpec(wrap(argv), `build of llama-server on ${t.name}`), {
+    ...sig,
+    tailLines: 40,
+    onLine: (line) => {
+      o.onLine?.(line);
+      const f = buildProgress(line);
+      if (f !== undefined) o.onBuild?.(f);
+    },
+  });
+  if (r.exitCode !== 0) {
+    throw new ExternalError(`node ${t.name}: building llama-server from the shipped source failed (${r.meaning})`, {
+      command: `cmake build in ${step.buildDir}`,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      stderrTail: r.stderrTail.slice(-20).join('\n'),
+    });
+  }
+  return step.to;
+}
+
+function rethrowUpload(node: string, path: string, err: Error): never {
+  const detail = err instanceof ExternalError ? (err.detail.stderrTail ?? '') : err.message;
+  if (/No space left on device|Disk quota exceeded/i.test(detail)) throw uploadFailure(node, path, detail.split('\n'), '');
+  throw err;
+}

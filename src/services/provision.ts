@@ -1,0 +1,247 @@
+// Provisioning: before any rank starts, every remote node gets a patched llama-server (cached by pin + patches +
+// platform) and only its ranks' weights (its own Ollama blob, or a pushed, verified slice). Preflight first: every
+// missing prerequisite on every node is named in one UserError before anything is uploaded.
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../errors.js';
+import type { Emit, NodePhase } from '../events/events.js';
+import type { GgufModel } from '../gguf/model.js';
+import { shellJoin } from '../process/shell-quote.js';
+import { LocalTransport } from '../ssh/local-transport.js';
+import type { Transport } from '../ssh/transport.js';
+import { localSlice, sha256File, sliceName, treeBytes, type LocalSlice } from '../provision/local-files.js';
+import { parseProbe, probeArgv, type NodeProbe } from '../provision/node-probe.js';
+import { platformOf } from '../provision/platform.js';
+import { planNode, type EngineInput, type NodePlan } from '../provision/provision-plan.js';
+import { ensureBinary } from '../provision/remote-binary.js';
+import { llamaCmakeFlags } from '../provision/remote-scripts.js';
+import { pushSlice } from '../provision/remote-slice.js';
+import { percentStep } from '../provision/resume.js';
+
+export interface ProvisionRank {
+  rank: number;
+  /** Transport name of the node the rank runs on. */
+  node: string;
+  layerStart: number;
+  layerEnd: number;
+}
+
+export interface ProvisionRequest {
+  ranks: readonly ProvisionRank[];
+  transports: ReadonlyMap<string, Transport>;
+  /** The binary: provisioned from the engine, or a path given by the user that must exist on every node. */
+  binary: { engine: EngineInput; local: string } | { path: string };
+  /** The weights: sliced per rank from the model, or a path that must exist on every node. */
+  model: { path: string; gguf: GgufModel; digest?: string } | { path: string };
+  /** Memory the plan estimates per node name. */
+  memoryNeeded?: ReadonlyMap<string, number>;
+  /** Cache root on the nodes (default: their LLAMA_RELAY_CACHE or ~/.cache/llama-relay). */
+  nodeCacheDir?: string;
+  /** Environment for every provisioning command on the nodes (tests restrict PATH). */
+  nodeEnv?: Readonly<Record<string, string>>;
+  /** Local cache root for slices (default ~/.cache/llama-relay). */
+  localCacheDir?: string;
+  /** CMake flags for a build on a node (default: the patched llama.cpp flags for its platform). */
+  cmakeFlags?: (plan: NodePlan) => readonly string[];
+  emit: Emit;
+  signal?: AbortSignal;
+}
+
+export interface RankResources {
+  binary: string;
+  model: string;
+}
+
+export interface ProvisionReport {
+  ranks: RankResources[];
+  plans: Map<string, NodePlan>;
+  /** Bytes sent per node (binary, source, slices). */
+  sent: Map<string, number>;
+}
+
+export const localCacheRoot = (): string => process.env.LLAMA_RELAY_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'llama-relay');
+
+export async function provision(req: ProvisionRequest): Promise<ProvisionReport> {
+  const { emit } = req;
+  const sig = req.signal ? { signal: req.signal } : {};
+  const wrap = (argv: string[]) => (req.nodeEnv ? ['env', ...Object.entries(req.nodeEnv).map(([k, v]) => `${k}=${v}`), ...argv] : argv);
+  const ranksOn = (node: string) => req.ranks.filter((r) => r.node === node);
+  const phase = (node: string, p: NodePhase, extra: { progress?: number; detail?: string } = {}) =>
+    ranksOn(node).forEach((r) => emit({ kind: 'node-phase', rank: r.rank, node, phase: p, ...extra }));
+
+  const remote = [...req.transports.values()].filter((t) => !t.isLocal && ranksOn(t.name).length);
+  const problems: string[] = [];
+  const next: string[] = [];
+
+  // 1. Given paths: checked on every node that uses them (local ones too).
+  const givenBinary = 'path' in req.binary ? req.binary.path : undefined;
+  const givenModel = 'gguf' in req.model ? undefined : req.model.path;
+  await Promise.all(
+    [...req.transports.values()].filter((t) => ranksOn(t.name).length).map(async (t) => {
+      const checks: string[] = [];
+      if (givenBinary) checks.push(`test -x ${shellJoin([givenBinary])} || echo "missing llama-server: ${givenBinary}"`);
+      if (givenModel || t.isLocal) checks.push(`test -r ${shellJoin([req.model.path])} || echo "missing model: ${req.model.path}"`);
+      if (!checks.length) return;
+      phase(t.name, 'provision', { detail: 'preflight' });
+      const { stdout } = await t.exec(['sh', '-c', checks.join('; ')], sig);
+      for (const line of stdout.split('\n').filter(Boolean)) problems.push(`node ${t.name}: ${line}`);
+    }),
+  );
+  if (problems.length) {
+    throw new UserError(`some nodes are not ready to run their rank:\n  ${problems.join('\n  ')}`, [
+      'build llama-server (scripts/build-llama.sh) and copy it to the same path on every node, or leave out --llama-server to provision it',
+      'put the model at the same path on every node, or let llama-relay plan it (without --layers) to push each node its slice',
+    ]);
+  }
+
+  // 2. Probe every remote node, then plan: local slices are written first so their sizes count against free disk.
+  const sliced = 'gguf' in req.model ? req.model : undefined;
+  const digest = sliced ? (sliced.digest ?? digestFromBlobName(sliced.path)) : undefined;
+  const probes = new Map<string, NodeProbe>();
+  await Promise.all(
+    remote.map(async (t) => {
+      phase(t.name, 'provision', { detail: 'preflight' });
+      const { stdout } = await t.exec(wrap(probeArgv(req.nodeCacheDir, digest ? [digest] : [])), sig);
+      probes.set(t.name, parseProbe(stdout));
+    }),
+  );
+  const slices = new Map<number, LocalSlice>();
+  const sliceDir = join(req.localCacheDir ?? localCacheRoot(), 'slices');
+  const modelId = sliced ? (digest ?? identity(sliced.path)) : '';
+  for (const t of remote) {
+    if (!sliced) break;
+    for (const r of ranksOn(t.name)) {
+      if (digest && probes.get(t.name)!.blobs.has(digest)) continue;
+      const spec = { layerStart: r.layerStart, layerEnd: r.layerEnd, head: r.rank === 0 };
+      phase(t.name, 'provision', { detail: `slicing layers ${r.layerStart}-${r.layerEnd}` });
+      slices.set(r.rank, await localSlice(sliced.gguf, spec, sliceDir, sliceName(modelId, spec)));
+    }
+  }
+  const plans = new Map<string, NodePlan>();
+  for (const t of remote) {
+    const probe = probes.get(t.name)!;
+    const weights = sliced
+      ? ranksOn(t.name).map((r) => {
+          const s = slices.get(r.rank);
+          return { rank: r.rank, slice: { name: s ? basename(s.path) : '', bytes: s?.bytes ?? 0 }, ...(digest ? { modelDigest: digest } : {}) };
+        })
+      : [];
+    const mem = req.memoryNeeded?.get(t.name);
+    const plan = planNode(t.name, probe, 'engine' in req.binary ? req.binary.engine : undefined, weights, mem !== undefined ? { memoryNeeded: mem } : {});
+    plans.set(t.name, plan);
+    problems.push(...plan.problems.map((p) => `node ${t.name}: ${p}`));
+    next.push(...plan.next);
+  }
+  if (problems.length) {
+    for (const t of remote) if (plans.get(t.name)?.problems.length) phase(t.name, 'failed', { detail: 'preflight' });
+    throw new UserError(`preflight found problems on ${problems.length === 1 ? 'a node' : 'the nodes'}; nothing was uploaded:\n  ${problems.join('\n  ')}`, [...new Set(next)]);
+  }
+
+  // 3. Provision every node in parallel.
+  const sent = new Map<string, number>();
+  const out = new Map<string, { binary?: string; models: Map<number, string> }>();
+  await Promise.all(
+    remote.map(async (t) => {
+      const plan = plans.get(t.name)!;
+      const res = { models: new Map<number, string>() } as { binary?: string; models: Map<number, string> };
+      out.set(t.name, res);
+      let bytes = 0;
+      if (plan.binary) {
+        let pct = -1;
+        let bpct = -1;
+        const what = plan.binary.kind;
+        if (what !== 'reuse') emit({ kind: 'info', message: `node ${t.name}: ${what === 'copy' ? 'copying this machine\'s llama-server' : `shipping the patched source to build llama-server there (${plan.binary.kind === 'build' ? plan.binary.why : ''})`}` });
+        res.binary = await ensureBinary(t, plan.binary, {
+          cmakeFlags: req.cmakeFlags?.(plan) ?? llamaCmakeFlags(plan.platform.backend, plan.platform.arch),
+          ...sig,
+          wrap,
+          onUpload: (n, total) => {
+            bytes = n;
+            const p = percentStep(pct, n, total);
+            if (p !== undefined) phase(t.name, 'upload', { progress: Math.min(1, (pct = p) / 100), detail: what === 'copy' ? 'llama-server' : 'source' });
+          },
+          onBuild: (f) => {
+            const p = percentStep(bpct, f, 1);
+            if (p !== undefined) phase(t.name, 'build', { progress: (bpct = p) / 100 });
+          },
+        });
+        if (what === 'reuse') emit({ kind: 'info', message: `node ${t.name}: reusing the cached llama-server ${res.binary}` });
+      }
+      for (const w of plan.weights) {
+        if (w.kind === 'ollama') {
+          emit({ kind: 'info', message: `node ${t.name}: rank ${w.rank} uses the model from its own Ollama store (${w.path})` });
+          res.models.set(w.rank, w.path);
+          continue;
+        }
+        let pct = -1;
+        const r = await pushSlice(t, slices.get(w.rank)!, w.remotePath, {
+          ...sig,
+          wrap,
+          onInfo: (message) => emit({ kind: 'info', message }),
+          onProgress: (n, total) => {
+            const p = percentStep(pct, n, total);
+            if (p !== undefined) emit({ kind: 'node-phase', rank: w.rank, node: t.name, phase: 'upload', progress: (pct = p) / 100, detail: `slice ${w.name}` });
+          },
+        });
+        bytes += r.sent;
+        res.models.set(w.rank, w.remotePath);
+      }
+      sent.set(t.name, bytes);
+    }),
+  );
+
+  const localBinary = 'engine' in req.binary ? req.binary.local : req.binary.path;
+  const ranks = req.ranks.map((r) => {
+    const o = out.get(r.node);
+    return { binary: o?.binary ?? givenBinary ?? localBinary, model: o?.models.get(r.rank) ?? req.model.path };
+  });
+  return { ranks, plans, sent };
+}
+
+/** Ollama blobs are named by their digest: no need to hash them again. */
+function digestFromBlobName(path: string): string | undefined {
+  return /sha256-([0-9a-f]{64})$/.exec(path)?.[1];
+}
+
+/** A stable id for a plain GGUF file (path, size, mtime) when its digest is not known. */
+function identity(path: string): string {
+  const s = statSync(path);
+  return createHash('sha256').update(`${path}\0${s.size}\0${s.mtimeMs}`).digest('hex');
+}
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The key of the pinned, patched source: same inputs as scripts/build-llama.sh's patch key (pin file + patches). */
+export function engineSourceKey(): { key: string; commit: string } {
+  const pin = readFileSync(join(root, 'third_party/llama.cpp.pin'));
+  const patches = readdirSync(join(root, 'patches')).filter((f) => /^\d.*\.patch$/.test(f)).sort();
+  const h = createHash('sha256').update(pin);
+  for (const p of patches) h.update(readFileSync(join(root, 'patches', p)));
+  const commit = /^COMMIT=([0-9a-f]{40})/m.exec(pin.toString())?.[1] ?? '';
+  return { key: h.digest('hex').slice(0, 16), commit };
+}
+
+/** The engine as built here: the local patched binary (its platform probed like a node's) and the patched source tree. */
+export async function localEngine(localBinary: string, opts: { cacheDir?: string } = {}): Promise<EngineInput> {
+  const { key, commit } = engineSourceKey();
+  const probe = parseProbe((await new LocalTransport().exec(probeArgv('/tmp', []))).stdout);
+  const dir = join(opts.cacheDir ?? localCacheRoot(), 'src', `llama.cpp-${commit.slice(0, 12)}`);
+  let source: EngineInput['source'];
+  try {
+    if (readFileSync(join(dir, '.llama-relay-state'), 'utf8').trim() === `patched-${key}`) source = { dir, bytes: await treeBytes(dir) };
+  } catch {
+    source = undefined;
+  }
+  return {
+    sourceKey: key,
+    localBinary: { path: localBinary, bytes: statSync(localBinary).size, platform: platformOf(probe) },
+    ...(source ? { source } : {}),
+    // A CPU build tree of llama-server with the patches is ~300 MB of objects and archives.
+    buildOverheadBytes: 400e6,
+  };
+}
+
+export { sha256File };
