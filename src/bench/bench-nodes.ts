@@ -28,11 +28,11 @@ export function benchNodes(spec: string | undefined, count: number | undefined):
 }
 
 /** "512,2048" → [512, 2048]: positive integers. */
-export function parseCountList(flag: string, text: string | number): number[] {
+export function parseCountList(flag: string, text: string | number, example = '512,2048'): number[] {
   const items = String(text).split(',').map((s) => s.trim()).filter(Boolean);
   const values = items.map(Number);
   if (!items.length || values.some((v) => !Number.isInteger(v) || v < 1)) {
-    throw new UserError(`${flag} takes positive integers separated by commas, not "${text}"`, [`example: ${flag} 512,2048`]);
+    throw new UserError(`${flag} takes positive integers separated by commas, not "${text}"`, [`example: ${flag} ${example}`]);
   }
   return values;
 }

@@ -75,7 +75,7 @@ export const benchCommand: CommandModule<object, Args> = {
         ...(a.n !== undefined ? { nodeCount: a.n } : {}),
         promptTokens: parseCountList('--prompt-tokens', a['prompt-tokens']),
         genTokens: a['gen-tokens'],
-        parallel: parseCountList('--parallel', a.parallel),
+        parallel: parseCountList('--parallel', a.parallel, '1,4'),
         repeat: a.repeat,
         linkLatencyMs: a['link-latency-ms'],
         threads: a.threads,
