@@ -38,6 +38,7 @@ export class DelayRelay {
   private closed = false;
   private listenPort = 0;
   private readonly clock: PreciseClock | undefined;
+  private detach = (): void => undefined;
 
   private constructor(
     readonly options: RelayOptions,
@@ -66,8 +67,12 @@ export class DelayRelay {
     // Never the reason the process stays alive; aborting the run closes it.
     server.unref();
     if (o.signal) {
-      if (o.signal.aborted) relay.close();
-      else o.signal.addEventListener('abort', () => relay.close(), { once: true });
+      const onAbort = () => void relay.close();
+      if (o.signal.aborted) onAbort();
+      else {
+        o.signal.addEventListener('abort', onAbort, { once: true });
+        relay.detach = () => o.signal?.removeEventListener('abort', onAbort);
+      }
     }
     return relay;
   }
@@ -84,6 +89,7 @@ export class DelayRelay {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
+    this.detach();
     for (const p of this.pipes) p.stop();
     for (const s of this.sockets) s.destroy();
     this.clock?.close();

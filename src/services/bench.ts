@@ -1,4 +1,5 @@
 // bench: measure stock llama-server, llama-relay chains and llama.cpp RPC on the same model in one run.
+import { setMaxListeners } from 'node:events';
 import { availableParallelism, cpus } from 'node:os';
 import { UserError } from '../errors.js';
 import { loadGgufModel } from '../gguf/model.js';
@@ -53,6 +54,8 @@ function check(req: BenchRequest): void {
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {
   check(req);
+  // One signal stops everything a run starts: processes, relays and in-flight requests.
+  if (req.signal) setMaxListeners(0, req.signal);
   const emit = req.onEvent ?? (() => undefined);
   const nodes = benchNodes(req.nodes, req.nodeCount);
   const resolved = await resolveModel(req.model, candidateRoots(req.roots ?? []));
