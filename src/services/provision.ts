@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import type { Emit, NodePhase } from '../events/events.js';
-import type { GgufModel } from '../gguf/model.js';
+import { loadGgufModel, type GgufModel } from '../gguf/model.js';
 import { shellJoin } from '../process/shell-quote.js';
 import { LocalTransport } from '../ssh/local-transport.js';
 import type { Transport } from '../ssh/transport.js';
@@ -245,3 +245,33 @@ export async function localEngine(localBinary: string, opts: { cacheDir?: string
 }
 
 export { sha256File };
+
+/**
+ * What `up` needs: per rank, the llama-server and model paths on its node. A binary given by the user (--llama-server)
+ * and a model with --layers must already be at the same path on every node; otherwise remote nodes are provisioned.
+ */
+export async function provisionChain(o: {
+  ranks: readonly ProvisionRank[];
+  transports: ReadonlyMap<string, Transport>;
+  binary: string;
+  binaryGiven: boolean;
+  model: string;
+  sliceModel: boolean;
+  nodeCacheDir?: string;
+  emit: Emit;
+  signal?: AbortSignal;
+}): Promise<RankResources[]> {
+  const anyRemote = o.ranks.some((r) => !o.transports.get(r.node)?.isLocal);
+  const binary: ProvisionRequest['binary'] = o.binaryGiven || !anyRemote ? { path: o.binary } : { engine: await localEngine(o.binary), local: o.binary };
+  const model: ProvisionRequest['model'] = o.sliceModel && anyRemote ? { path: o.model, gguf: await loadGgufModel(o.model) } : { path: o.model };
+  const r = await provision({
+    ranks: o.ranks,
+    transports: o.transports,
+    binary,
+    model,
+    ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
+    emit: o.emit,
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  return r.ranks;
+}

@@ -11,16 +11,16 @@ import { UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
-import { shellJoin } from '../process/shell-quote.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
 import { patchedLlamaServer } from './engine-binary.js';
+import { provisionChain } from './provision.js';
 import { makeTransport, nodeName, sshEndpoints } from './node-transports.js';
 import { planModel } from './plan.js';
 
 export interface UpOptions {
-  /** GGUF path (same path on every node until weight provisioning lands) or an Ollama name. */
+  /** GGUF path or an Ollama name; remote nodes get their ranks' slices (with --layers: the same path on every node). */
   model: string;
   /** `--nodes` text: `[user@]host[:port][=MEM],...`; `local` runs here without ssh. */
   nodes: string;
@@ -40,6 +40,8 @@ export interface UpOptions {
   tunnelActivations?: boolean;
   readyTimeoutSeconds: number;
   stageTimeoutSeconds?: number;
+  /** Cache directory on the nodes for provisioned binaries and slices (default: ~/.cache/llama-relay there). */
+  nodeCacheDir?: string;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
   runDir?: string;
   /** Extra environment for every rank (tests use it to steer fixtures). */
@@ -75,7 +77,17 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     );
     const addresses = await connectAll(specs, transports, emit, signal);
     const binary = o.llamaServer ?? (await patchedLlamaServer(emit, signal));
-    await preflight(specs, transports, { binary, model: modelPath }, emit);
+    const resources = await provisionChain({
+      ranks: ranges.map((r, i) => ({ rank: i, node: nodeName(specs[i]!), ...r })),
+      transports,
+      binary,
+      binaryGiven: o.llamaServer !== undefined,
+      model: modelPath,
+      sliceModel: o.layers === undefined,
+      ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
+      emit,
+      signal,
+    });
 
     const head = transports.get(nodeName(specs[0]!))!;
     const stagePorts = await Promise.all(specs.map((s, i) => (transports.get(nodeName(s))!.isLocal ? getPort({ host: '127.0.0.1' }) : o.stagePortBase + i)));
@@ -90,7 +102,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     const launches = planLaunch({
       ranks: ranges.map((r, i) => {
         const stageHost = tunnelled ? '127.0.0.1' : addresses[i]!;
-        const node: LaunchNode = { name: nodeName(specs[i]!), stageHost, binary, model: modelPath };
+        const node: LaunchNode = { name: nodeName(specs[i]!), stageHost, binary: resources[i]!.binary, model: resources[i]!.model };
         return { node, ...r };
       }),
       stagePorts,
@@ -202,23 +214,4 @@ async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Tr
   // Local ranks bind where the remote nodes see this machine; an all-local chain stays on loopback.
   const launcherAddress = [...endpoints.values()][0]?.launcherAddress ?? '127.0.0.1';
   return specs.map((s) => endpoints.get(nodeName(s))?.nodeAddress ?? launcherAddress);
-}
-
-/** Names every missing prerequisite per node before anything starts. */
-async function preflight(specs: readonly NodeSpec[], transports: Map<string, Transport>, need: { binary: string; model: string }, emit: Emit): Promise<void> {
-  const problems: string[] = [];
-  await Promise.all(
-    [...transports.values()].map(async (t) => {
-      specs.forEach((s, rank) => nodeName(s) === t.name && emit({ kind: 'node-phase', rank, node: t.name, phase: 'provision', detail: 'preflight' }));
-      const check = `test -x ${shellJoin([need.binary])} || echo "missing llama-server: ${need.binary}"; test -r ${shellJoin([need.model])} || echo "missing model: ${need.model}"`;
-      const { stdout } = await t.exec(['sh', '-c', check]);
-      for (const line of stdout.split('\n').filter(Boolean)) problems.push(`node ${t.name}: ${line}`);
-    }),
-  );
-  if (problems.length) {
-    throw new UserError(`some nodes are not ready to run their rank:\n  ${problems.join('\n  ')}`, [
-      'build llama-server (scripts/build-llama.sh) and copy it to the same path on every node, or pass --llama-server PATH',
-      'put the model at the same path on every node (automatic provisioning is not built yet)',
-    ]);
-  }
 }

@@ -27,6 +27,7 @@ interface Args {
   'ready-timeout': number;
   'stage-timeout'?: number;
   'run-dir'?: string;
+  'node-cache'?: string;
   'rank-env': string[];
 }
 
@@ -55,6 +56,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('connect-timeout', { type: 'number', default: 10, describe: 'seconds to wait for each ssh connection' })
       .option('ready-timeout', { type: 'number', default: 600, describe: 'seconds a rank may take to load' })
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
+      .option('node-cache', { type: 'string', describe: 'cache directory on the nodes for provisioned llama-server builds and slices (default: ~/.cache/llama-relay there)' })
       .option('run-dir', { type: 'string', hidden: true })
       .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true }),
   handler: async (a) => {
@@ -100,6 +102,7 @@ export const upCommand: CommandModule<object, Args> = {
           readyTimeoutSeconds: a['ready-timeout'],
           ...(a['stage-timeout'] !== undefined ? { stageTimeoutSeconds: a['stage-timeout'] } : {}),
           ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
+          ...(a['node-cache'] ? { nodeCacheDir: a['node-cache'] } : {}),
           ...(a['rank-env'].length ? { rankEnv: env } : {}),
         },
         bus,

@@ -1,0 +1,95 @@
+// `llama-relay up` provisions a remote node by itself: no --llama-server and no --layers, so the node (a real sshd)
+// gets a copy of the local patched build and only its rank's slice, and the chain answers token-identically to stock.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import getPort from 'get-port';
+import { assertSameCompletion, binDirs, complete, startStock, type Server } from '../helpers/engine.js';
+import { makeFixture } from '../helpers/fixtures.js';
+import { reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
+import { startSshd, type TestSshd } from '../helpers/sshd.js';
+
+const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
+const work = mkdtempSync('/tmp/lr-provup-');
+const marker = uniqueMarker('lrprov');
+const sliceCache = join(homedir(), '.cache/llama-relay/slices');
+const slicesBefore = new Set(existsSync(sliceCache) ? readdirSync(sliceCache) : []);
+let sshd: TestSshd;
+let stock: Server | undefined;
+let launcher: ChildProcessWithoutNullStreams | undefined;
+let model = '';
+
+before(async () => {
+  sshd = await startSshd();
+  await binDirs(); // the patched build exists before up asks for it
+  const fixture = await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256 });
+  model = join(work, `${marker}.gguf`);
+  symlinkSync(fixture, model);
+});
+
+after(async () => {
+  if (launcher && launcher.exitCode === null) launcher.kill('SIGKILL');
+  await stock?.stop();
+  await new Promise((r) => setTimeout(r, 300));
+  reap(marker);
+  await sshd?.stop();
+  rmSync(work, { recursive: true, force: true });
+  // The slices this test wrote to the local cache (named after its one-off model file).
+  if (existsSync(sliceCache)) for (const f of readdirSync(sliceCache)) if (!slicesBefore.has(f)) rmSync(join(sliceCache, f), { force: true });
+});
+
+describe('up provisions a remote node', { timeout: 300_000 }, () => {
+  it('copies the binary and pushes only the rank slice; the chain matches stock; teardown is clean', async () => {
+    const apiPort = await getPort({ host: '127.0.0.1' });
+    const base = 20_000 + Math.floor(Math.random() * 9000);
+    const nodeCache = join(work, `${marker}-node-cache`);
+    const events: { kind: string; [k: string]: unknown }[] = [];
+    launcher = spawn(
+      process.execPath,
+      [
+        cli, 'up', model, '--nodes', `local,${sshd.alias}`, '--node-cache', nodeCache,
+        '--ctx', '1024', '--threads', '1', '--server', '--json', '--api-port', String(apiPort), '--stage-port-base', String(base),
+        '-F', sshd.configFile, '--run-dir', work, '--ready-timeout', '120', '--stage-timeout', '10',
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: work } },
+    );
+    let buf = '';
+    let err = '';
+    launcher.stdout.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        events.push(JSON.parse(buf.slice(0, i)));
+        buf = buf.slice(i + 1);
+      }
+    });
+    launcher.stderr.on('data', (d) => (err += d));
+    const exit = new Promise((r) => launcher!.on('exit', r));
+    const ready = () => events.some((e) => e.kind === 'info' && String(e.message).startsWith('chain ready'));
+    const show = () => `${err}\n${events.filter((e) => e.kind !== 'log').map((e) => JSON.stringify(e)).join('\n')}`;
+    assert.ok(await waitFor(() => ready() || launcher!.exitCode !== null, 240_000, 250) && ready(), `chain never ready:\n${show()}`);
+
+    const uploads = events.filter((e) => e.kind === 'node-phase' && e.phase === 'upload' && e.node === sshd.alias);
+    assert.ok(uploads.some((e) => e.progress === 1 && String(e.detail) === 'llama-server'), `binary copy events:\n${show()}`);
+    assert.ok(uploads.some((e) => e.progress === 1 && String(e.detail).startsWith('slice ')), `slice upload events:\n${show()}`);
+    const slices = readdirSync(join(nodeCache, 'slices')).filter((f) => f.endsWith('.gguf'));
+    assert.equal(slices.length, 1, 'one slice: the remote rank');
+    const layers = events.find((e) => e.kind === 'rank-planned' && e.rank === 1)!.layers as number[];
+    assert.ok(slices[0]!.endsWith(`-L${layers[0]}-${layers[1]}.gguf`), `${slices[0]} holds rank 1's layers ${layers}`);
+    assert.ok(statSync(join(nodeCache, 'slices', slices[0]!)).size < statSync(model).size * 0.75);
+    assert.equal(readdirSync(join(nodeCache, 'bin')).length, 1);
+
+    stock = await startStock(model);
+    const prompt = { prompt: 'Hello there', n_predict: 16 };
+    assertSameCompletion(await complete(apiPort, prompt), await complete(stock.port, prompt), 1e-4, 'provisioned chain vs stock');
+
+    await stock.stop();
+    stock = undefined;
+    launcher.kill('SIGTERM');
+    await exit;
+    assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+  });
+});
