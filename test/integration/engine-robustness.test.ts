@@ -33,6 +33,19 @@ describe('stage links refuse bad peers and keep serving', () => {
     assert.equal((await complete(chain.port, { prompt: 'Hello there', n_predict: 16 })).content, reference);
   };
 
+  test("the head's /health reports per-token timing for every rank", async () => {
+    await complete(chain.port, { prompt: 'Hello there', n_predict: 8 });
+    const h = JSON.parse((await healthStatus(chain.port)).body) as {
+      status: string;
+      chain: { ranks: { rank: number; layers: string; compute_ms_per_token: number }[]; tokens: number; round_trip_ms_per_token: number; hop_ms: number };
+    };
+    assert.equal(h.status, 'ok');
+    assert.deepEqual(h.chain.ranks.map((r) => r.layers), RANGES.map(([a, b]) => `${a}:${b}`));
+    assert.ok(h.chain.tokens >= 7, `only ${h.chain.tokens} decode tokens were timed`);
+    assert.ok(h.chain.ranks.every((r) => r.compute_ms_per_token > 0));
+    assert.ok(h.chain.round_trip_ms_per_token > 0 && h.chain.hop_ms >= 0);
+  });
+
   test('a wrong secret is refused and logged', async () => {
     const c = await RawClient.open(chain.ranks[1]!.listen);
     assert.equal(await c.handshake('not-the-secret'), false);
