@@ -2,9 +2,9 @@
 // platform) and only its ranks' weights (its own Ollama blob, or a pushed, verified slice). Preflight first: every
 // missing prerequisite on every node is named in one UserError before anything is uploaded.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import type { Emit, NodePhase } from '../events/events.js';
@@ -99,7 +99,8 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
 
   // 2. Probe every remote node, then plan: local slices are written first so their sizes count against free disk.
   const sliced = 'gguf' in req.model ? req.model : undefined;
-  const digest = sliced ? (sliced.digest ?? digestFromBlobName(sliced.path)) : undefined;
+  const localRoot = req.localCacheDir ?? localCacheRoot();
+  const digest = sliced && remote.length ? (sliced.digest ?? (await modelDigest(sliced.path, sliced.gguf, localRoot, emit))) : undefined;
   const probes = new Map<string, NodeProbe>();
   await Promise.all(
     remote.map(async (t) => {
@@ -109,7 +110,7 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
     }),
   );
   const slices = new Map<number, LocalSlice>();
-  const sliceDir = join(req.localCacheDir ?? localCacheRoot(), 'slices');
+  const sliceDir = join(localRoot, 'slices');
   const modelId = sliced ? (digest ?? identity(sliced.path)) : '';
   for (const t of remote) {
     if (!sliced) break;
@@ -206,6 +207,27 @@ function digestFromBlobName(path: string): string | undefined {
   return /sha256-([0-9a-f]{64})$/.exec(path)?.[1];
 }
 
+/**
+ * The model's sha256, to find it in the nodes' Ollama stores: from an Ollama blob's name, else hashed once and kept in
+ * the local cache by file identity. Split models have no single blob (undefined).
+ */
+async function modelDigest(path: string, gguf: GgufModel, cacheRoot: string, emit: Emit): Promise<string | undefined> {
+  const named = digestFromBlobName(path);
+  if (named || gguf.parts.length > 1) return named;
+  const file = join(cacheRoot, 'digests', `${identity(path).slice(0, 32)}.sha256`);
+  try {
+    const d = readFileSync(file, 'utf8').trim();
+    if (/^[0-9a-f]{64}$/.test(d)) return d;
+  } catch {
+    /* not hashed yet */
+  }
+  emit({ kind: 'info', message: `hashing ${basename(path)} once (sha256), to find it in the nodes' Ollama stores` });
+  const d = await sha256File(path);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${d}\n`);
+  return d;
+}
+
 /** A stable id for a plain GGUF file (path, size, mtime) when its digest is not known. */
 function identity(path: string): string {
   const s = statSync(path);
@@ -257,6 +279,8 @@ export async function provisionChain(o: {
   binaryGiven: boolean;
   model: string;
   sliceModel: boolean;
+  /** The plan's memory estimate per rank, checked against each node's memory. */
+  memory?: readonly number[];
   nodeCacheDir?: string;
   emit: Emit;
   signal?: AbortSignal;
@@ -264,8 +288,11 @@ export async function provisionChain(o: {
   const anyRemote = o.ranks.some((r) => !o.transports.get(r.node)?.isLocal);
   const binary: ProvisionRequest['binary'] = o.binaryGiven || !anyRemote ? { path: o.binary } : { engine: await localEngine(o.binary), local: o.binary };
   const model: ProvisionRequest['model'] = o.sliceModel && anyRemote ? { path: o.model, gguf: await loadGgufModel(o.model) } : { path: o.model };
+  const memoryNeeded = new Map<string, number>();
+  if (o.memory) o.ranks.forEach((r, i) => memoryNeeded.set(r.node, (memoryNeeded.get(r.node) ?? 0) + (o.memory![i] ?? 0)));
   const r = await provision({
     ranks: o.ranks,
+    ...(o.memory ? { memoryNeeded } : {}),
     transports: o.transports,
     binary,
     model,

@@ -71,7 +71,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
   try {
-    const { ranges, modelPath } = await layerRanges(o, specs);
+    const { ranges, modelPath, memory } = await layerRanges(o, specs);
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
     );
@@ -84,6 +84,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       binaryGiven: o.llamaServer !== undefined,
       model: modelPath,
       sliceModel: o.layers === undefined,
+      ...(memory ? { memory } : {}),
       ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
       emit,
       signal,
@@ -184,13 +185,17 @@ async function tunnelLinks(nodes: readonly Transport[], stagePorts: readonly num
   return links;
 }
 
-async function layerRanges(o: UpOptions, specs: readonly NodeSpec[]): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string }> {
+async function layerRanges(o: UpOptions, specs: readonly NodeSpec[]): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; memory?: number[] }> {
   if (o.layers !== undefined) {
     if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
     return { ranges: evenSplit(o.layers, specs.length), modelPath: o.model };
   }
   const r = await planModel({ model: o.model, nodes: specs.map((s) => s.spec).join(','), runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
-  return { ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })), modelPath: r.model.ggufPath };
+  return {
+    ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
+    modelPath: r.model.ggufPath,
+    memory: r.plan.nodes.map((n) => n.memory.total),
+  };
 }
 
 /** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */

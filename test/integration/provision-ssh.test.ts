@@ -155,6 +155,18 @@ describe('binary provisioning over ssh', { timeout: 300_000 }, () => {
   });
 });
 
+describe('memory preflight over ssh', () => {
+  it('ranks that cannot fit in the node memory are named before anything is uploaded', async () => {
+    const events: RelayEvent[] = [];
+    const err = await provision(
+      baseRequest({ events, memoryNeeded: new Map([[node.name, 1e15]]), binary: { path: '/bin/true' }, nodeCacheDir: join(work, 'node-cache-mem') }),
+    ).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof UserError, String(err));
+    assert.match(err.message, /node relaynode: its ranks need about 1000\.0 TB of memory but it has [\d.]+ GB in total/);
+    assert.match(err.next.join('\n'), /node relaynode: give it fewer layers/);
+  });
+});
+
 describe('slice provisioning over ssh', { timeout: 300_000 }, () => {
   let modelPath: string;
   before(async () => {
@@ -183,9 +195,13 @@ describe('slice provisioning over ssh', { timeout: 300_000 }, () => {
     mkdirSync(join(store, 'blobs'), { recursive: true });
     const digest = sha(modelPath);
     symlinkSync(modelPath, join(store, 'blobs', `sha256-${digest}`));
-    const o = await provision({ ...req, model: { path: modelPath, gguf, digest }, nodeEnv: { OLLAMA_MODELS: store }, emit: () => undefined });
+    // No digest given: a plain file is hashed once (kept in the local cache) to find it there.
+    const info: string[] = [];
+    const o = await provision({ ...req, nodeEnv: { OLLAMA_MODELS: store }, emit: (e) => e.kind === 'info' && info.push(e.message) });
     assert.equal(o.ranks[1]!.model, join(store, 'blobs', `sha256-${digest}`));
     assert.equal(o.sent.get('relaynode'), 0);
+    assert.match(info.join('\n'), /uses the model from its own Ollama store/);
+    assert.equal(readFileSync(join(localCache, 'digests', readdirSync(join(localCache, 'digests'))[0]!), 'utf8').trim(), digest);
   });
 
   it('resumes an interrupted upload: only the rest is sent', async () => {
