@@ -140,6 +140,10 @@ export class ClusterRun {
   private async checkHealth(): Promise<void> {
     if (!this.apiUrl || this.stopping) return;
     const h = await headHealth(this.apiUrl);
+    // the engine times every decode token: each worker's hop cost into it, once tokens have flowed
+    if (h.ok && h.chain && h.chain.tokens > 0 && !this.stopping) {
+      for (const r of h.chain.ranks) if (r.rank > 0) this.o.emit({ kind: 'hop-time', rank: r.rank, ms: h.chain.hop_ms });
+    }
     if (h.ok !== this.healthy) {
       this.healthy = h.ok;
       if (h.ok) this.o.emit({ kind: 'info', message: 'chain connected: the head serves again' });

@@ -1,13 +1,28 @@
 // Talks to the head's llama-server HTTP API: health and streamed completions, with errors that never hang.
 import { ExternalError } from '../errors.js';
 
-export type Health = { ok: true } | { ok: false; status: number; message: string };
+/** The head's per-token chain timing (patched llama-server /health `chain`). */
+export interface ChainStats {
+  ranks: { rank: number; layers: string; compute_ms_per_token: number }[];
+  tokens: number;
+  round_trip_ms_per_token: number;
+  hop_ms: number;
+}
+
+export type Health = { ok: true; chain?: ChainStats } | { ok: false; status: number; message: string };
 
 export async function headHealth(apiUrl: string, signal?: AbortSignal): Promise<Health> {
   try {
     const res = await fetch(`${apiUrl}/health`, { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(3000)]) : AbortSignal.timeout(3000) });
     const body = await res.text();
-    if (res.ok) return { ok: true };
+    if (res.ok) {
+      try {
+        const chain = (JSON.parse(body) as { chain?: ChainStats }).chain;
+        return chain ? { ok: true, chain } : { ok: true };
+      } catch {
+        return { ok: true };
+      }
+    }
     let message = body;
     try {
       message = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? body;

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { headHealth } from '../../src/cluster/head-client.js';
 import { FrameType } from '../../src/engine/stage-protocol.js';
 import { complete, healthStatus, startChain, waitFor, type Chain } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
@@ -44,6 +45,9 @@ describe('stage links refuse bad peers and keep serving', () => {
     assert.ok(h.chain.tokens >= 7, `only ${h.chain.tokens} decode tokens were timed`);
     assert.ok(h.chain.ranks.every((r) => r.compute_ms_per_token > 0));
     assert.ok(h.chain.round_trip_ms_per_token > 0 && h.chain.hop_ms >= 0);
+    // the orchestrator's client reads the same numbers (they feed the TUI's hop-time column)
+    const parsed = await headHealth(`http://127.0.0.1:${chain.port}`);
+    assert.ok(parsed.ok && parsed.chain && parsed.chain.ranks.length === RANGES.length);
   });
 
   test('a wrong secret is refused and logged', async () => {
