@@ -1,7 +1,7 @@
 // Puts a patched llama-server on a node: reuse the cached one, copy this machine's build, or ship the source and build it.
 import { createReadStream } from 'node:fs';
-import { ExternalError } from '../errors.js';
-import { runToCompletion } from '../process/managed-process.js';
+import { ExternalError, UserError } from '../errors.js';
+import { startWrapped } from '../process/wrapped-process.js';
 import type { Transport } from '../ssh/transport.js';
 import { buildProgress } from './build-progress.js';
 import { sourceTar } from './local-files.js';
@@ -16,6 +16,8 @@ export interface BinaryOptions {
   onUpload?: (sent: number, total: number) => void;
   onBuild?: (fraction: number) => void;
   onLine?: (line: string) => void;
+  /** Pidfile directory on the node for the build's wrapper (default: $TMPDIR/llama-relay-$UID there). */
+  runDir?: string;
 }
 
 /** Returns the llama-server path on the node. */
@@ -37,15 +39,23 @@ export async function ensureBinary(t: Transport, step: BinaryStep, o: BinaryOpti
     .uploadTar(sourceTar(step.sourceDir), step.remoteSource, { onProgress: (n) => o.onUpload?.(n, size), ...sig })
     .catch((err: Error) => rethrowUpload(t.name, `${step.remoteSource}/`, err));
   const argv = buildArgv({ sourceDir: step.remoteSource, buildDir: step.buildDir, out: step.to, jobs: step.jobs, cmakeFlags: o.cmakeFlags });
-  const r = await runToCompletion(t.commandSpec(wrap(argv), `build of llama-server on ${t.name}`), {
-    ...sig,
-    tailLines: 40,
-    onLine: (line) => {
-      o.onLine?.(line);
-      const f = buildProgress(line);
-      if (f !== undefined) o.onBuild?.(f);
+  // Under the remote wrapper: if the launcher stops or the link drops, the whole build's process group goes too
+  // (sshd leaves pty-less commands running), and a stale build of the same key is stopped at the next start.
+  const p = startWrapped(
+    t,
+    { label: `build of llama-server on ${t.name}`, argv: wrap(argv), wrapper: { name: `build-${step.to.split('/').at(-2)}`, heartbeatSeconds: 10, ...(o.runDir ? { runDir: o.runDir } : {}) } },
+    {
+      ...sig,
+      tailLines: 40,
+      onLine: (line) => {
+        o.onLine?.(line);
+        const f = buildProgress(line);
+        if (f !== undefined) o.onBuild?.(f);
+      },
     },
-  });
+  );
+  const r = await p.done;
+  if (r.isCanceled) throw new UserError(`node ${t.name}: the build of llama-server was stopped`, ['run the command again: the build continues where it stopped']);
   if (r.exitCode !== 0) {
     throw new ExternalError(`node ${t.name}: building llama-server from the shipped source failed (${r.meaning})`, {
       command: `cmake build in ${step.buildDir}`,

@@ -40,6 +40,8 @@ export interface ProvisionRequest {
   memoryNeeded?: ReadonlyMap<string, number>;
   /** Cache root on the nodes (default: their LLAMA_RELAY_CACHE or ~/.cache/llama-relay). */
   nodeCacheDir?: string;
+  /** Pidfile directory on the nodes for long provisioning commands (builds). */
+  runDir?: string;
   /** Environment for every provisioning command on the nodes (tests restrict PATH). */
   nodeEnv?: Readonly<Record<string, string>>;
   /** Local cache root for slices (default ~/.cache/llama-relay). */
@@ -158,6 +160,7 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
         res.binary = await ensureBinary(t, plan.binary, {
           cmakeFlags: req.cmakeFlags?.(plan) ?? llamaCmakeFlags(plan.platform.backend, plan.platform.arch),
           ...sig,
+          ...(req.runDir ? { runDir: req.runDir } : {}),
           wrap,
           onUpload: (n, total) => {
             bytes = n;
@@ -282,6 +285,7 @@ export async function provisionChain(o: {
   /** The plan's memory estimate per rank, checked against each node's memory. */
   memory?: readonly number[];
   nodeCacheDir?: string;
+  runDir?: string;
   emit: Emit;
   signal?: AbortSignal;
 }): Promise<RankResources[]> {
@@ -297,6 +301,7 @@ export async function provisionChain(o: {
     binary,
     model,
     ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
+    ...(o.runDir ? { runDir: o.runDir } : {}),
     emit: o.emit,
     ...(o.signal ? { signal: o.signal } : {}),
   });

@@ -86,6 +86,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       sliceModel: o.layers === undefined,
       ...(memory ? { memory } : {}),
       ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
+      ...(o.runDir ? { runDir: o.runDir } : {}),
       emit,
       signal,
     });

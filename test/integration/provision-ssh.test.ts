@@ -17,6 +17,7 @@ import { LocalTransport } from '../../src/ssh/local-transport.js';
 import type { Transport } from '../../src/ssh/transport.js';
 import { engineSourceKey, localEngine, provision, type ProvisionRequest } from '../../src/services/provision.js';
 import { makeFixture } from '../helpers/fixtures.js';
+import { pidsMatching, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 
 let sshd: TestSshd;
@@ -78,6 +79,7 @@ function baseRequest(over: Partial<ProvisionRequest> & { events: RelayEvent[] })
     transports,
     binary: { path: '/bin/true' },
     model: { path: model },
+    runDir: join(work, 'run'),
     emit: (e) => events.push(e),
     ...rest,
   };
@@ -114,6 +116,28 @@ describe('binary provisioning over ssh', { timeout: 300_000 }, () => {
     assert.deepEqual(phases(again, 'build'), []);
     assert.deepEqual(phases(again, 'upload'), []);
     assert.equal(r2.sent.get('relaynode'), 0);
+  });
+
+  it('stopping a build midway leaves no build process on the node', async () => {
+    const marker = uniqueMarker('lrbuild');
+    const src = standInSource(join(work, 'standin-slow'));
+    // One slow build step whose argv carries the marker.
+    writeFileSync(
+      join(src, 'CMakeLists.txt'),
+      readFileSync(join(src, 'CMakeLists.txt'), 'utf8') +
+        `add_custom_command(OUTPUT slow.h COMMAND sh -c "sleep 120 # ${marker}" COMMAND \${CMAKE_COMMAND} -E touch slow.h)\nadd_custom_target(slow ALL DEPENDS slow.h)\nadd_dependencies(llama-server slow)\n`,
+    );
+    const ac = new AbortController();
+    const events: RelayEvent[] = [];
+    const engine = { sourceKey: 'standin-slow', source: { dir: src, bytes: 4096 }, buildOverheadBytes: 0 };
+    const run = provision(
+      baseRequest({ events, binary: { engine, local: '/bin/true' }, nodeCacheDir: join(work, 'node-cache-slow'), cmakeFlags: () => [], signal: ac.signal }),
+    ).then(() => undefined, (e: unknown) => e);
+    assert.ok(await waitFor(() => pidsMatching(marker).length > 0, 60_000), 'the slow step never started');
+    ac.abort();
+    const err = await run;
+    assert.ok(err instanceof UserError && /build of llama-server was stopped/.test(err.message), String(err));
+    assert.deepEqual(await survivorsAfter(marker, 10_000), []);
   });
 
   it('copies the local patched build when the platform matches', async (t) => {
