@@ -1,8 +1,8 @@
 // `llama-relay up` provisions a remote node by itself: no --llama-server and no --layers, so the node (a real sshd)
 // gets a copy of the local patched build and only its rank's slice, and the chain answers token-identically to stock.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +21,7 @@ let sshd: TestSshd;
 let stock: Server | undefined;
 let launcher: ChildProcessWithoutNullStreams | undefined;
 let model = '';
+const mounts: string[] = [];
 
 before(async () => {
   sshd = await startSshd();
@@ -36,6 +37,13 @@ after(async () => {
   await new Promise((r) => setTimeout(r, 300));
   reap(marker);
   await sshd?.stop();
+  for (const m of mounts) {
+    try {
+      execFileSync('umount', [m]);
+    } catch {
+      /* already gone */
+    }
+  }
   rmSync(work, { recursive: true, force: true });
   // The slices this test wrote to the local cache (named after its one-off model file).
   if (existsSync(sliceCache)) for (const f of readdirSync(sliceCache)) if (!slicesBefore.has(f)) rmSync(join(sliceCache, f), { force: true });
@@ -91,5 +99,25 @@ describe('up provisions a remote node', { timeout: 300_000 }, () => {
     launcher.kill('SIGTERM');
     await exit;
     assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+  });
+
+  it('a node whose cache disk is too small: exit 2, the node and what to do are named, nothing is left running', async () => {
+    const tiny = join(work, `${marker}-tiny`);
+    mkdirSync(tiny);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', tiny]);
+    mounts.push(tiny);
+    const p = spawn(
+      process.execPath,
+      [cli, 'up', model, '--nodes', `local,${sshd.alias}`, '--node-cache', tiny, '--prompt', 'x', '--api-port', String(await getPort({ host: '127.0.0.1' })), '-F', sshd.configFile, '--run-dir', work],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: work } },
+    );
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    const code = await new Promise((r) => p.on('exit', r));
+    assert.equal(code, 2, err);
+    assert.match(err, /node relaynode: needs [\d.]+ MB in .*-tiny but only [\d.]+ (kB|MB) is free there/);
+    assert.match(err, /what to do:[\s\S]*node relaynode: free/);
+    assert.deepEqual(readdirSync(tiny), [], 'nothing uploaded');
+    assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 });
