@@ -16,10 +16,7 @@ import { localSlice, sha256File, sliceName, treeBytes, type LocalSlice } from '.
 import { parseProbe, probeArgv, type NodeProbe } from '../provision/node-probe.js';
 import { platformOf } from '../provision/platform.js';
 import { planNode, type EngineInput, type NodePlan } from '../provision/provision-plan.js';
-import { ensureBinary } from '../provision/remote-binary.js';
-import { llamaCmakeFlags } from '../provision/remote-scripts.js';
-import { pushSlice } from '../provision/remote-slice.js';
-import { percentStep } from '../provision/resume.js';
+import { runNodePlan, type NodeResult } from '../provision/run-node.js';
 
 export interface ProvisionRank {
   rank: number;
@@ -143,59 +140,42 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
     throw new UserError(`preflight found problems on ${problems.length === 1 ? 'a node' : 'the nodes'}; nothing was uploaded:\n  ${problems.join('\n  ')}`, [...new Set(next)]);
   }
 
-  // 3. Provision every node in parallel.
-  const sent = new Map<string, number>();
-  const out = new Map<string, { binary?: string; models: Map<number, string> }>();
-  await Promise.all(
+  // 3. Provision every node in parallel; the first failure stops the others.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  req.signal?.addEventListener('abort', onAbort, { once: true });
+  if (req.signal?.aborted) stop.abort();
+  const out = new Map<string, NodeResult>();
+  const results = await Promise.allSettled(
     remote.map(async (t) => {
       const plan = plans.get(t.name)!;
-      const res = { models: new Map<number, string>() } as { binary?: string; models: Map<number, string> };
-      out.set(t.name, res);
-      let bytes = 0;
-      if (plan.binary) {
-        let pct = -1;
-        let bpct = -1;
-        const what = plan.binary.kind;
-        if (what !== 'reuse') emit({ kind: 'info', message: `node ${t.name}: ${what === 'copy' ? 'copying this machine\'s llama-server' : `shipping the patched source to build llama-server there (${plan.binary.kind === 'build' ? plan.binary.why : ''})`}` });
-        res.binary = await ensureBinary(t, plan.binary, {
-          cmakeFlags: req.cmakeFlags?.(plan) ?? llamaCmakeFlags(plan.platform.backend, plan.platform.arch),
-          ...sig,
-          ...(req.runDir ? { runDir: req.runDir } : {}),
-          wrap,
-          onUpload: (n, total) => {
-            bytes = n;
-            const p = percentStep(pct, n, total);
-            if (p !== undefined) phase(t.name, 'upload', { progress: Math.min(1, (pct = p) / 100), detail: what === 'copy' ? 'llama-server' : 'source' });
-          },
-          onBuild: (f) => {
-            const p = percentStep(bpct, f, 1);
-            if (p !== undefined) phase(t.name, 'build', { progress: (bpct = p) / 100 });
-          },
-        });
-        if (what === 'reuse') emit({ kind: 'info', message: `node ${t.name}: reusing the cached llama-server ${res.binary}` });
+      const cmakeFlags = req.cmakeFlags?.(plan);
+      try {
+        out.set(
+          t.name,
+          await runNodePlan(t, plan, {
+            emit,
+            phase: (p, extra) => phase(t.name, p, extra),
+            slices,
+            wrap,
+            signal: stop.signal,
+            ...(cmakeFlags ? { cmakeFlags } : {}),
+            ...(req.runDir ? { runDir: req.runDir } : {}),
+          }),
+        );
+      } catch (err) {
+        if (!stop.signal.aborted) phase(t.name, 'failed', { detail: 'provision' });
+        stop.abort();
+        throw err;
       }
-      for (const w of plan.weights) {
-        if (w.kind === 'ollama') {
-          emit({ kind: 'info', message: `node ${t.name}: rank ${w.rank} uses the model from its own Ollama store (${w.path})` });
-          res.models.set(w.rank, w.path);
-          continue;
-        }
-        let pct = -1;
-        const r = await pushSlice(t, slices.get(w.rank)!, w.remotePath, {
-          ...sig,
-          wrap,
-          onInfo: (message) => emit({ kind: 'info', message }),
-          onProgress: (n, total) => {
-            const p = percentStep(pct, n, total);
-            if (p !== undefined) emit({ kind: 'node-phase', rank: w.rank, node: t.name, phase: 'upload', progress: (pct = p) / 100, detail: `slice ${w.name}` });
-          },
-        });
-        bytes += r.sent;
-        res.models.set(w.rank, w.remotePath);
-      }
-      sent.set(t.name, bytes);
     }),
   );
+  req.signal?.removeEventListener('abort', onAbort);
+  // The node that failed first explains it; the others were stopped because of it.
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !/was stopped/.test(String((r.reason as Error)?.message)));
+  const anyFailed = failed ?? results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (anyFailed) throw anyFailed.reason;
+  const sent = new Map([...out].map(([n, r]) => [n, r.sent]));
 
   const localBinary = 'engine' in req.binary ? req.binary.local : req.binary.path;
   const ranks = req.ranks.map((r) => {
