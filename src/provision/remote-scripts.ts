@@ -21,7 +21,15 @@ const BUILD_SCRIPT = [
   'src=$1 build=$2 out=$3 jobs=$4; shift 4',
   'gen="Unix Makefiles"; command -v ninja >/dev/null 2>&1 && gen=Ninja',
   'cmake -S "$src" -B "$build" -G "$gen" "$@"',
-  'cmake --build "$build" --target llama-server -j "$jobs"',
+  // In the background, so a TERM to the group lets the build tool stop its own jobs first: ninja runs each job in its
+  // own process group and signals them itself, and the wrapper's SIGKILL sweep comes only after this script exits.
+  'set +e',
+  'if [ "$gen" = Ninja ]; then ninja -C "$build" -j "$jobs" llama-server & else cmake --build "$build" --target llama-server -j "$jobs" & fi',
+  'b=$!',
+  `trap 'kill -TERM "$b" 2>/dev/null' TERM INT HUP`,
+  'while :; do wait "$b"; code=$?; kill -0 "$b" 2>/dev/null || break; done',
+  '[ "$code" -eq 0 ] || exit "$code"',
+  'set -e',
   'bin=$build/bin/llama-server; [ -x "$bin" ] || bin=$build/llama-server',
   '[ -x "$bin" ] || { echo "the build produced no llama-server" >&2; exit 1; }',
   'mkdir -p "$(dirname "$out")"',
