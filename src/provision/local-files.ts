@@ -19,13 +19,15 @@ export async function sha256File(path: string, bytes?: number): Promise<string> 
 /** What is not shipped with a source tree: git history and local build trees. */
 export const skipInSourceTar = (rel: string): boolean => /^(\.\/)?(\.git|build[^/]*)(\/|$)/.test(rel);
 
+/** About the size of sourceTar(dir): a 512-byte header per entry, contents padded to 512 bytes. */
 export async function treeBytes(dir: string, rel = '.'): Promise<number> {
-  let total = 0;
+  let total = 512;
   for (const e of await readdir(join(dir, rel), { withFileTypes: true })) {
     const r = `${rel}/${e.name}`;
     if (skipInSourceTar(r)) continue;
     if (e.isDirectory()) total += await treeBytes(dir, r);
-    else if (e.isFile()) total += (await stat(join(dir, r))).size;
+    else if (e.isFile()) total += 512 + Math.ceil((await stat(join(dir, r))).size / 512) * 512;
+    else total += 512;
   }
   return total;
 }

@@ -18,7 +18,8 @@ export interface EngineInput {
 export type BinaryStep =
   | { kind: 'reuse'; path: string }
   | { kind: 'copy'; from: string; to: string; bytes: number }
-  | { kind: 'build'; sourceDir: string; remoteSource: string; buildDir: string; to: string; bytes: number; jobs: number; why: string };
+  /** bytes: disk the build takes (source + build tree); sourceBytes: what goes over the wire. */
+  | { kind: 'build'; sourceDir: string; remoteSource: string; buildDir: string; to: string; bytes: number; sourceBytes: number; jobs: number; why: string };
 
 /** One rank's weights: the slice that would be pushed, or a blob already in the node's Ollama store. */
 export interface RankWeights {
@@ -68,6 +69,7 @@ export function planBinary(probe: NodeProbe, engine: EngineInput): BinaryStep | 
     buildDir: `${probe.cacheDir}/build/${key}`,
     to,
     bytes: engine.source.bytes + engine.buildOverheadBytes,
+    sourceBytes: engine.source.bytes,
     jobs: probe.cpus,
     why: mismatch ?? 'platform differs',
   };

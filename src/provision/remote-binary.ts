@@ -34,7 +34,7 @@ export async function ensureBinary(t: Transport, step: BinaryStep, o: BinaryOpti
     return step.to;
   }
   await t.exec(wrap(resetDirArgv(step.remoteSource)), sig);
-  const size = step.bytes;
+  const size = step.sourceBytes;
   await t
     .uploadTar(sourceTar(step.sourceDir), step.remoteSource, { onProgress: (n) => o.onUpload?.(n, size), ...sig })
     .catch((err: Error) => rethrowUpload(t.name, `${step.remoteSource}/`, err));

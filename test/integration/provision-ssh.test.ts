@@ -141,6 +141,38 @@ describe('binary provisioning over ssh', { timeout: 300_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 10_000), []);
   });
 
+  it('ships the real patched llama.cpp tree and starts building it (stopped after the first build %, nothing left running)', async (t) => {
+    const built = readdirSync(join(process.env.HOME!, '.cache/llama-relay/build'))
+      .filter((d) => d.startsWith(`patched-${engineSourceKey().commit.slice(0, 12)}-${engineSourceKey().key}-`) && !d.endsWith('.log'))
+      .map((d) => join(process.env.HOME!, '.cache/llama-relay/build', d, 'bin/llama-server'))
+      .find((p) => existsSync(p));
+    if (!built) return t.skip('no local patched build (run scripts/build-llama.sh --patched-only)');
+    const local = await localEngine(built);
+    if (!local.source) return t.skip('the local llama.cpp tree is not in the patched state');
+    // No local binary: the node must build (a cold build takes ~15 min on 2 cores, so stop at the first build %).
+    const { localBinary: _drop, ...engine } = local;
+    const marker = uniqueMarker('lrreal');
+    const cache = join(work, `${marker}-cache`);
+    const ac = new AbortController();
+    const events: RelayEvent[] = [];
+    const err = await provision(
+      baseRequest({
+        events: { push: (e: RelayEvent) => (events.push(e), e.kind === 'node-phase' && e.phase === 'build' && (e.progress ?? 0) > 0 && ac.abort(), 0) } as unknown as RelayEvent[],
+        binary: { engine, local: built },
+        nodeCacheDir: cache,
+        signal: ac.signal,
+      }),
+    ).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof UserError && /build of llama-server was stopped/.test(err.message), String(err));
+    assert.equal(phases(events, 'upload').at(-1), 1, 'the whole tree was sent');
+    assert.ok(phases(events, 'build').some((p) => p > 0), 'build % from ninja');
+    const shipped = join(cache, 'src', readdirSync(join(cache, 'src'))[0]!);
+    assert.ok(existsSync(join(shipped, 'tools/server/server.cpp')) || existsSync(join(shipped, 'examples/server/server.cpp')));
+    assert.ok(!existsSync(join(shipped, '.git')));
+    assert.ok(readFileSync(join(cache, 'build', readdirSync(join(cache, 'build'))[0]!, 'CMakeCache.txt'), 'utf8').includes('GGML_RPC:BOOL=ON'));
+    assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+  });
+
   it('copies the local patched build when the platform matches', async (t) => {
     // The build scripts/build-llama.sh made for the current pin and patches.
     const built = readdirSync(join(process.env.HOME!, '.cache/llama-relay/build'))
