@@ -155,14 +155,12 @@ describe('binary provisioning over ssh', { timeout: 300_000 }, () => {
     const cache = join(work, `${marker}-cache`);
     const ac = new AbortController();
     const events: RelayEvent[] = [];
-    const err = await provision(
-      baseRequest({
-        events: { push: (e: RelayEvent) => (events.push(e), e.kind === 'node-phase' && e.phase === 'build' && (e.progress ?? 0) > 0 && ac.abort(), 0) } as unknown as RelayEvent[],
-        binary: { engine, local: built },
-        nodeCacheDir: cache,
-        signal: ac.signal,
-      }),
-    ).then(() => undefined, (e: unknown) => e);
+    const req = baseRequest({ events, binary: { engine, local: built }, nodeCacheDir: cache, signal: ac.signal });
+    const emit = (e: RelayEvent) => {
+      events.push(e);
+      if (e.kind === 'node-phase' && e.phase === 'build' && (e.progress ?? 0) > 0) ac.abort();
+    };
+    const err = await provision({ ...req, emit }).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof UserError && /build of llama-server was stopped/.test(err.message), String(err));
     assert.equal(phases(events, 'upload').at(-1), 1, 'the whole tree was sent');
     assert.ok(phases(events, 'build').some((p) => p > 0), 'build % from ninja');
