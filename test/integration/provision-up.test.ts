@@ -15,8 +15,9 @@ import { startSshd, type TestSshd } from '../helpers/sshd.js';
 const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
 const work = mkdtempSync('/tmp/lr-provup-');
 const marker = uniqueMarker('lrprov');
-const sliceCache = join(homedir(), '.cache/llama-relay/slices');
-const slicesBefore = new Set(existsSync(sliceCache) ? readdirSync(sliceCache) : []);
+// What this test adds to the local cache (slices and the digest of its one-off model file) is removed afterwards.
+const cacheDirs = ['slices', 'digests'].map((d) => join(homedir(), '.cache/llama-relay', d));
+const before0 = new Map(cacheDirs.map((d) => [d, new Set(existsSync(d) ? readdirSync(d) : [])]));
 let sshd: TestSshd;
 let stock: Server | undefined;
 let launcher: ChildProcessWithoutNullStreams | undefined;
@@ -45,8 +46,7 @@ after(async () => {
     }
   }
   rmSync(work, { recursive: true, force: true });
-  // The slices this test wrote to the local cache (named after its one-off model file).
-  if (existsSync(sliceCache)) for (const f of readdirSync(sliceCache)) if (!slicesBefore.has(f)) rmSync(join(sliceCache, f), { force: true });
+  for (const d of cacheDirs) if (existsSync(d)) for (const f of readdirSync(d)) if (!before0.get(d)!.has(f)) rmSync(join(d, f), { force: true });
 });
 
 describe('up provisions a remote node', { timeout: 300_000 }, () => {
