@@ -29,7 +29,7 @@ export async function modelDigest(path: string, gguf: GgufModel, cacheRoot: stri
   if (named || gguf.parts.length > 1) return named;
   const file = join(cacheRoot, 'digests', `${identity(path).slice(0, 32)}.sha256`);
   try {
-    const d = readFileSync(file, 'utf8').trim();
+    const d = readFileSync(file, 'utf8').split('\n')[0]!.trim();
     if (/^[0-9a-f]{64}$/.test(d)) return d;
   } catch {
     /* not hashed yet */
@@ -37,7 +37,7 @@ export async function modelDigest(path: string, gguf: GgufModel, cacheRoot: stri
   emit({ kind: 'info', message: `hashing ${basename(path)} once (sha256), to find it in the nodes' Ollama stores` });
   const d = await sha256File(path);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${d}\n`);
+  writeFileSync(file, `${d}\n${path}\n`); // the path lets pruneLocalCache drop it once the file is gone
   return d;
 }
 

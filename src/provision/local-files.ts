@@ -61,6 +61,7 @@ export async function localSlice(model: GgufModel, spec: SliceSpec, dir: string,
     const digest = await sha256File(tmp);
     await rename(tmp, path);
     await writeFile(digestFile, `${digest}\n`);
+    await writeFile(`${path}.source`, `${model.parts[0]?.file ?? ''}\n`);
     return { path, bytes: (await stat(path)).size, digest };
   } finally {
     await rm(tmp, { force: true });
@@ -70,4 +71,31 @@ export async function localSlice(model: GgufModel, spec: SliceSpec, dir: string,
 /** Cache name of a slice: the model's digest (or identity) and the layer range. */
 export function sliceName(modelId: string, spec: SliceSpec): string {
   return `${modelId.slice(0, 16)}-L${spec.layerStart}-${spec.layerEnd}${spec.head ? '-head' : ''}.gguf`;
+}
+
+/**
+ * Drops cached slices and digests whose model file is gone (a deleted model, a test's temporary file), so the
+ * cache does not grow with every one-off model. Entries without a recorded source are kept.
+ */
+export async function pruneLocalCache(root: string): Promise<number> {
+  let removed = 0;
+  const gone = async (p: string) => !!p && !(await stat(p).then(() => true, () => false));
+  const slices = join(root, 'slices');
+  for (const f of await readdir(slices).catch(() => [] as string[])) {
+    if (!f.endsWith('.gguf.source')) continue;
+    const base = join(slices, f.slice(0, -'.source'.length));
+    if (await gone((await readFile(join(slices, f), 'utf8')).trim())) {
+      await Promise.all([base, `${base}.sha256`, `${base}.source`].map((x) => rm(x, { force: true })));
+      removed++;
+    }
+  }
+  const digests = join(root, 'digests');
+  for (const f of await readdir(digests).catch(() => [] as string[])) {
+    const source = (await readFile(join(digests, f), 'utf8').catch(() => '')).split('\n')[1]?.trim() ?? '';
+    if (await gone(source)) {
+      await rm(join(digests, f), { force: true });
+      removed++;
+    }
+  }
+  return removed;
 }

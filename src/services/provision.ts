@@ -8,7 +8,7 @@ import { loadGgufModel, type GgufModel } from '../gguf/model.js';
 import { shellJoin } from '../process/shell-quote.js';
 import type { Transport } from '../ssh/transport.js';
 import { localCacheRoot, localEngine, identity, modelDigest } from '../provision/local-engine.js';
-import { localSlice, sliceName, type LocalSlice } from '../provision/local-files.js';
+import { localSlice, pruneLocalCache, sliceName, type LocalSlice } from '../provision/local-files.js';
 import { parseProbe, probeArgv, type NodeProbe } from '../provision/node-probe.js';
 import { planNode, type EngineInput, type NodePlan } from '../provision/provision-plan.js';
 import { runNodePlan, type NodeResult } from '../provision/run-node.js';
@@ -92,6 +92,7 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
   // 2. Probe every remote node, then plan: local slices are written first so their sizes count against free disk.
   const sliced = 'gguf' in req.model ? req.model : undefined;
   const localRoot = req.localCacheDir ?? localCacheRoot();
+  if (sliced && remote.length) await pruneLocalCache(localRoot);
   const digest = sliced && remote.length ? (sliced.digest ?? (await modelDigest(sliced.path, sliced.gguf, localRoot, emit))) : undefined;
   const probes = new Map<string, NodeProbe>();
   await Promise.all(
