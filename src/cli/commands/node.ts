@@ -1,5 +1,6 @@
 // `llama-relay node`: run one rank on this machine by hand (the original tool's launcher); thin over services/node.
 import type { CommandModule } from 'yargs';
+import { parseEnvPairs, withSignalAbort } from '../abort-on-signals.js';
 import { EventBus } from '../../events/event-bus.js';
 import { attachLineRenderer } from '../../events/line-renderer.js';
 import { runNode } from '../../services/node.js';
@@ -55,39 +56,31 @@ export const nodeCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     const bus = new EventBus();
     const detach = attachLineRenderer(bus, { json: a.json, verbose: a.verbose });
-    const ac = new AbortController();
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
-      ac.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
     try {
-      await runNode(
-        {
-          model: a.model,
-          rank: a.rank,
-          worldSize: a['world-size'],
-          nodes: a.nodes,
-          ...(a['secret-file'] ? { secretFile: a['secret-file'] } : {}),
-          ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
-          ...(a.layers !== undefined ? { layers: a.layers } : {}),
-          apiHost: a['api-host'],
-          apiPort: a['api-port'],
-          runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
-          ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
-          maxTokens: a['max-tokens'],
-          readyTimeoutSeconds: a['ready-timeout'],
-          ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
-          ...(a['rank-env'].length ? { rankEnv: Object.fromEntries(a['rank-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])) } : {}),
-        },
-        bus,
-        ac.signal,
-      );
+      await withSignalAbort(async (signal) => {
+        await runNode(
+          {
+            model: a.model,
+            rank: a.rank,
+            worldSize: a['world-size'],
+            nodes: a.nodes,
+            ...(a['secret-file'] ? { secretFile: a['secret-file'] } : {}),
+            ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
+            ...(a.layers !== undefined ? { layers: a.layers } : {}),
+            apiHost: a['api-host'],
+            apiPort: a['api-port'],
+            runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
+            ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
+            maxTokens: a['max-tokens'],
+            readyTimeoutSeconds: a['ready-timeout'],
+            ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
+            ...(a['rank-env'].length ? { rankEnv: parseEnvPairs(a['rank-env']) } : {}),
+          },
+          bus,
+          signal,
+        );
+      });
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       detach();
     }
   },

@@ -1,5 +1,6 @@
 // `llama-relay up`: launch a model across nodes as one chain; thin: flags in, services/up out, events to the TUI or lines.
 import type { CommandModule } from 'yargs';
+import { parseEnvPairs, withSignalAbort } from '../abort-on-signals.js';
 import { EventBus } from '../../events/event-bus.js';
 import { attachLineRenderer } from '../../events/line-renderer.js';
 import { DEFAULT_PROMPT, defaultModelPath } from '../../services/default-model.js';
@@ -73,44 +74,35 @@ export const upCommand: CommandModule<object, Args> = {
     } else {
       detach = attachLineRenderer(bus, { json: a.json, verbose: a.verbose });
     }
-    const ac = new AbortController();
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      // First signal: orderly teardown. Second: leave now; the node-side wrappers still clean up when our pipes close.
-      if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
-      ac.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
     try {
-      const env = Object.fromEntries(a['rank-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-      await up(
-        {
-          model,
-          nodes: a.nodes,
-          ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
-          ...(a.layers !== undefined ? { layers: a.layers } : {}),
-          apiPort: a['api-port'],
-          stagePortBase: a['stage-port-base'],
-          runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
-          ...(prompt !== undefined && !a.server ? { prompt } : {}),
-          maxTokens: a['max-tokens'],
-          ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
-          acceptNewHostKeys: a['accept-new-host-keys'],
-          connectTimeoutSeconds: a['connect-timeout'],
-          tunnelActivations: a['tunnel-activations'],
-          readyTimeoutSeconds: a['ready-timeout'],
-          ...(a['stage-timeout'] !== undefined ? { stageTimeoutSeconds: a['stage-timeout'] } : {}),
-          ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
-          ...(a['node-cache'] ? { nodeCacheDir: a['node-cache'] } : {}),
-          ...(a['rank-env'].length ? { rankEnv: env } : {}),
-        },
-        bus,
-        ac.signal,
-      );
+      await withSignalAbort(async (signal) => {
+        const env = parseEnvPairs(a['rank-env']);
+        await up(
+          {
+            model,
+            nodes: a.nodes,
+            ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
+            ...(a.layers !== undefined ? { layers: a.layers } : {}),
+            apiPort: a['api-port'],
+            stagePortBase: a['stage-port-base'],
+            runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
+            ...(prompt !== undefined && !a.server ? { prompt } : {}),
+            maxTokens: a['max-tokens'],
+            ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
+            acceptNewHostKeys: a['accept-new-host-keys'],
+            connectTimeoutSeconds: a['connect-timeout'],
+            tunnelActivations: a['tunnel-activations'],
+            readyTimeoutSeconds: a['ready-timeout'],
+            ...(a['stage-timeout'] !== undefined ? { stageTimeoutSeconds: a['stage-timeout'] } : {}),
+            ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
+            ...(a['node-cache'] ? { nodeCacheDir: a['node-cache'] } : {}),
+            ...(a['rank-env'].length ? { rankEnv: env } : {}),
+          },
+          bus,
+          signal,
+        );
+      });
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
       detach();
     }
   },
