@@ -11,6 +11,7 @@ import { assertSameCompletion, binDirs, complete, startStock, type Server } from
 import { makeFixture } from '../helpers/fixtures.js';
 import { reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { launchUp } from '../helpers/up-launcher.js';
 
 const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
 const work = mkdtempSync('/tmp/lr-provup-');
@@ -54,30 +55,16 @@ describe('up provisions a remote node', { timeout: 300_000 }, () => {
     const apiPort = await getPort({ host: '127.0.0.1' });
     const base = 20_000 + Math.floor(Math.random() * 9000);
     const nodeCache = join(work, `${marker}-node-cache`);
-    const events: { kind: string; [k: string]: unknown }[] = [];
-    launcher = spawn(
-      process.execPath,
+    const up = launchUp(
       [
-        cli, 'up', model, '--nodes', `local,${sshd.alias}`, '--node-cache', nodeCache,
+        model, '--nodes', `local,${sshd.alias}`, '--node-cache', nodeCache,
         '--ctx', '1024', '--threads', '1', '--server', '--json', '--api-port', String(apiPort), '--stage-port-base', String(base),
         '-F', sshd.configFile, '--run-dir', work, '--ready-timeout', '120', '--stage-timeout', '10',
       ],
-      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: work } },
+      { TMPDIR: work },
     );
-    let buf = '';
-    let err = '';
-    launcher.stdout.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        events.push(JSON.parse(buf.slice(0, i)));
-        buf = buf.slice(i + 1);
-      }
-    });
-    launcher.stderr.on('data', (d) => (err += d));
-    const exit = new Promise((r) => launcher!.on('exit', r));
-    const ready = () => events.some((e) => e.kind === 'info' && String(e.message).startsWith('chain ready'));
-    const show = () => `${err}\n${events.filter((e) => e.kind !== 'log').map((e) => JSON.stringify(e)).join('\n')}`;
+    launcher = up.child;
+    const { events, exit, ready, show } = up;
     assert.ok(await waitFor(() => ready() || launcher!.exitCode !== null, 240_000, 250) && ready(), `chain never ready:\n${show()}`);
 
     const uploads = events.filter((e) => e.kind === 'node-phase' && e.phase === 'upload' && e.node === sshd.alias);

@@ -1,7 +1,7 @@
 // `llama-relay up` with the REAL patched llama-server: a 3-node chain through a real sshd (remote head, local,
 // remote), token-identical to stock llama-server; a killed rank restarts; teardown leaves no llama-server behind.
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,8 +10,8 @@ import { assertSameCompletion, binDirs, complete, startStock, type Server } from
 import { makeFixture } from '../helpers/fixtures.js';
 import { pidsMatching, reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { launchUp } from '../helpers/up-launcher.js';
 
-const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
 const work = mkdtempSync('/tmp/lr-eng-');
 const marker = uniqueMarker('lreng');
 let sshd: TestSshd;
@@ -42,30 +42,17 @@ describe('up with the patched llama-server over a real sshd', { timeout: 240_000
   it('serves token-identical output to stock, survives a killed rank, and tears down cleanly', async () => {
     const apiPort = await getPort({ host: '127.0.0.1' });
     const base = 20_000 + Math.floor(Math.random() * 9000);
-    const events: { kind: string; [k: string]: unknown }[] = [];
-    launcher = spawn(
-      process.execPath,
+    const up = launchUp(
       [
-        cli, 'up', model, '--nodes', `${sshd.alias},local,root@${sshd.alias}`, '--llama-server', llamaServer,
+        model, '--nodes', `${sshd.alias},local,root@${sshd.alias}`, '--llama-server', llamaServer,
         '--ctx', '1024', '--threads', '1', '--server', '--json', '--api-port', String(apiPort), '--stage-port-base', String(base),
         '-F', sshd.configFile, '--run-dir', work, '--ready-timeout', '120', '--stage-timeout', '10',
       ],
-      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: work } },
+      { TMPDIR: work },
     );
-    let buf = '';
-    let err = '';
-    launcher.stdout.on('data', (d) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        events.push(JSON.parse(buf.slice(0, i)));
-        buf = buf.slice(i + 1);
-      }
-    });
-    launcher.stderr.on('data', (d) => (err += d));
-    const exit = new Promise((r) => launcher!.on('exit', r));
-    const ready = () => events.some((e) => e.kind === 'info' && String(e.message).startsWith('chain ready'));
-    assert.ok(await waitFor(() => ready() || launcher!.exitCode !== null, 180_000, 250) && ready(), `chain never ready:\n${err}\n${events.filter((e) => e.kind !== 'log').map((e) => JSON.stringify(e)).join('\n')}`);
+    launcher = up.child;
+    const { events, exit, ready, show } = up;
+    assert.ok(await waitFor(() => ready() || launcher!.exitCode !== null, 180_000, 250) && ready(), `chain never ready:\n${show()}`);
     const planned = events.filter((e) => e.kind === 'rank-planned').map((e) => e.layers);
     assert.equal(planned.length, 3);
 

@@ -1,0 +1,37 @@
+// Runs `llama-relay up ... --json` as a real child process and collects its event lines, for end-to-end tests.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+
+const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
+
+export interface UpLauncher {
+  child: ChildProcessWithoutNullStreams;
+  events: { kind: string; [k: string]: unknown }[];
+  exit: Promise<unknown>;
+  /** true once the chain reported ready */
+  ready(): boolean;
+  /** stderr plus every non-log event, for assertion messages */
+  show(): string;
+}
+
+export function launchUp(args: readonly string[], env: NodeJS.ProcessEnv = {}): UpLauncher {
+  const child = spawn(process.execPath, [cli, 'up', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const events: UpLauncher['events'] = [];
+  let buf = '';
+  let err = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      events.push(JSON.parse(buf.slice(0, i)));
+      buf = buf.slice(i + 1);
+    }
+  });
+  child.stderr.on('data', (d) => (err += d));
+  return {
+    child,
+    events,
+    exit: new Promise((r) => child.on('exit', r)),
+    ready: () => events.some((e) => e.kind === 'info' && String(e.message).startsWith('chain ready')),
+    show: () => `${err}\n${events.filter((e) => e.kind !== 'log').map((e) => JSON.stringify(e)).join('\n')}`,
+  };
+}
