@@ -42,8 +42,8 @@ export interface BenchRuntime {
   readonly ubatch?: number;
 }
 
-export interface BenchOptions {
-  readonly nodes: readonly BenchNode[];
+/** What a bench run sweeps and how: shared by the request, the planner and the report. */
+export interface BenchSweep {
   readonly promptTokens: readonly number[];
   readonly genTokens: number;
   readonly parallel: readonly number[];
@@ -51,6 +51,10 @@ export interface BenchOptions {
   readonly linkLatencyMs: number;
   readonly threads: number;
   readonly taskset: boolean;
+}
+
+export interface BenchOptions extends BenchSweep {
+  readonly nodes: readonly BenchNode[];
   /** Cores available for --taskset. */
   readonly cores: number;
   readonly rpc: boolean;

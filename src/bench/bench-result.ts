@@ -1,5 +1,5 @@
 // What a bench run found, as plain JSON-ready data (the --json file is exactly a BenchReport).
-import type { ConfigKind } from './bench-config.js';
+import type { BenchSweep, ConfigKind } from './bench-config.js';
 import type { ProcessRole } from './launch-plan.js';
 import type { Spread } from './stats.js';
 
@@ -99,15 +99,8 @@ export interface BenchReport {
   readonly startedAt: string;
   readonly model: { readonly path: string; readonly layers: number; readonly fileBytes: number; readonly arch: string };
   readonly machine: { readonly cores: number; readonly cpu: string };
-  readonly settings: {
+  readonly settings: BenchSweep & {
     readonly nodes: readonly string[];
-    readonly promptTokens: readonly number[];
-    readonly genTokens: number;
-    readonly parallel: readonly number[];
-    readonly repeat: number;
-    readonly linkLatencyMs: number;
-    readonly threads: number;
-    readonly taskset: boolean;
     readonly ctx: number;
     readonly batch?: number;
     readonly ubatch?: number;

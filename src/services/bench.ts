@@ -7,7 +7,7 @@ import { isGgufArray } from '../gguf/types.js';
 import { candidateRoots } from '../ollama/roots.js';
 import { resolveModel } from '../ollama/resolve.js';
 import { findings, hopOverheads } from '../bench/bench-analysis.js';
-import type { BenchOptions, BenchRuntime } from '../bench/bench-config.js';
+import type { BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
 import type { BenchEvent } from '../bench/bench-events.js';
 import { benchNodes } from '../bench/bench-nodes.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
@@ -16,17 +16,10 @@ import { binaries, buildDirs, type BinDirs } from '../bench/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { runConfig } from '../bench/run-config.js';
 
-export interface BenchRequest {
+export interface BenchRequest extends BenchSweep {
   readonly model: string;
   readonly nodes?: string;
   readonly nodeCount?: number;
-  readonly promptTokens: readonly number[];
-  readonly genTokens: number;
-  readonly parallel: readonly number[];
-  readonly repeat: number;
-  readonly linkLatencyMs: number;
-  readonly threads: number;
-  readonly taskset: boolean;
   readonly rpc: boolean;
   readonly stock: boolean;
   readonly only?: readonly string[];
