@@ -60,8 +60,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const logitBias = isGgufArray(tokenTypes) ? banByteTokens(tokenTypes.items.map(Number)) : [];
 
   const cores = availableParallelism();
-  const options: BenchOptions = {
-    nodes,
+  const sweep: BenchSweep = {
     promptTokens: req.promptTokens,
     genTokens: req.genTokens,
     parallel: req.parallel,
@@ -69,6 +68,10 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     linkLatencyMs: req.linkLatencyMs,
     threads: req.threads,
     taskset: req.taskset,
+  };
+  const options: BenchOptions = {
+    nodes,
+    ...sweep,
     cores,
     rpc: req.rpc,
     stock: req.stock,
@@ -114,13 +117,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
 
   const settings = {
     nodes: nodes.map((n) => n.name),
-    promptTokens: req.promptTokens,
-    genTokens: req.genTokens,
-    parallel: req.parallel,
-    repeat: req.repeat,
-    linkLatencyMs: req.linkLatencyMs,
-    threads: req.threads,
-    taskset: req.taskset,
+    ...sweep,
     ctx: runtime.ctx,
     ...(req.batch !== undefined ? { batch: req.batch } : {}),
     ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),

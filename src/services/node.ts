@@ -10,6 +10,7 @@ import type { EventBus } from '../events/event-bus.js';
 import { LocalTransport } from '../ssh/local-transport.js';
 import { patchedLlamaServer } from './engine-binary.js';
 import { planModel } from './plan.js';
+import { rejectedOnAbort } from '../process/rejected-on-abort.js';
 
 export interface NodeOptions {
   model: string;
@@ -86,12 +87,7 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     ...(o.runDir ? { runDir: o.runDir } : {}),
     ...(o.rankEnv ? { env: o.rankEnv } : {}),
   });
-  const aborted = new Promise<never>((_, reject) => {
-    const onAbort = () => reject(new UserError('stopped'));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => undefined);
+  const aborted = rejectedOnAbort(signal);
   try {
     const api = await Promise.race([run.start(signal), run.fatal, aborted]);
     if (api) bus.emit({ kind: 'api-listening', url: api });

@@ -18,6 +18,7 @@ import { patchedLlamaServer } from './engine-binary.js';
 import { provisionChain } from './provision.js';
 import { makeTransport, nodeName, sshEndpoints } from './node-transports.js';
 import { planModel } from './plan.js';
+import { rejectedOnAbort } from '../process/rejected-on-abort.js';
 
 export interface UpOptions {
   /** GGUF path or an Ollama name; remote nodes get their ranks' slices (with --layers: the same path on every node). */
@@ -94,7 +95,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     const head = transports.get(nodeName(specs[0]!))!;
     const stagePorts = await Promise.all(specs.map((s, i) => (transports.get(nodeName(s))!.isLocal ? getPort({ host: '127.0.0.1' }) : o.stagePortBase + i)));
     if (await canConnect('127.0.0.1', o.apiPort)) {
-      throw new UserError(`port ${o.apiPort} is already taken on this machine, so the API cannot listen there`, ['choose another port: --api-port']);
+      throw apiPortTaken(o.apiPort);
     }
     // The head's own HTTP port is private (loopback on its node); the API users see is the proxy on --api-port.
     const api = { host: '127.0.0.1', port: head.isLocal ? await getPort({ host: '127.0.0.1' }) : o.stagePortBase + specs.length };
@@ -124,16 +125,11 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       ...(o.runDir ? { runDir: o.runDir } : {}),
       ...(o.rankEnv ? { env: o.rankEnv } : {}),
     });
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(new UserError('stopped'));
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    });
-    aborted.catch(() => undefined);
+    const aborted = rejectedOnAbort(signal);
     const started = run;
     proxy = await startApiProxy({ host: '127.0.0.1', port: o.apiPort, upstream: () => started.api, emit }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EADDRINUSE') throw err;
-      throw new UserError(`port ${o.apiPort} is already taken on this machine, so the API cannot listen there`, ['choose another port: --api-port']);
+      throw apiPortTaken(o.apiPort);
     });
     await Promise.race([run.start(signal), run.fatal, aborted]);
     const apiUrl = proxy.url;
@@ -220,4 +216,9 @@ async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Tr
   // Local ranks bind where the remote nodes see this machine; an all-local chain stays on loopback.
   const launcherAddress = [...endpoints.values()][0]?.launcherAddress ?? '127.0.0.1';
   return specs.map((s) => endpoints.get(nodeName(s))?.nodeAddress ?? launcherAddress);
+}
+
+/** Checked before launching, and again when the proxy binds (something may take the port meanwhile). */
+function apiPortTaken(port: number): UserError {
+  return new UserError(`port ${port} is already taken on this machine, so the API cannot listen there`, ['choose another port: --api-port']);
 }
