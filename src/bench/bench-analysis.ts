@@ -99,6 +99,18 @@ export function findings(configs: readonly ConfigResult[], settings: { promptTok
     });
   }
   const hop = hopOverheads(configs, lat).find((h) => h.config === `chain-${n}` && h.promptTokens === shortest.promptTokens && h.parallel === p1);
+  const rpcAt = ok(rpc) ? at(rpc, shortest.promptTokens, p1) : undefined;
+  if (hop && rpcAt) {
+    // The most any chain could gain over RPC here: a decode token costs at least Σ compute + one link per hop.
+    out.push({
+      name: `chain-${n} vs rpc-${n} decode ceiling`,
+      value: rpcAt.decodeMsPerToken / hop.limitMsPerToken,
+      unit: 'x',
+      detail:
+        `rpc ${rpcAt.decodeMsPerToken.toFixed(2)} ms/token over the chain's limit ${hop.limitMsPerToken.toFixed(2)}; ` +
+        `the chain reaches ${((100 * hop.limitMsPerToken) / hop.msPerToken).toFixed(0)}% of its limit`,
+    });
+  }
   if (hop) {
     out.push({
       name: `chain-${n} overhead per hop`,

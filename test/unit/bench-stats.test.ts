@@ -107,6 +107,9 @@ describe('findings', () => {
     assert.equal(by('load time').value, 3);
     assert.match(by('network bytes').detail, /1\.00 MB/);
     assert.ok(by('chain-3 overhead per hop'));
+    // limit = stock 1000/50 ms + 3 hops x 1 ms = 23 ms; rpc at 20 tok/s = 50 ms; chain at 46 tok/s = 21.7 ms
+    assert.equal(by('chain-3 vs rpc-3 decode ceiling').value, 50 / 23);
+    assert.match(by('chain-3 vs rpc-3 decode ceiling').detail, /reaches 106% of its limit/);
   });
   it('says what was not measured and sets no RPC target without latency', () => {
     const f = findings([config('stock', 'stock', 0, [50]), config('chain-2', 'chain', 2, [30])], { ...settings, linkLatencyMs: 0 });
