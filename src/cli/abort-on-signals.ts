@@ -1,6 +1,7 @@
 // Ctrl-C / SIGTERM for long-running commands: the first signal aborts for an orderly teardown; a second
-// leaves at once (node-side wrappers still clean up when our pipes close).
-export async function withSignalAbort<T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+// leaves at once (node-side wrappers still clean up when our pipes close). `interrupt` is the same as a SIGINT, for
+// input that reads the terminal in raw mode (there Ctrl-C arrives as a key, not as a signal).
+export async function withSignalAbort<T>(run: (signal: AbortSignal, interrupt: () => void) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -10,7 +11,7 @@ export async function withSignalAbort<T>(run: (signal: AbortSignal) => Promise<T
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await run(ac.signal);
+    return await run(ac.signal, () => onSignal('SIGINT'));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

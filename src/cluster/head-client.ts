@@ -60,25 +60,72 @@ export async function streamCompletion(
   }
   let text = '';
   let tokens = 0;
+  for await (const data of sseData(res.body)) {
+    const frame = JSON.parse(data) as { content?: string; stop?: boolean; error?: { message?: string } };
+    if (frame.error) throw new ExternalError(`generation failed on the chain: ${frame.error.message ?? 'unknown error'}`);
+    if (frame.content) {
+      text += frame.content;
+      tokens++;
+      onToken(frame.content);
+    }
+    if (frame.stop) return { text, tokens, seconds: (performance.now() - t0) / 1000 };
+  }
+  throw new ExternalError('the head closed the stream before the generation finished (a rank may have died)');
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/**
+ * Streams /v1/chat/completions (the head applies the model's chat template to the whole history); calls onToken per
+ * piece of the answer. Rejects with the head's error text if the chain breaks mid-stream.
+ */
+export async function streamChat(
+  apiUrl: string,
+  req: { messages: readonly ChatMessage[]; maxTokens: number },
+  onToken: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<CompletionResult> {
+  const t0 = performance.now();
+  const res = await fetch(`${apiUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: req.messages, max_tokens: req.maxTokens, stream: true }),
+    ...(signal ? { signal } : {}),
+  });
+  if (!res.ok || !res.body) {
+    throw new ExternalError(`the head refused the chat request (HTTP ${res.status})`, { stderrTail: await res.text() });
+  }
+  let text = '';
+  let tokens = 0;
+  for await (const data of sseData(res.body)) {
+    if (data === '[DONE]') return { text, tokens, seconds: (performance.now() - t0) / 1000 };
+    const frame = JSON.parse(data) as { choices?: { delta?: { content?: string | null } }[]; error?: { message?: string } };
+    if (frame.error) throw new ExternalError(`generation failed on the chain: ${frame.error.message ?? 'unknown error'}`);
+    const piece = frame.choices?.[0]?.delta?.content;
+    if (piece) {
+      text += piece;
+      tokens++;
+      onToken(piece);
+    }
+  }
+  throw new ExternalError('the head closed the stream before the answer finished (a rank may have died)');
+}
+
+/** The `data:` payloads of a server-sent event stream; an `error:` line (llama-server's stream error) throws. */
+async function* sseData(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   let buf = '';
   const decoder = new TextDecoder();
-  for await (const chunk of res.body) {
-    buf += decoder.decode(chunk as Uint8Array, { stream: true });
+  for await (const chunk of body) {
+    buf += decoder.decode(chunk, { stream: true });
     let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i).trim();
       buf = buf.slice(i + 1);
       if (line.startsWith('error:')) throw new ExternalError(`generation failed on the chain: ${line.slice(6).trim()}`);
-      if (!line.startsWith('data:')) continue;
-      const frame = JSON.parse(line.slice(5)) as { content?: string; stop?: boolean; error?: { message?: string } };
-      if (frame.error) throw new ExternalError(`generation failed on the chain: ${frame.error.message ?? 'unknown error'}`);
-      if (frame.content) {
-        text += frame.content;
-        tokens++;
-        onToken(frame.content);
-      }
-      if (frame.stop) return { text, tokens, seconds: (performance.now() - t0) / 1000 };
+      if (line.startsWith('data:')) yield line.slice(5).trim();
     }
   }
-  throw new ExternalError('the head closed the stream before the generation finished (a rank may have died)');
 }

@@ -13,6 +13,14 @@ export type RelayEvent =
   | { kind: 'hop-time'; rank: number; ms: number }
   | { kind: 'token'; text: string }
   | { kind: 'generation-done'; tokens: number; seconds: number }
+  /** --interactive: the chat prompt is open (the chain is ready). */
+  | { kind: 'chat-ready' }
+  /** A message the user sent; its answer streams as `token` events until `chat-done`. */
+  | { kind: 'chat-user'; text: string }
+  /** The answer to the last chat-user is complete (failed: it broke off; the turn is not kept). */
+  | { kind: 'chat-done'; tokens: number; seconds: number; failed?: boolean }
+  /** The chat session ended: the user typed /exit or /quit, or stdin reached its end. */
+  | { kind: 'chat-end'; reason: 'exit' | 'eof' }
   | { kind: 'api-listening'; url: string; model?: string }
   | { kind: 'requests'; total: number; active: number; failed: number }
   | { kind: 'log'; rank: number; node: string; stream: 'stdout' | 'stderr'; line: string }

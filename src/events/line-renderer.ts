@@ -13,6 +13,7 @@ export function attachLineRenderer(bus: EventBus, o: LineRendererOptions = {}): 
   const out = o.out ?? process.stdout;
   const err = o.err ?? process.stderr;
   let midLine = false; // tokens leave the cursor mid-line; end it before the next status line
+  let answered = true; // --interactive: every answer ends as one line on stdout, even an empty one
   return bus.subscribe((e) => {
     if (o.json) {
       out.write(`${formatJson(e)}\n`);
@@ -21,11 +22,14 @@ export function attachLineRenderer(bus: EventBus, o: LineRendererOptions = {}): 
     if (e.kind === 'token') {
       out.write(e.text);
       midLine = !e.text.endsWith('\n');
+      answered = true;
       return;
     }
-    if (e.kind === 'generation-done' && midLine) {
+    if (e.kind === 'chat-user') answered = false;
+    if ((e.kind === 'generation-done' && midLine) || (e.kind === 'chat-done' && (midLine || !answered))) {
       out.write('\n');
       midLine = false;
+      answered = true;
     }
     const line = formatPlain(e, { verbose: o.verbose ?? false });
     if (line !== null) err.write(`${line}\n`);

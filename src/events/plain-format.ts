@@ -14,6 +14,10 @@ const formatters: Formatters = {
   'hop-time': (e, o) => (o.verbose ? `rank ${e.rank}: hop ${e.ms.toFixed(1)} ms` : null),
   token: () => null, // Tokens go to stdout as raw text, not as status lines.
   'generation-done': (e) => `generated ${e.tokens} tokens in ${e.seconds.toFixed(1)} s (${(e.tokens / Math.max(e.seconds, 1e-9)).toFixed(1)} tok/s)`,
+  'chat-ready': () => 'chat: type a message and press Enter; /exit, /quit or the end of input ends the session',
+  'chat-user': () => null, // The user typed it; stdout carries only the answers.
+  'chat-done': (e) => (e.failed ? 'the answer broke off; the message is not kept in the history' : `answered in ${e.tokens} tokens, ${e.seconds.toFixed(1)} s`),
+  'chat-end': (e) => `chat ended (${e.reason === 'exit' ? '/exit' : 'end of input'})`,
   'api-listening': (e) => `API listening on ${e.url}${e.model ? ` (model ${e.model})` : ''}`,
   requests: (e, o) => (o.verbose ? `requests: ${e.total} total, ${e.active} active, ${e.failed} failed` : null),
   log: (e, o) => (o.verbose ? `[rank ${e.rank} ${e.node}] ${e.line}` : null),

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { ClusterRun } from '../cluster/cluster-run.js';
 import { evenSplit } from '../cluster/even-split.js';
+import { runChatSession } from '../cluster/chat-session.js';
 import { streamCompletion } from '../cluster/head-client.js';
 import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
 import type { ChainRuntime } from '../cluster/llama-server-argv.js';
@@ -26,6 +27,8 @@ export interface NodeOptions {
   apiPort: number;
   runtime: ChainRuntime;
   prompt?: string;
+  /** Head only, --interactive: chat with the chain, one message per line, until the lines end or /exit. */
+  chatLines?: AsyncIterable<string>;
   maxTokens: number;
   readyTimeoutSeconds: number;
   runDir?: string;
@@ -57,6 +60,7 @@ function readSecret(o: NodeOptions): string {
 
 export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal): Promise<void> {
   if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new UserError(`--rank must be 0..${o.worldSize - 1}`);
+  if (o.chatLines && o.rank !== 0) throw new UserError('--interactive chats through the head: use it on rank 0', ['start this rank without --interactive']);
   const addrs = parseStageAddresses(o.nodes, o.worldSize);
   const secret = readSecret(o);
   const ranges =
@@ -96,7 +100,9 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
       bus.emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
       return;
     }
-    await Promise.race([run.fatal, aborted]).catch((err: unknown) => {
+    const session = api && o.chatLines ? runChatSession({ apiUrl: api, lines: o.chatLines, maxTokens: o.maxTokens, emit: bus.emit, signal }).then(() => undefined) : undefined;
+    session?.catch(() => undefined); // a rejection after teardown began is not news
+    await Promise.race([run.fatal, aborted, ...(session ? [session] : [])]).catch((err: unknown) => {
       if (!signal.aborted) throw err;
     });
   } finally {

@@ -3,6 +3,7 @@ import getPort from 'get-port';
 import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
 import { ClusterRun } from '../cluster/cluster-run.js';
 import { evenSplit } from '../cluster/even-split.js';
+import { runChatSession } from '../cluster/chat-session.js';
 import { streamCompletion } from '../cluster/head-client.js';
 import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
 import type { ChainRuntime } from '../cluster/llama-server-argv.js';
@@ -33,6 +34,8 @@ export interface UpOptions {
   stagePortBase: number;
   runtime: ChainRuntime;
   prompt?: string;
+  /** --interactive: chat with the chain, one message per line, until the lines end or /exit (instead of serving). */
+  chatLines?: AsyncIterable<string>;
   maxTokens: number;
   sshConfig?: string;
   acceptNewHostKeys?: boolean;
@@ -55,7 +58,7 @@ export interface UpResult {
   text?: string;
 }
 
-/** Runs until the prompt is answered, or (server mode) until `signal` aborts. Always tears down before returning. */
+/** Runs until the prompt is answered, the chat ends, or (server mode) until `signal` aborts. Always tears down before returning. */
 export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Promise<UpResult> {
   const emit = bus.emit;
   const specs = parseNodeList(o.nodes);
@@ -144,7 +147,11 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
       return { apiUrl, text: r.text };
     }
-    await Promise.race([run.fatal, aborted]).catch((err: unknown) => {
+    const session = o.chatLines
+      ? runChatSession({ apiUrl, lines: o.chatLines, maxTokens: o.maxTokens, emit, signal }).then(() => undefined)
+      : undefined;
+    session?.catch(() => undefined); // a rejection after teardown began is not news
+    await Promise.race([run.fatal, aborted, ...(session ? [session] : [])]).catch((err: unknown) => {
       if (!signal.aborted) throw err;
     });
     return { apiUrl };

@@ -2,12 +2,15 @@
 import { Box, Static, Text } from 'ink';
 import { useSyncExternalStore } from 'react';
 import { ApiLine } from './api-line.js';
+import { ChatPrompt, type ChatInputCallbacks } from './chat-prompt.js';
+import { ChatTranscript } from './chat-transcript.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FailureRows } from './failure-rows.js';
 import { NodeTable } from './node-table.js';
 import { TokenStream } from './token-stream.js';
 
-export function App({ store }: { store: ClusterStore }) {
+/** `chat`: the callbacks the prompt line calls (--interactive on a terminal); without them no prompt is shown. */
+export function App({ store, chat }: { store: ClusterStore; chat?: ChatInputCallbacks }) {
   const s = useSyncExternalStore(store.subscribe, store.getSnapshot);
   return (
     <>
@@ -21,7 +24,8 @@ export function App({ store }: { store: ClusterStore }) {
       <Box flexDirection="column">
         <NodeTable rows={s.rows} tokensPerSecond={s.tokensPerSecond} />
         <FailureRows failures={s.failures} />
-        <TokenStream text={s.tokens} />
+        {s.chat ? <ChatTranscript turns={s.chat.turns} busy={s.chat.busy} /> : <TokenStream text={s.tokens} />}
+        {s.chat?.open && chat ? <ChatPrompt busy={s.chat.busy} onSubmit={chat.onSubmit} onInterrupt={chat.onInterrupt} /> : null}
         <ApiLine api={s.api} requests={s.requests} />
       </Box>
     </>

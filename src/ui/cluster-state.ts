@@ -21,6 +21,22 @@ export interface Failure {
   restarting: boolean;
 }
 
+export interface ChatTurn {
+  role: 'user' | 'assistant';
+  text: string;
+  /** The answer broke off (it is not part of the history). */
+  failed?: boolean;
+}
+
+export interface ChatState {
+  /** The last turns, oldest first; the last assistant turn grows while `busy`. */
+  turns: readonly ChatTurn[];
+  /** An answer is streaming. */
+  busy: boolean;
+  /** The prompt takes input (false once the session ended). */
+  open: boolean;
+}
+
 export interface ClusterState {
   rows: readonly RankRow[];
   failures: readonly Failure[];
@@ -31,11 +47,24 @@ export interface ClusterState {
   tokensPerSecond?: number;
   api?: { url: string; model?: string };
   requests: { total: number; active: number; failed: number };
+  /** --interactive only. */
+  chat?: ChatState;
 }
 
 export const initialState: ClusterState = { rows: [], failures: [], finished: [], tokens: '', requests: { total: 0, active: 0, failed: 0 } };
 
 const TOKEN_TAIL = 4000;
+const CHAT_TURNS = 40;
+
+function updateChat(s: ClusterState, f: (c: ChatState) => ChatState): ClusterState {
+  return s.chat ? { ...s, chat: f(s.chat) } : s;
+}
+
+function appendToAnswer(c: ChatState, text: string): ChatState {
+  const last = c.turns.at(-1);
+  if (!c.busy || last?.role !== 'assistant') return c;
+  return { ...c, turns: [...c.turns.slice(0, -1), { ...last, text: last.text + text }] };
+}
 
 function updateRow(s: ClusterState, rank: number, patch: Partial<RankRow>): ClusterState {
   return { ...s, rows: s.rows.map((r) => (r.rank === rank ? { ...r, ...patch } : r)) };
@@ -61,8 +90,26 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       return { ...s, tokensPerSecond: e.tokensPerSecond };
     case 'token': {
       const t = s.tokens + e.text;
-      return { ...s, tokens: t.length > TOKEN_TAIL ? t.slice(-TOKEN_TAIL) : t };
+      return updateChat({ ...s, tokens: t.length > TOKEN_TAIL ? t.slice(-TOKEN_TAIL) : t }, (c) => appendToAnswer(c, e.text));
     }
+    case 'chat-ready':
+      return { ...s, chat: { turns: [], busy: false, open: true } };
+    case 'chat-user':
+      return updateChat(s, (c) => ({
+        ...c,
+        busy: true,
+        turns: [...c.turns, { role: 'user' as const, text: e.text }, { role: 'assistant' as const, text: '' }].slice(-CHAT_TURNS),
+      }));
+    case 'chat-done': {
+      const s2 = { ...s, tokensPerSecond: e.tokens / Math.max(e.seconds, 1e-9) };
+      return updateChat(s2, (c) => {
+        const last = c.turns.at(-1);
+        const turns = e.failed && last?.role === 'assistant' ? [...c.turns.slice(0, -1), { ...last, failed: true }] : c.turns;
+        return { ...c, busy: false, turns };
+      });
+    }
+    case 'chat-end':
+      return updateChat(s, (c) => ({ ...c, busy: false, open: false }));
     case 'generation-done':
       return { ...s, tokensPerSecond: e.tokens / Math.max(e.seconds, 1e-9) };
     case 'api-listening':

@@ -2,14 +2,16 @@
 import { render } from 'ink';
 import type { EventBus } from '../events/event-bus.js';
 import { App } from './app.js';
+import type { ChatInputCallbacks } from './chat-prompt.js';
 import { createClusterStore } from './cluster-store.js';
 
-export function renderTui(bus: EventBus, o: { stdout?: NodeJS.WriteStream } = {}): () => void {
+export function renderTui(bus: EventBus, o: { stdout?: NodeJS.WriteStream; chat?: ChatInputCallbacks } = {}): () => void {
   const store = createClusterStore(bus);
-  const ink = render(<App store={store} />, { stdout: o.stdout ?? process.stdout, exitOnCtrlC: false, patchConsole: false });
+  const app = () => <App store={store} {...(o.chat ? { chat: o.chat } : {})} />;
+  const ink = render(app(), { stdout: o.stdout ?? process.stdout, exitOnCtrlC: false, patchConsole: false });
   return () => {
     store.flush();
-    ink.rerender(<App store={store} />);
+    ink.rerender(app());
     ink.unmount();
     store.dispose();
   };

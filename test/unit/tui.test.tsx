@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import { render } from 'ink-testing-library';
+import { lineQueue } from '../../src/cli/line-source.js';
+import { runChatSession } from '../../src/cluster/chat-session.js';
+import type { ChatMessage } from '../../src/cluster/head-client.js';
 import { EventBus } from '../../src/events/event-bus.js';
 import type { RelayEvent } from '../../src/events/events.js';
 import { attachLineRenderer } from '../../src/events/line-renderer.js';
@@ -31,12 +36,33 @@ afterEach(() => {
   cleanup = [];
 });
 
-function mount(): { bus: EventBus; store: ClusterStore; lastFrame: () => string | undefined; frames: string[] } {
+function mount(chat?: { onSubmit: (line: string) => void; onInterrupt: () => void }) {
   const bus = new EventBus();
   const store = createClusterStore(bus, { batchMs: 10 });
-  const r = render(<App store={store} />);
+  const r = render(<App store={store} {...(chat ? { chat } : {})} />);
   cleanup.push(() => r.unmount(), () => store.dispose());
-  return { bus, store, lastFrame: r.lastFrame, frames: r.frames };
+  return { bus, store, lastFrame: r.lastFrame, frames: r.frames, stdin: r.stdin };
+}
+
+/** A head's /v1/chat/completions on a real port: streams "[N msgs]" and the last user message back, token by token. */
+async function chatServer(): Promise<{ url: string; seen: ChatMessage[][]; close: () => void }> {
+  const seen: ChatMessage[][] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', async () => {
+      const { messages } = JSON.parse(body) as { messages: ChatMessage[] };
+      seen.push(messages);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (const piece of [`[${messages.length} msgs]`, ' re:', ` ${messages.at(-1)!.content}`]) {
+        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: piece } }] })}\n\n`);
+        await new Promise((r) => setImmediate(r));
+      }
+      res.end('data: [DONE]\n\n');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, close: () => server.close() };
 }
 
 describe('TUI driven by the real event stream', () => {
@@ -111,6 +137,69 @@ describe('TUI driven by the real event stream', () => {
   });
 });
 
+describe('TUI --interactive: the prompt line and the chat session', () => {
+  it('Enter hands the typed line to the callback; user and assistant turns stream into the transcript; /exit closes the prompt', async () => {
+    const head = await chatServer();
+    cleanup.push(head.close);
+    const q = lineQueue();
+    const submitted: string[] = [];
+    let interrupts = 0;
+    const { bus, lastFrame, stdin } = mount({
+      onSubmit: (line) => {
+        submitted.push(line);
+        q.push(line);
+      },
+      onInterrupt: () => interrupts++,
+    });
+    plan.forEach(bus.emit);
+    const session = runChatSession({ apiUrl: head.url, lines: q.lines, maxTokens: 8, emit: bus.emit });
+    await waitForContent(lastFrame, /› .*type a message/);
+    assert.deepEqual(submitted, [], 'nothing is sent before Enter');
+    for (const key of ['hel', 'lo', 'x', '\x7f']) {
+      stdin.write(key);
+      await waitForContent(lastFrame, /› hel/);
+    }
+    await waitForContent(lastFrame, /› hello(?!x)/);
+    stdin.write('\r');
+    const first = await waitForContent(lastFrame, /\[1 msgs\] re: hello/);
+    assert.deepEqual(submitted, ['hello']);
+    assert.match(first, /│ you: hello +│\n│ \[1 msgs\] re: hello +│/);
+    assert.match(first, /RANK\s+NODE/, 'the node table stays above the chat');
+
+    stdin.write('and again\r'); // a pasted line: its line break sends it
+    const second = await waitForContent(lastFrame, /\[3 msgs\] re: and again/);
+    assert.match(second, /you: hello[\s\S]*\[1 msgs\] re: hello[\s\S]*you: and again[\s\S]*\[3 msgs\] re: and again/);
+    assert.deepEqual(head.seen.at(-1), [
+      { role: 'user', content: 'hello' },
+      { role: 'assistant', content: '[1 msgs] re: hello' },
+      { role: 'user', content: 'and again' },
+    ]);
+
+    stdin.write('\x03');
+    assert.equal(interrupts, 1, 'Ctrl-C goes to the interrupt callback');
+    stdin.write('/exit');
+    stdin.write('\r');
+    const end = await session;
+    assert.equal(end.reason, 'exit');
+    assert.equal(end.history.length, 4);
+    const closed = await waitForContent(lastFrame, /^(?![\s\S]*type a message)[\s\S]*re: and again/);
+    assert.doesNotMatch(closed, /› /, 'the prompt is gone once the session ended');
+    assert.equal(head.seen.length, 2);
+  });
+
+  it('shows no prompt without input callbacks (stdin is not a terminal)', async () => {
+    const { bus, lastFrame } = mount();
+    plan.forEach(bus.emit);
+    bus.emit({ kind: 'chat-ready' });
+    bus.emit({ kind: 'chat-user', text: 'from a pipe' });
+    bus.emit({ kind: 'token', text: 'piped answer' });
+    bus.emit({ kind: 'chat-done', tokens: 1, seconds: 0.1 });
+    const f = await waitForContent(lastFrame, /piped answer/);
+    assert.match(f, /you: from a pipe/);
+    assert.doesNotMatch(f, /›/);
+  });
+});
+
 describe('line renderers (non-TTY)', () => {
   const capture = () => {
     const s = new PassThrough();
@@ -135,6 +224,25 @@ describe('line renderers (non-TTY)', () => {
     assert.match(err.text(), /rank 1 on alice@10\.0\.0\.5: upload 50%\n/);
     assert.doesNotMatch(err.text(), /noise/);
     assert.match(err.text(), /generated 2 tokens in 1\.0 s \(2\.0 tok\/s\)/);
+  });
+
+  it('--interactive plain: each answer is one line on stdout, even an empty one; the user lines are not echoed', () => {
+    const bus = new EventBus();
+    const out = capture();
+    const err = capture();
+    attachLineRenderer(bus, { out: out.s, err: err.s });
+    bus.emit({ kind: 'chat-ready' });
+    bus.emit({ kind: 'chat-user', text: 'hi' });
+    bus.emit({ kind: 'token', text: 'Hi' });
+    bus.emit({ kind: 'token', text: ' there' });
+    bus.emit({ kind: 'chat-done', tokens: 2, seconds: 1 });
+    bus.emit({ kind: 'chat-user', text: 'say nothing' });
+    bus.emit({ kind: 'chat-done', tokens: 0, seconds: 1 });
+    bus.emit({ kind: 'chat-end', reason: 'eof' });
+    assert.equal(out.text(), 'Hi there\n\n');
+    assert.match(err.text(), /^chat: type a message/);
+    assert.match(err.text(), /chat ended \(end of input\)\n$/);
+    assert.doesNotMatch(err.text(), /say nothing/);
   });
 
   it('--json: one parseable event per line', () => {

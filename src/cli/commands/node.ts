@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { parseEnvPairs, withSignalAbort } from '../abort-on-signals.js';
 import { EventBus } from '../../events/event-bus.js';
-import { attachLineRenderer } from '../../events/line-renderer.js';
+import { attachOutput } from '../output.js';
 import { runNode } from '../../services/node.js';
 
 interface Args {
@@ -20,6 +20,7 @@ interface Args {
   threads?: number;
   prompt?: string;
   'max-tokens': number;
+  interactive: boolean;
   server: boolean;
   json: boolean;
   verbose: boolean;
@@ -46,18 +47,23 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('parallel', { type: 'number', default: 1 })
       .option('threads', { type: 'number' })
       .option('prompt', { type: 'string', describe: 'head only: run one generation and exit' })
-      .option('max-tokens', { type: 'number', default: 64 })
+      .option('max-tokens', { type: 'number', default: 64, describe: 'tokens per answer' })
+      .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'head only: chat with the model once the chain is ready (a prompt line; without a terminal: one message per stdin line)' })
       .option('server', { type: 'boolean', default: false, describe: 'keep serving (the default without --prompt)' })
       .option('json', { type: 'boolean', default: false })
       .option('verbose', { type: 'boolean', default: false })
       .option('ready-timeout', { type: 'number', default: 600 })
       .option('run-dir', { type: 'string', hidden: true })
-      .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true }),
+      .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true })
+            // Not conflicts(): it counts a boolean's default as given.
+      .check((a) => !(a.interactive && (a.server || a.prompt !== undefined)) || '--interactive cannot be combined with --prompt or --server'),
   handler: async (a) => {
     const bus = new EventBus();
-    const detach = attachLineRenderer(bus, { json: a.json, verbose: a.verbose });
-    try {
-      await withSignalAbort(async (signal) => {
+    await withSignalAbort(async (signal, interrupt) => {
+      // Plain lines as before; a chat on a terminal gets the TUI and its prompt line.
+      const tui = a.interactive && !!process.stdout.isTTY && !a.json;
+      const output = await attachOutput(bus, { tui, json: a.json, verbose: a.verbose, interactive: a.interactive, interrupt });
+      try {
         await runNode(
           {
             model: a.model,
@@ -71,6 +77,7 @@ export const nodeCommand: CommandModule<object, Args> = {
             apiPort: a['api-port'],
             runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
             ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
+            ...(output.chatLines ? { chatLines: output.chatLines } : {}),
             maxTokens: a['max-tokens'],
             readyTimeoutSeconds: a['ready-timeout'],
             ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
@@ -79,9 +86,9 @@ export const nodeCommand: CommandModule<object, Args> = {
           bus,
           signal,
         );
-      });
-    } finally {
-      detach();
-    }
+      } finally {
+        output.detach();
+      }
+    });
   },
 };

@@ -2,7 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { parseEnvPairs, withSignalAbort } from '../abort-on-signals.js';
 import { EventBus } from '../../events/event-bus.js';
-import { attachLineRenderer } from '../../events/line-renderer.js';
+import { attachOutput } from '../output.js';
 import { DEFAULT_PROMPT, defaultModelPath } from '../../services/default-model.js';
 import { up } from '../../services/up.js';
 
@@ -18,6 +18,7 @@ interface Args {
   threads?: number;
   prompt?: string;
   'max-tokens': number;
+  interactive: boolean;
   server: boolean;
   json: boolean;
   verbose: boolean;
@@ -47,7 +48,8 @@ export const upCommand: CommandModule<object, Args> = {
       .option('parallel', { type: 'number', default: 1, describe: 'slots (llama-server -np)' })
       .option('threads', { type: 'number', describe: 'threads per rank (-t and -tb)' })
       .option('prompt', { type: 'string', describe: 'run one generation and exit' })
-      .option('max-tokens', { type: 'number', default: 64 })
+      .option('max-tokens', { type: 'number', default: 64, describe: 'tokens per answer' })
+      .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'chat with the model once the chain is ready (a prompt line; without a terminal: one message per stdin line)' })
       .option('server', { type: 'boolean', default: false, describe: 'keep serving the API (the default without --prompt)' })
       .option('json', { type: 'boolean', default: false, describe: 'events as JSON lines on stdout' })
       .option('verbose', { type: 'boolean', default: false, describe: 'show rank logs in plain output' })
@@ -59,23 +61,19 @@ export const upCommand: CommandModule<object, Args> = {
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
       .option('node-cache', { type: 'string', describe: 'cache directory on the nodes for provisioned llama-server builds and slices (default: ~/.cache/llama-relay there)' })
       .option('run-dir', { type: 'string', hidden: true })
-      .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true }),
+      .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true })
+            // Not conflicts(): it counts a boolean's default as given.
+      .check((a) => !(a.interactive && (a.server || a.prompt !== undefined)) || '--interactive cannot be combined with --prompt or --server'),
   handler: async (a) => {
     // No model: the embedded default (a small real model) answers one prompt on the default nodes.
     const embedded = !a.model;
     const model = a.model ?? (await defaultModelPath());
-    const prompt = a.prompt ?? (embedded && !a.server ? DEFAULT_PROMPT : undefined);
+    const prompt = a.prompt ?? (embedded && !a.server && !a.interactive ? DEFAULT_PROMPT : undefined);
     const bus = new EventBus();
-    const tty = process.stdout.isTTY && !a.json;
-    let detach: () => void;
-    if (tty) {
-      const { renderTui } = await import('../../ui/render-tui.js');
-      detach = renderTui(bus);
-    } else {
-      detach = attachLineRenderer(bus, { json: a.json, verbose: a.verbose });
-    }
-    try {
-      await withSignalAbort(async (signal) => {
+    await withSignalAbort(async (signal, interrupt) => {
+      const tui = !!process.stdout.isTTY && !a.json;
+      const output = await attachOutput(bus, { tui, json: a.json, verbose: a.verbose, interactive: a.interactive, interrupt });
+      try {
         const env = parseEnvPairs(a['rank-env']);
         await up(
           {
@@ -87,6 +85,7 @@ export const upCommand: CommandModule<object, Args> = {
             stagePortBase: a['stage-port-base'],
             runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
             ...(prompt !== undefined && !a.server ? { prompt } : {}),
+            ...(output.chatLines ? { chatLines: output.chatLines } : {}),
             maxTokens: a['max-tokens'],
             ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
             acceptNewHostKeys: a['accept-new-host-keys'],
@@ -101,9 +100,9 @@ export const upCommand: CommandModule<object, Args> = {
           bus,
           signal,
         );
-      });
-    } finally {
-      detach();
-    }
+      } finally {
+        output.detach();
+      }
+    });
   },
 };
