@@ -10,9 +10,9 @@ import { calculatePlan, type Plan, type PlanNodeInput } from '../plan/planner.js
 
 export interface PlanRequest {
   readonly model: string;
-  /** Either a node count or a --nodes spec. */
+  /** Either a node count or the nodes (--nodes text, or specs from a cluster file). */
   readonly nodeCount?: number;
-  readonly nodes?: string;
+  readonly nodes?: string | readonly NodeSpec[];
   readonly runtime?: Partial<RuntimeParams>;
   readonly roots?: readonly string[];
 }
@@ -34,7 +34,7 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   let inputs: PlanNodeInput[];
   let nodeSpecs: NodeSpec[] | undefined;
   if (req.nodes !== undefined) {
-    nodeSpecs = parseNodeList(req.nodes);
+    nodeSpecs = typeof req.nodes === 'string' ? parseNodeList(req.nodes) : [...req.nodes];
     inputs = nodeSpecs.map((n) => ({ name: n.host, ...(n.memory !== undefined ? { memory: n.memory } : {}) }));
   } else if (req.nodeCount !== undefined) {
     if (!Number.isInteger(req.nodeCount) || req.nodeCount < 1) throw new UserError('-n must be a positive integer');

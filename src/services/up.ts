@@ -24,8 +24,8 @@ import { rejectedOnAbort } from '../process/rejected-on-abort.js';
 export interface UpOptions {
   /** GGUF path or an Ollama name; remote nodes get their ranks' slices (with --layers: the same path on every node). */
   model: string;
-  /** `--nodes` text: `[user@]host[:port][=MEM],...`; `local` runs here without ssh. */
-  nodes: string;
+  /** `--nodes` text: `[user@]host[:port][=MEM],...` (or the specs of a cluster file); `local` runs here without ssh. */
+  nodes: string | readonly NodeSpec[];
   /** llama-server on every node; default: the patched build from scripts/build-llama.sh. */
   llamaServer?: string;
   /** Split this many layers evenly instead of planning from the GGUF header. */
@@ -61,7 +61,7 @@ export interface UpResult {
 /** Runs until the prompt is answered, the chat ends, or (server mode) until `signal` aborts. Always tears down before returning. */
 export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Promise<UpResult> {
   const emit = bus.emit;
-  const specs = parseNodeList(o.nodes);
+  const specs = typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes];
   const control = makeControlDir();
   const settings = {
     controlDir: control.dir,
@@ -194,7 +194,7 @@ async function layerRanges(o: UpOptions, specs: readonly NodeSpec[]): Promise<{ 
     if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
     return { ranges: evenSplit(o.layers, specs.length), modelPath: o.model };
   }
-  const r = await planModel({ model: o.model, nodes: specs.map((s) => s.spec).join(','), runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
+  const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
   return {
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,

@@ -3,11 +3,13 @@ import type { CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
 import { formatBytes } from '../../plan/size.js';
 import { planModel, type PlanResult } from '../../services/plan.js';
+import { nodesFromArgs } from '../nodes-option.js';
 
 interface Args {
   model: string;
   n?: number;
   nodes?: string;
+  cluster?: string;
   ctx: number;
   parallel: number;
   'kv-unified': boolean;
@@ -43,20 +45,23 @@ export const planCommand: CommandModule<object, Args> = {
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'Ollama model name or .gguf path' })
       .option('n', { type: 'number', describe: 'number of nodes' })
-      .option('nodes', { type: 'string', describe: 'nodes as [user@]host[:port][=MEM],... e.g. a=24G,b=16G' })
+      .option('nodes', { type: 'string', describe: 'nodes as [user@]host[:port][=MEM],... e.g. a=24G,b=16G; @FILE reads a cluster file' })
+      .option('cluster', { type: 'string', describe: 'cluster file: one node per line, [user@]host[:sshport] [mem=24G]' })
       .option('ctx', { type: 'number', default: 4096, describe: 'context size (llama-server -c)' })
       .option('parallel', { type: 'number', default: 1, describe: 'slots (llama-server --parallel)' })
       .option('kv-unified', { type: 'boolean', default: false, describe: 'one KV buffer shared by all slots' })
       .option('swa-full', { type: 'boolean', default: false, describe: 'full-size cache for sliding-window layers' })
       .option('json', { type: 'boolean', default: false })
       .option('root', { type: 'string', array: true, default: [] as string[], describe: 'an extra Ollama models directory' })
-      .conflicts('n', 'nodes'),
+      .conflicts('n', ['nodes', 'cluster'])
+      .conflicts('cluster', 'nodes'),
   handler: async (a) => {
-    if (a.n === undefined && a.nodes === undefined) throw new UserError('say how many nodes: -n N or --nodes SPEC', ['example: llama-relay plan llama3:70b -n 3']);
+    const nodes = nodesFromArgs(a);
+    if (a.n === undefined && nodes === undefined) throw new UserError('say how many nodes: -n N, --nodes SPEC or --cluster FILE', ['example: llama-relay plan llama3:70b -n 3']);
     const r = await planModel({
       model: a.model,
       ...(a.n !== undefined ? { nodeCount: a.n } : {}),
-      ...(a.nodes !== undefined ? { nodes: a.nodes } : {}),
+      ...(nodes !== undefined ? { nodes } : {}),
       runtime: { ctx: a.ctx, parallel: a.parallel, kvUnified: a['kv-unified'], swaFull: a['swa-full'] },
       roots: a.root,
     });

@@ -2,13 +2,15 @@
 import type { CommandModule } from 'yargs';
 import { parseEnvPairs, withSignalAbort } from '../abort-on-signals.js';
 import { EventBus } from '../../events/event-bus.js';
+import { nodesFromArgs } from '../nodes-option.js';
 import { attachOutput } from '../output.js';
 import { DEFAULT_PROMPT, defaultModelPath } from '../../services/default-model.js';
 import { up } from '../../services/up.js';
 
 interface Args {
   model?: string;
-  nodes: string;
+  nodes?: string;
+  cluster?: string;
   'llama-server'?: string;
   layers?: number;
   'api-port': number;
@@ -39,7 +41,10 @@ export const upCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('model', { type: 'string', describe: 'GGUF path or Ollama name (default: the embedded Gemma 3 270M, answering one prompt)' })
-      .option('nodes', { type: 'string', default: 'local,local', describe: 'nodes as [user@]host[:port][=MEM],...; `local` = this machine' })
+      // No yargs default: conflicts() would count it as given.
+      .option('nodes', { type: 'string', describe: 'nodes as [user@]host[:port][=MEM],...; `local` = this machine; @FILE reads a cluster file [default: local,local]' })
+      .option('cluster', { type: 'string', describe: 'cluster file: one node per line, [user@]host[:sshport] [mem=24G]' })
+      .conflicts('cluster', 'nodes')
       .option('llama-server', { type: 'string', describe: 'llama-server path on every node (default: build the patched one)' })
       .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
       .option('api-port', { type: 'number', default: 8000, describe: "port for the head's API on this machine" })
@@ -69,6 +74,7 @@ export const upCommand: CommandModule<object, Args> = {
     const embedded = !a.model;
     const model = a.model ?? (await defaultModelPath());
     const prompt = a.prompt ?? (embedded && !a.server && !a.interactive ? DEFAULT_PROMPT : undefined);
+    const nodes = nodesFromArgs(a) ?? 'local,local';
     const bus = new EventBus();
     await withSignalAbort(async (signal, interrupt) => {
       const tui = !!process.stdout.isTTY && !a.json;
@@ -78,7 +84,7 @@ export const upCommand: CommandModule<object, Args> = {
         await up(
           {
             model,
-            nodes: a.nodes,
+            nodes,
             ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
             ...(a.layers !== undefined ? { layers: a.layers } : {}),
             apiPort: a['api-port'],

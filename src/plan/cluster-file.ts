@@ -1,0 +1,52 @@
+// `--cluster FILE` (or `--nodes @FILE`): the nodes as a text file, one per line. Pure: the command edge reads the file.
+//
+//   # comments and blank lines are ignored
+//   local mem=8G
+//   alice@gpu1:2222 mem=24G
+//   gpu2
+import { UserError } from '../errors.js';
+import { parseNodeSpec, type NodeSpec } from './node-spec.js';
+import { parseByteSize } from './size.js';
+
+/** The keys a node line may carry after its address. */
+export const CLUSTER_KEYS = { mem: 'memory budget for the node, like 24G or 512MiB (as host=24G in --nodes)' } as const;
+
+type Key = keyof typeof CLUSTER_KEYS;
+const isKey = (k: string): k is Key => Object.hasOwn(CLUSTER_KEYS, k);
+
+const EXAMPLE = 'alice@gpu1:2222 mem=24G';
+
+/** The nodes in a cluster file's text, in order; `file` names it in errors, which also give the line number. */
+export function parseClusterFile(text: string, file: string): NodeSpec[] {
+  const nodes: NodeSpec[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const at = `${file}:${i + 1}`;
+    const words = raw.replace(/#.*$/, '').trim().split(/\s+/).filter(Boolean);
+    if (words.length === 0) return;
+    const [address, ...pairs] = words as [string, ...string[]];
+    const fail = (what: string, next: string[] = []) => new UserError(`${at}: ${what}`, [...next, `each line is [user@]host[:sshport] [key=value ...], e.g. ${EXAMPLE}`]);
+    if (address.includes('=')) {
+      throw fail(`"${address}" is not a node address`, [`write the memory budget as a key: ${address.slice(0, address.indexOf('='))} mem=${address.slice(address.indexOf('=') + 1)}`]);
+    }
+    const values: Partial<Record<Key, string>> = {};
+    for (const pair of pairs) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw fail(`"${pair}" is not key=value`);
+      const [key, value] = [pair.slice(0, eq), pair.slice(eq + 1)];
+      if (!isKey(key)) throw fail(`unknown key "${key}"`, [`known keys: ${Object.entries(CLUSTER_KEYS).map(([k, d]) => `${k} (${d})`).join('; ')}`]);
+      if (values[key] !== undefined) throw fail(`${key} is given twice`);
+      if (key === 'mem' && parseByteSize(value) === undefined) throw fail(`mem "${value}" is not a size like 24G or 512MiB`);
+      values[key] = value;
+    }
+    try {
+      nodes.push(parseNodeSpec(values.mem !== undefined ? `${address}=${values.mem}` : address));
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      throw fail(`"${address}" is not [user@]host[:sshport]${/port .* out of range/.test(err.message) ? ' (the port is out of range)' : ''}`);
+    }
+  });
+  if (nodes.length === 0) {
+    throw new UserError(`${file} lists no nodes`, [`put one node per line, e.g. ${EXAMPLE} (or local for this machine)`]);
+  }
+  return nodes;
+}
