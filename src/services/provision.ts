@@ -1,6 +1,7 @@
 // Provisioning: before any rank starts, every remote node gets a patched llama-server (cached by pin + patches +
 // platform) and only its ranks' weights (its own Ollama blob, or a pushed, verified slice). Preflight first: every
 // missing prerequisite on every node is named in one UserError before anything is uploaded.
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import type { Emit, NodePhase } from '../events/events.js';
@@ -9,6 +10,7 @@ import { shellJoin } from '../process/shell-quote.js';
 import type { Transport } from '../ssh/transport.js';
 import { localCacheRoot, localEngine, identity, modelDigest } from '../provision/local-engine.js';
 import { localSlice, pruneLocalCache, sliceName, type LocalSlice } from '../provision/local-files.js';
+import { acquireNodeLock, describeOwner } from '../provision/node-lock.js';
 import { parseProbe, probeArgv, type NodeProbe } from '../provision/node-probe.js';
 import { planNode, type EngineInput, type NodePlan } from '../provision/provision-plan.js';
 import { runNodePlan, type NodeResult } from '../provision/run-node.js';
@@ -34,6 +36,8 @@ export interface ProvisionRequest {
   nodeCacheDir?: string;
   /** Pidfile directory on the nodes for long provisioning commands (builds). */
   runDir?: string;
+  /** How long to wait for another launcher that is provisioning the same node cache (default 1800 s). */
+  lockWaitSeconds?: number;
   /** Environment for every provisioning command on the nodes (tests restrict PATH). */
   nodeEnv?: Readonly<Record<string, string>>;
   /** Local cache root for slices (default ~/.cache/llama-relay). */
@@ -94,12 +98,13 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
   const localRoot = req.localCacheDir ?? localCacheRoot();
   if (sliced && remote.length) await pruneLocalCache(localRoot);
   const digest = sliced && remote.length ? (sliced.digest ?? (await modelDigest(sliced.path, sliced.gguf, localRoot, emit))) : undefined;
+  const probe = async (t: Transport, signal?: AbortSignal) =>
+    parseProbe((await t.exec(wrap(probeArgv(req.nodeCacheDir, digest ? [digest] : [])), signal ? { signal } : {})).stdout);
   const probes = new Map<string, NodeProbe>();
   await Promise.all(
     remote.map(async (t) => {
       phase(t.name, 'provision', { detail: 'preflight' });
-      const { stdout } = await t.exec(wrap(probeArgv(req.nodeCacheDir, digest ? [digest] : [])), sig);
-      probes.set(t.name, parseProbe(stdout));
+      probes.set(t.name, await probe(t, req.signal));
     }),
   );
   const slices = new Map<number, LocalSlice>();
@@ -114,9 +119,7 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
       slices.set(r.rank, await localSlice(sliced.gguf, spec, sliceDir, sliceName(modelId, spec)));
     }
   }
-  const plans = new Map<string, NodePlan>();
-  for (const t of remote) {
-    const probe = probes.get(t.name)!;
+  const planFor = (t: Transport, probe: NodeProbe): NodePlan => {
     const weights = sliced
       ? ranksOn(t.name).map((r) => {
           const s = slices.get(r.rank);
@@ -124,7 +127,11 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
         })
       : [];
     const mem = req.memoryNeeded?.get(t.name);
-    const plan = planNode(t.name, probe, 'engine' in req.binary ? req.binary.engine : undefined, weights, mem !== undefined ? { memoryNeeded: mem } : {});
+    return planNode(t.name, probe, 'engine' in req.binary ? req.binary.engine : undefined, weights, mem !== undefined ? { memoryNeeded: mem } : {});
+  };
+  const plans = new Map<string, NodePlan>();
+  for (const t of remote) {
+    const plan = planFor(t, probes.get(t.name)!);
     plans.set(t.name, plan);
     problems.push(...plan.problems.map((p) => `node ${t.name}: ${p}`));
     next.push(...plan.next);
@@ -142,21 +149,43 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
   const out = new Map<string, NodeResult>();
   const results = await Promise.allSettled(
     remote.map(async (t) => {
-      const plan = plans.get(t.name)!;
-      const cmakeFlags = req.cmakeFlags?.(plan);
       try {
-        out.set(
-          t.name,
-          await runNodePlan(t, plan, {
-            emit,
-            phase: (p, extra) => phase(t.name, p, extra),
-            slices,
-            wrap,
-            signal: stop.signal,
-            ...(cmakeFlags ? { cmakeFlags } : {}),
-            ...(req.runDir ? { runDir: req.runDir } : {}),
-          }),
-        );
+        // One launcher at a time per node cache; the lock goes when we release it or exit.
+        const lock = await acquireNodeLock(t, probes.get(t.name)!.cacheDir, {
+          owner: { pid: process.pid, host: hostname() },
+          waitSeconds: req.lockWaitSeconds ?? 1800,
+          wrap,
+          signal: stop.signal,
+          onWaiting: (owner) => {
+            phase(t.name, 'provision', { detail: 'waiting for another launcher' });
+            emit({ kind: 'info', message: `waiting for another llama-relay provisioning ${t.name} (${describeOwner(owner)})` });
+          },
+          onUnguarded: (why) => emit({ kind: 'info', message: `node ${t.name}: provisioning without a lock (${why})` }),
+        });
+        try {
+          let plan = plans.get(t.name)!;
+          if (lock.waited) {
+            // The other launcher may have built, copied or pushed what this plan was going to: look again.
+            plan = planFor(t, await probe(t, stop.signal));
+            plans.set(t.name, plan);
+            if (plan.problems.length) throw new UserError(`node ${t.name}: after another launcher provisioned it:\n  ${plan.problems.join('\n  ')}`, plan.next);
+          }
+          const cmakeFlags = req.cmakeFlags?.(plan);
+          out.set(
+            t.name,
+            await runNodePlan(t, plan, {
+              emit,
+              phase: (p, extra) => phase(t.name, p, extra),
+              slices,
+              wrap,
+              signal: stop.signal,
+              ...(cmakeFlags ? { cmakeFlags } : {}),
+              ...(req.runDir ? { runDir: req.runDir } : {}),
+            }),
+          );
+        } finally {
+          await lock.release();
+        }
       } catch (err) {
         if (!stop.signal.aborted) phase(t.name, 'failed', { detail: 'provision' });
         stop.abort();
@@ -195,6 +224,7 @@ export async function provisionChain(o: {
   memory?: readonly number[];
   nodeCacheDir?: string;
   runDir?: string;
+  lockWaitSeconds?: number;
   emit: Emit;
   signal?: AbortSignal;
 }): Promise<RankResources[]> {
@@ -211,6 +241,7 @@ export async function provisionChain(o: {
     model,
     ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
     ...(o.runDir ? { runDir: o.runDir } : {}),
+    ...(o.lockWaitSeconds !== undefined ? { lockWaitSeconds: o.lockWaitSeconds } : {}),
     emit: o.emit,
     ...(o.signal ? { signal: o.signal } : {}),
   });

@@ -48,6 +48,8 @@ export interface UpOptions {
   nodeCacheDir?: string;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
   runDir?: string;
+  /** Seconds to wait while another launcher provisions the same node cache. */
+  provisionLockTimeoutSeconds?: number;
   /** Extra environment for every rank (tests use it to steer fixtures). */
   rankEnv?: Readonly<Record<string, string>>;
   extraArgs?: readonly string[];
@@ -91,6 +93,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       ...(memory ? { memory } : {}),
       ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
       ...(o.runDir ? { runDir: o.runDir } : {}),
+      ...(o.provisionLockTimeoutSeconds !== undefined ? { lockWaitSeconds: o.provisionLockTimeoutSeconds } : {}),
       emit,
       signal,
     });

@@ -32,6 +32,7 @@ interface Args {
   'stage-timeout'?: number;
   'run-dir'?: string;
   'node-cache'?: string;
+  'provision-lock-timeout': number;
   'rank-env': string[];
 }
 
@@ -65,6 +66,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('ready-timeout', { type: 'number', default: 600, describe: 'seconds a rank may take to load' })
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
       .option('node-cache', { type: 'string', describe: 'cache directory on the nodes for provisioned llama-server builds and slices (default: ~/.cache/llama-relay there)' })
+      .option('provision-lock-timeout', { type: 'number', default: 1800, describe: 'seconds to wait while another llama-relay provisions the same node cache' })
       .option('run-dir', { type: 'string', hidden: true })
       .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true })
             // Not conflicts(): it counts a boolean's default as given.
@@ -101,6 +103,7 @@ export const upCommand: CommandModule<object, Args> = {
             ...(a['stage-timeout'] !== undefined ? { stageTimeoutSeconds: a['stage-timeout'] } : {}),
             ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
             ...(a['node-cache'] ? { nodeCacheDir: a['node-cache'] } : {}),
+            provisionLockTimeoutSeconds: a['provision-lock-timeout'],
             ...(a['rank-env'].length ? { rankEnv: env } : {}),
           },
           bus,
