@@ -91,11 +91,14 @@ export function findings(configs: readonly ConfigResult[], settings: { promptTok
       unit: 'x',
       detail: `slowest node ready after ${s(chain.loadMs)} (chain) vs ${s(rpc.loadMs)} (rpc)`,
     });
+    const measured = Number.isFinite(chain.startBytes) && Number.isFinite(rpc.startBytes);
     out.push({
       name: `network bytes at start, chain-${n} vs rpc-${n}`,
-      value: chain.startBytes,
+      value: measured ? chain.startBytes : undefined,
       unit: 'B',
-      detail: `${mb(chain.startBytes)} (chain: every rank reads its own layers) vs ${mb(rpc.startBytes)} (rpc: weights pushed to the servers)`,
+      detail: measured
+        ? `${mb(chain.startBytes)} (chain: every rank reads its own layers) vs ${mb(rpc.startBytes)} (rpc: weights pushed to the servers)`
+        : 'not measured: the links between remote nodes are real and no relay counts their bytes',
     });
   }
   const hop = hopOverheads(configs, lat).find((h) => h.config === `chain-${n}` && h.promptTokens === shortest.promptTokens && h.parallel === p1);

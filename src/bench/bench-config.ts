@@ -1,11 +1,11 @@
 // What a bench run measures, as plain data: the nodes, the runtime every server shares, and the
 // configurations (stock, llama-relay chains, llama.cpp RPC) the planner derives from them.
+import type { NodeSpec } from '../plan/node-spec.js';
 
-/** A machine that runs processes. Only local nodes today; remote ones will carry an ssh target. */
-export interface BenchNode {
-  readonly name: string;
-  readonly kind: 'local';
-}
+/** A machine that runs processes: this one, or a node reached over ssh (the same `[user@]host[:port]` as `up`). */
+export type BenchNode =
+  | { readonly name: string; readonly kind: 'local' }
+  | { readonly name: string; readonly kind: 'ssh'; readonly spec: NodeSpec };
 
 export type ConfigKind = 'stock' | 'chain' | 'rpc';
 

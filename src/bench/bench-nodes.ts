@@ -1,12 +1,13 @@
-// `--nodes` / `-n` for bench: which machines the ranks run on. Pure.
+// `--nodes` / `-n` for bench: which machines the ranks run on, and the flags that only make sense on one machine. Pure.
 import { UserError } from '../errors.js';
+import { parseNodeSpec } from '../plan/node-spec.js';
 import type { BenchNode } from './bench-config.js';
 
 const LOCAL = new Set(['local', 'localhost', '127.0.0.1']);
 
 /**
- * `local,local,local` or a count. Remote nodes (`[user@]host`) are the same list syntax as `plan`; the
- * bench does not launch over ssh yet, so they are refused with a clear next step.
+ * A count of local nodes, or the node list `up` takes: `local` (also `localhost`, `127.0.0.1`) runs here,
+ * `[user@]host[:port]` over ssh. Memory budgets (`=24G`) are refused: the bench splits layers evenly.
  */
 export function benchNodes(spec: string | undefined, count: number | undefined): BenchNode[] {
   if (spec !== undefined && count !== undefined) throw new UserError('pass either --nodes or -n, not both');
@@ -16,15 +17,32 @@ export function benchNodes(spec: string | undefined, count: number | undefined):
     return Array.from({ length: count }, (_, i) => ({ name: `local${i}`, kind: 'local' }));
   }
   const parts = spec.split(',').map((s) => s.trim()).filter(Boolean);
-  if (parts.length === 0) throw new UserError('--nodes is empty', ['example: --nodes local,local,local']);
-  const remote = parts.filter((p) => !LOCAL.has(p));
-  if (remote.length) {
-    throw new UserError(`bench runs on local nodes only for now; cannot use ${remote.join(', ')}`, [
-      'use --nodes local,local,local (or -n 3) to emulate the nodes on this machine',
-      'add --link-latency-ms to emulate the network between them',
+  if (parts.length === 0) throw new UserError('--nodes is empty', ['example: --nodes local,local,local or --nodes local,alice@gpu1']);
+  return parts.map((p, i): BenchNode => {
+    if (LOCAL.has(p)) return { name: `local${i}`, kind: 'local' };
+    const node = parseNodeSpec(p);
+    if (node.memory !== undefined) {
+      throw new UserError(`bench splits the layers evenly, so a memory budget does not apply: ${p}`, [`drop "=${p.split('=')[1]}" from the node`]);
+    }
+    return { name: node.spec, kind: 'ssh', spec: node };
+  });
+}
+
+/** Flags that emulate or pin things on one machine are refused when some node is remote. */
+export function checkRemoteFlags(nodes: readonly BenchNode[], flags: { linkLatencyMs: number; taskset: boolean }): void {
+  const remote = nodes.filter((n) => n.kind === 'ssh').map((n) => n.name);
+  if (!remote.length) return;
+  if (flags.linkLatencyMs > 0) {
+    throw new UserError(`--link-latency-ms emulates a network between nodes on this machine; with remote nodes (${remote.join(', ')}) the links are real`, [
+      'drop --link-latency-ms to measure the real network',
+      'or use local nodes only (-n 3) to emulate a latency',
     ]);
   }
-  return parts.map((_, i) => ({ name: `local${i}`, kind: 'local' }));
+  if (flags.taskset) {
+    throw new UserError(`--taskset pins the processes to cores of this machine; it cannot pin them on ${remote.join(', ')}`, [
+      'drop --taskset, or use local nodes only',
+    ]);
+  }
 }
 
 /** "512,2048" → [512, 2048]: positive integers. */

@@ -62,9 +62,14 @@ export interface ConfigResult {
   readonly hops: number;
   readonly nodes: readonly NodeResult[];
   readonly links: readonly LinkResult[];
+  /**
+   * False when the configuration's links are real network connections (remote nodes): no relay is in their path,
+   * so network bytes are not measured and are NaN here (null in JSON), never 0.
+   */
+  readonly networkMeasured: boolean;
   /** Slowest node's load time: the configuration is usable after this. */
   readonly loadMs: number;
-  /** Sum over links of startBytes. */
+  /** Sum over links of startBytes (NaN when not measured). */
   readonly startBytes: number;
   readonly measurements: readonly Measurement[];
   /** Set when the configuration could not be measured; the others still are. */

@@ -1,5 +1,6 @@
 // A configuration turned into processes to start (in order, each with its readiness probe) and links to relay.
 // Pure: ports and paths come in, data goes out; the runner starts exactly this.
+import { hostPort } from '../cluster/launch-plan.js';
 import { BugError } from '../errors.js';
 import type { ProcessSpec } from '../process/process-spec.js';
 import type { BenchConfig, BenchNode, BenchRuntime } from './bench-config.js';
@@ -16,7 +17,8 @@ export interface Binaries {
 export type ReadyProbe =
   | { readonly kind: 'http-health'; readonly port: number }
   | { readonly kind: 'stderr-line'; readonly pattern: RegExp }
-  | { readonly kind: 'tcp'; readonly port: number };
+  /** host: where the port is, when not this machine's loopback. */
+  | { readonly kind: 'tcp'; readonly port: number; readonly host?: string };
 
 export type ProcessRole = 'server' | 'head' | 'worker' | 'rpc-head' | 'rpc-server';
 
@@ -27,6 +29,8 @@ export interface PlannedProcess {
   readonly layers: readonly [number, number];
   readonly spec: ProcessSpec;
   readonly ready: ReadyProbe;
+  /** The chain secret goes to it in LLAMA_RELAY_SECRET (through the remote wrapper's stdin), not as a file. */
+  readonly secretInEnv?: boolean;
 }
 
 /** An inter-node connection: the client dials `listenPort` (a relay), which forwards to `targetPort`. */
@@ -54,16 +58,38 @@ export interface LaunchInput {
   readonly ports: readonly number[];
   /** The chain's shared secret file (chains with more than one rank). */
   readonly secretFile: string;
+  /**
+   * Per rank, where it runs when the links are real (remote nodes): no relays, every process binds its node's
+   * address and dials the others' directly. Without it, everything is on this machine's loopback, through relays.
+   */
+  readonly sites?: readonly RankSite[];
+}
+
+/** One rank's node as its processes see it: the address it binds (and the others dial), and paths there. */
+export interface RankSite {
+  readonly host: string;
+  /** The model (a chain rank: its slice) on that node. */
+  readonly model: string;
+  readonly bins: Binaries;
+  /** The secret file on that node; without it the secret is passed in LLAMA_RELAY_SECRET. */
+  readonly secretFile?: string;
 }
 
 export const WORKER_READY = /^llama-relay: stage ready layers=(\d+):(\d+) listen=(\S+)/;
 
-/** HTTP port, plus per remote rank a listen port and a relay port (chains: one more pair for the head). */
-export function portsNeeded(c: BenchConfig): number {
+/** HTTP port, plus per remote rank a listen port and a relay port (chains: one more pair for the head); no relays when direct. */
+export function portsNeeded(c: BenchConfig, direct = false): number {
+  return portNodes(c, direct).length;
+}
+
+/** Which node each of planLaunch's ports is taken on, in order (undefined: this machine, a relay). */
+export function portNodes(c: BenchConfig, direct = false): (number | undefined)[] {
   const k = c.ranks.length;
-  if (c.kind === 'chain' && k > 1) return 1 + 2 * k;
-  if (c.kind === 'rpc') return 1 + 2 * (k - 1);
-  return 1;
+  const nodes = c.ranks.map((r) => r.node);
+  const relays = (n: number) => (direct ? [] : Array.from({ length: n }, () => undefined));
+  if (c.kind === 'chain' && k > 1) return [nodes[0], ...nodes, ...relays(k)];
+  if (c.kind === 'rpc') return [nodes[0], ...nodes.slice(1), ...relays(k - 1)];
+  return [nodes[0]];
 }
 
 export function processLabel(c: BenchConfig, rank: number, node: BenchNode | undefined): string {
@@ -72,14 +98,19 @@ export function processLabel(c: BenchConfig, rank: number, node: BenchNode | und
 }
 
 export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
-  const need = portsNeeded(c);
+  const sites = input.sites;
+  if (sites && sites.length !== c.ranks.length) throw new BugError(`${c.id} has ${c.ranks.length} ranks but ${sites.length} sites`);
+  const need = portsNeeded(c, !!sites);
   if (input.ports.length < need) throw new BugError(`${c.id} needs ${need} ports, got ${input.ports.length}`);
   const ports = [...input.ports];
   const take = () => ports.shift()!;
   const httpPort = take();
-  const { bins, runtime, model } = input;
+  const { runtime } = input;
   const k = c.ranks.length;
   const rank = (i: number) => c.ranks[i]!;
+  const binsOf = (i: number) => sites?.[i]!.bins ?? input.bins;
+  const modelOf = (i: number) => sites?.[i]!.model ?? input.model;
+  const hostOf = (i: number) => sites?.[i]!.host ?? LOOPBACK;
   const spec = (i: number, command: string, args: string[]): ProcessSpec =>
     pinToCore({ label: processLabel(c, i, input.nodes[rank(i).node]), command, args }, rank(i).core);
   const proc = (i: number, role: ProcessRole, s: ProcessSpec, ready: ReadyProbe): PlannedProcess => ({
@@ -92,12 +123,35 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
   });
 
   if (c.kind === 'stock' || (c.kind === 'chain' && k === 1)) {
-    const bin = c.kind === 'stock' ? bins.stockServer : bins.patchedServer;
+    const bin = c.kind === 'stock' ? binsOf(0).stockServer : binsOf(0).patchedServer;
     return {
       httpPort,
-      processes: [proc(0, 'server', spec(0, bin, singleServerArgs(model, runtime, httpPort)), { kind: 'http-health', port: httpPort })],
+      processes: [proc(0, 'server', spec(0, bin, singleServerArgs(modelOf(0), runtime, httpPort)), { kind: 'http-health', port: httpPort })],
       links: [],
     };
+  }
+
+  if (c.kind === 'chain' && sites) {
+    // Real links: rank i dials rank i+1's listen address on its node; the last one closes the ring on the head.
+    const listen = c.ranks.map((_, i) => hostPort(hostOf(i), take()));
+    const rankProc = (i: number): PlannedProcess => {
+      const secretFile = sites[i]!.secretFile;
+      const args = chainRankArgs({
+        model: modelOf(i),
+        runtime,
+        layers: rank(i).layers,
+        listen: listen[i]!,
+        next: listen[(i + 1) % k]!,
+        ...(secretFile ? { secretFile } : {}),
+        ...(i === 0 ? { httpPort, noPipeline: !c.pipeline } : {}),
+      });
+      const p =
+        i === 0
+          ? proc(0, 'head', spec(0, binsOf(0).patchedServer, args), { kind: 'http-health', port: httpPort })
+          : proc(i, 'worker', spec(i, binsOf(i).patchedServer, args), { kind: 'stderr-line', pattern: WORKER_READY });
+      return secretFile ? p : { ...p, secretInEnv: true };
+    };
+    return { httpPort, processes: [...Array.from({ length: k - 1 }, (_, j) => k - 1 - j), 0].map(rankProc), links: [] };
   }
 
   if (c.kind === 'chain') {
@@ -113,7 +167,7 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
     }));
     const rankProc = (i: number): PlannedProcess => {
       const args = chainRankArgs({
-        model,
+        model: input.model,
         runtime,
         layers: rank(i).layers,
         listen: `${LOOPBACK}:${listen[i]}`,
@@ -122,25 +176,28 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
         ...(i === 0 ? { httpPort, noPipeline: !c.pipeline } : {}),
       });
       return i === 0
-        ? proc(0, 'head', spec(0, bins.patchedServer, args), { kind: 'http-health', port: httpPort })
-        : proc(i, 'worker', spec(i, bins.patchedServer, args), { kind: 'stderr-line', pattern: WORKER_READY });
+        ? proc(0, 'head', spec(0, input.bins.patchedServer, args), { kind: 'http-health', port: httpPort })
+        : proc(i, 'worker', spec(i, input.bins.patchedServer, args), { kind: 'stderr-line', pattern: WORKER_READY });
     };
     const order = [...Array.from({ length: k - 1 }, (_, j) => k - 1 - j), 0];
     return { httpPort, processes: order.map(rankProc), links };
   }
 
-  // rpc: ggml-rpc-servers first, then the stock head whose --rpc list points at the relays.
+  // rpc: ggml-rpc-servers first, then the stock head whose --rpc list points at the relays (direct: at the servers).
   const serverPorts = c.ranks.slice(1).map(() => take());
-  const relayPorts = c.ranks.slice(1).map(() => take());
+  const relayPorts = sites ? [] : c.ranks.slice(1).map(() => take());
   const split = rpcSplit(c.ranks.map((r) => r.layers), c.ranks.at(-1)!.layers[1]);
-  const servers = serverPorts.map((p, j) =>
-    proc(j + 1, 'rpc-server', spec(j + 1, bins.rpcServer, rpcServerArgs(p, runtime.threads)), { kind: 'tcp', port: p }),
-  );
-  const endpoints = relayPorts.map((p) => `${LOOPBACK}:${p}`);
-  const head = proc(0, 'rpc-head', spec(0, bins.stockServer, rpcHeadArgs(model, runtime, httpPort, endpoints, split)), {
+  const servers = serverPorts.map((p, j) => {
+    const host = hostOf(j + 1);
+    const ready: ReadyProbe = sites ? { kind: 'tcp', port: p, host } : { kind: 'tcp', port: p };
+    return proc(j + 1, 'rpc-server', spec(j + 1, binsOf(j + 1).rpcServer, rpcServerArgs(p, runtime.threads, host)), ready);
+  });
+  const endpoints = sites ? serverPorts.map((p, j) => hostPort(hostOf(j + 1), p)) : relayPorts.map((p) => `${LOOPBACK}:${p}`);
+  const head = proc(0, 'rpc-head', spec(0, binsOf(0).stockServer, rpcHeadArgs(modelOf(0), runtime, httpPort, endpoints, split)), {
     kind: 'http-health',
     port: httpPort,
   });
+  if (sites) return { httpPort, processes: [...servers, head], links: [] };
   const links: PlannedLink[] = serverPorts.map((p, j) => ({
     name: `0->${j + 1}`,
     fromRank: 0,

@@ -5,7 +5,9 @@ import { streamCompletion } from './completion-client.js';
 import type { DelayRelay } from './delay-relay.js';
 import { mean, sum } from './stats.js';
 
-export function relayBytes(relays: readonly DelayRelay[]): number {
+/** NaN without relays (real links): the bytes are not measured, which is not zero. */
+export function relayBytes(relays: readonly DelayRelay[] | undefined): number {
+  if (!relays) return Number.NaN;
   return sum(relays.map((r) => {
     const c = r.snapshot();
     return c.forwardBytes + c.backwardBytes;
@@ -17,7 +19,7 @@ export async function measureBatch(
   prompts: readonly (readonly number[])[],
   nPredict: number,
   logitBias: readonly (readonly [number, false])[],
-  relays: readonly DelayRelay[],
+  relays: readonly DelayRelay[] | undefined,
   signal?: AbortSignal,
 ): Promise<Sample> {
   const b0 = relayBytes(relays);

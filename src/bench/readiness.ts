@@ -18,9 +18,9 @@ export async function httpHealthy(port: number): Promise<boolean> {
   }
 }
 
-export function tcpAccepting(port: number): Promise<boolean> {
+export function tcpAccepting(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host, port });
     const done = (ok: boolean) => {
       s.destroy();
       resolve(ok);
@@ -57,7 +57,7 @@ export async function waitReady(
     if (opts.signal?.aborted) throw new UserError('bench interrupted');
     if (outcome) throw exitError(outcome, 'exited before it was ready');
     const ok =
-      probe.kind === 'stderr-line' ? lineSeen() : probe.kind === 'http-health' ? await httpHealthy(probe.port) : await tcpAccepting(probe.port);
+      probe.kind === 'stderr-line' ? lineSeen() : probe.kind === 'http-health' ? await httpHealthy(probe.port) : await tcpAccepting(probe.port, probe.host);
     if (ok) return;
     if (Date.now() > deadline) {
       throw new ExternalError(`${p.spec.label} was not ready after ${Math.round(opts.timeoutMs / 1000)} s`, {

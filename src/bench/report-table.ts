@@ -17,6 +17,10 @@ export function formatBytes(b: number): string {
 
 const secs = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)}s` : '-');
 
+const NOT_MEASURED = 'n/m';
+/** Bytes of a configuration: "n/m" where its links are real and carry no relay. */
+const netBytes = (c: ConfigResult, b: number) => (c.networkMeasured === false ? NOT_MEASURED : formatBytes(b));
+
 export function throughputTable(configs: readonly ConfigResult[]): string {
   const rows: string[][] = [];
   for (const c of configs) {
@@ -33,8 +37,8 @@ export function throughputTable(configs: readonly ConfigResult[]): string {
         withSpread(m.prefillTps),
         withSpread(m.decodeTps),
         num(m.decodeMsPerToken, 2),
-        formatBytes(m.prefillBytesPerPromptToken),
-        formatBytes(m.decodeBytesPerToken),
+        netBytes(c, m.prefillBytesPerPromptToken),
+        netBytes(c, m.decodeBytesPerToken),
       ]);
     }
   }
@@ -53,7 +57,7 @@ export function nodesTable(configs: readonly ConfigResult[]): string {
       c.nodes.map((n) => `${n.layers[0]}:${n.layers[1]}`).join(' '),
       c.nodes.map((n) => secs(n.loadMs)).join(' '),
       c.nodes.map((n) => formatBytes(n.peakRssBytes)).join(' '),
-      c.links.length ? formatBytes(c.startBytes) : '-',
+      c.networkMeasured === false ? NOT_MEASURED : c.links.length ? formatBytes(c.startBytes) : '-',
       c.links.length ? num(Math.max(...c.links.map((l) => l.meanHeldMs)), 2) : '-',
     ]);
   return renderTable(['config', 'layers per node', 'load per node', 'peak RSS per node', 'net at start', 'link ms'], rows);
@@ -63,13 +67,16 @@ export function renderReport(r: BenchReport): string {
   const s = r.settings;
   const out = [
     `Model: ${r.model.path} (${r.model.arch}, ${r.model.layers} layers, ${formatBytes(r.model.fileBytes)})`,
-    `Nodes: ${s.nodes.join(', ')}; threads ${s.threads}${s.taskset ? ', pinned (taskset)' : ''}; link latency ${s.linkLatencyMs} ms; ` +
+    `Nodes: ${s.nodes.join(', ')}; threads ${s.threads}${s.taskset ? ', pinned (taskset)' : ''}; ${r.configs.some((c) => c.networkMeasured === false) ? 'real links' : `link latency ${s.linkLatencyMs} ms`}; ` +
       `gen ${s.genTokens} tokens; ${s.repeat} repeat(s); ctx ${s.ctx}; ${r.machine.cores} cores (${r.machine.cpu})`,
     '',
     throughputTable(r.configs),
     '',
     nodesTable(r.configs),
   ];
+  if (r.configs.some((c) => c.networkMeasured === false)) {
+    out.push('', `${NOT_MEASURED}: network bytes not measured; links between remote nodes are real and no relay counts them`);
+  }
   const failed = r.configs.filter((c) => c.error);
   if (failed.length) out.push('', ...failed.map((c) => `${c.id} failed: ${c.error}`));
   if (r.hopOverhead.length) {

@@ -29,7 +29,8 @@ export interface ChainRankArgs {
   layers: readonly [number, number];
   listen: string;
   next: string;
-  secretFile: string;
+  /** Without it the rank reads LLAMA_RELAY_SECRET. */
+  secretFile?: string;
   /** Head only. */
   httpPort?: number;
   /** Head only: --stage-no-pipeline. */
@@ -41,8 +42,8 @@ export function chainRankArgs(a: ChainRankArgs): string[] {
     '-m', a.model, ...serverRuntimeArgs(a.runtime),
     '--layer-range', `${a.layers[0]}:${a.layers[1]}`,
     '--stage-listen', a.listen, '--stage-next', a.next,
-    '--stage-secret-file', a.secretFile,
   ];
+  if (a.secretFile !== undefined) argv.push('--stage-secret-file', a.secretFile);
   if (a.httpPort !== undefined) argv.push(...httpArgs(a.httpPort));
   if (a.noPipeline) argv.push('--stage-no-pipeline');
   return argv;
@@ -59,8 +60,9 @@ export function rpcHeadArgs(model: string, r: BenchRuntime, httpPort: number, en
   ];
 }
 
-export function rpcServerArgs(port: number, threads: number): string[] {
-  return ['-H', LOOPBACK, '-p', String(port), '-t', String(threads)];
+/** Binds `host`: the address the head dials (loopback on one machine). */
+export function rpcServerArgs(port: number, threads: number, host = LOOPBACK): string[] {
+  return ['-H', host, '-p', String(port), '-t', String(threads)];
 }
 
 /** Runs the spec's command under `taskset -c core` (taskset execs it: same pid). */

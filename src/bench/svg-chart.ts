@@ -44,12 +44,14 @@ export function renderSvgChart(r: BenchReport): string {
   const panelW = labelW + barW + 70;
   const width = panelW * 2 + 20;
   const height = top + Math.max(1, rows.length) * rowH + 40;
+  const realLinks = r.configs.some((c) => c.networkMeasured === false);
+  const links = realLinks ? 'real links (network bytes not measured)' : `link latency ${r.settings.linkLatencyMs} ms`;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="10" y="20" font-size="15" font-weight="bold">${escapeXml(`llama-relay bench: ${r.model.path.split('/').pop() ?? ''}`)}</text>`,
     `<text x="10" y="38" fill="#555">${escapeXml(
-      `${r.settings.nodes.length} node(s), ${r.settings.threads} thread(s)${r.settings.taskset ? ', taskset' : ''}, link latency ${r.settings.linkLatencyMs} ms, gen ${r.settings.genTokens}`,
+      `${r.settings.nodes.length} node(s), ${r.settings.threads} thread(s)${r.settings.taskset ? ', taskset' : ''}, ${links}, gen ${r.settings.genTokens}`,
     )}</text>`,
   ];
   const panel = (x0: number, title: string, pick: (row: Row) => Spread) => {

@@ -2,13 +2,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BenchConfig, BenchOptions, BenchRuntime } from '../../src/bench/bench-config.js';
-import { benchNodes, parseCountList } from '../../src/bench/bench-nodes.js';
+import { benchNodes, checkRemoteFlags, parseCountList } from '../../src/bench/bench-nodes.js';
 import { contextSize, planConfigs } from '../../src/bench/config-planner.js';
 import { evenSplit } from '../../src/bench/layer-split.js';
-import { planLaunch, portsNeeded, WORKER_READY, type LaunchInput } from '../../src/bench/launch-plan.js';
+import { planLaunch, portNodes, portsNeeded, WORKER_READY, type LaunchInput, type RankSite } from '../../src/bench/launch-plan.js';
 import { parseBuildOutput } from '../../src/bench/llama-builds.js';
 import { banByteTokens, buildPrompt } from '../../src/bench/prompt-tokens.js';
 import { llamaCppLayerDevice, rpcSplit } from '../../src/bench/rpc-split.js';
+import { parseListeningPorts, pickPorts } from '../../src/bench/remote-ports.js';
 import { pinToCore } from '../../src/bench/server-argv.js';
 import { UserError } from '../../src/errors.js';
 
@@ -32,11 +33,29 @@ describe('benchNodes and count lists', () => {
     assert.deepEqual(benchNodes(undefined, 2).map((n) => n.name), ['local0', 'local1']);
     assert.equal(benchNodes('local,localhost,127.0.0.1', undefined).length, 3);
   });
-  it('refuses remote nodes, both flags, no flag, and bad counts with a next step', () => {
-    assert.throws(() => benchNodes('local,alice@gpu1', undefined), (e: unknown) => e instanceof UserError && /local nodes only/.test(e.message) && e.next.length > 0);
+  it('takes remote nodes as `up` does: [user@]host[:port] over ssh, local ones by name', () => {
+    const n = benchNodes('local, alice@gpu1:2222,gpu2', undefined);
+    assert.deepEqual(n.map((x) => [x.name, x.kind]), [['local0', 'local'], ['alice@gpu1:2222', 'ssh'], ['gpu2', 'ssh']]);
+    const gpu1 = n[1]!;
+    assert.ok(gpu1.kind === 'ssh');
+    assert.deepEqual([gpu1.spec.user, gpu1.spec.host, gpu1.spec.port], ['alice', 'gpu1', 2222]);
+  });
+  it('refuses memory budgets, malformed nodes, both flags, no flag, and bad counts with a next step', () => {
+    assert.throws(() => benchNodes('local,gpu1=24G', undefined), (e: unknown) => e instanceof UserError && /evenly/.test(e.message) && /=24G/.test(e.next.join()));
+    assert.throws(() => benchNodes('local,bad host', undefined), UserError);
     assert.throws(() => benchNodes('local', 2), UserError);
     assert.throws(() => benchNodes(undefined, undefined), UserError);
     assert.throws(() => benchNodes(undefined, 0), UserError);
+  });
+  it('refuses --link-latency-ms and --taskset once a node is remote, naming it; allows them on local nodes', () => {
+    const remote = benchNodes('local,gpu1', undefined);
+    assert.throws(
+      () => checkRemoteFlags(remote, { linkLatencyMs: 5, taskset: false }),
+      (e: unknown) => e instanceof UserError && /--link-latency-ms/.test(e.message) && /gpu1/.test(e.message) && /drop --link-latency-ms/.test(e.next.join()),
+    );
+    assert.throws(() => checkRemoteFlags(remote, { linkLatencyMs: 0, taskset: true }), (e: unknown) => e instanceof UserError && /--taskset/.test(e.message));
+    assert.doesNotThrow(() => checkRemoteFlags(remote, { linkLatencyMs: 0, taskset: false }));
+    assert.doesNotThrow(() => checkRemoteFlags(benchNodes(undefined, 3), { linkLatencyMs: 5, taskset: true }));
   });
   it('parses comma-separated positive integers', () => {
     assert.deepEqual(parseCountList('--prompt-tokens', '512, 2048'), [512, 2048]);
@@ -206,10 +225,77 @@ describe('planLaunch', () => {
     assert.ok(!args.some((a) => a.startsWith('--stage') || a === '--layer-range'));
   });
 
+  describe('with remote nodes (real links, no relays)', () => {
+    const plain = planConfigs(options({ nodes: benchNodes('local,gpu1,gpu2', undefined) }), 6);
+    const cfg = (id: string) => plain.find((c) => c.id === id)!;
+    const hosts = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
+    // Not pinned here: the flags follow the command directly.
+    const flag = (args: readonly string[], f: string) => args[args.indexOf(f) + 1];
+    const site = (i: number): RankSite =>
+      i === 0
+        ? { host: hosts[0]!, model: '/m.gguf', bins: { patchedServer: '/p/llama-server', stockServer: '/s/llama-server', rpcServer: '/s/ggml-rpc-server' }, secretFile: '/tmp/secret' }
+        : { host: hosts[i]!, model: `/cache/slice-${i}.gguf`, bins: { patchedServer: `/n${i}/llama-server`, stockServer: `/n${i}/stock/llama-server`, rpcServer: `/n${i}/stock/ggml-rpc-server` } };
+    const direct = (id: string): LaunchInput => {
+      const c = cfg(id);
+      return { ...input(c), ports: portNodes(c, true).map((n, i) => 7000 + 100 * n! + i), sites: c.ranks.map((_, i) => site(i)) };
+    };
+
+    it('takes one port per listening process on its own node, none for relays', () => {
+      assert.deepEqual(portNodes(cfg('chain-3'), true), [0, 0, 1, 2]);
+      assert.deepEqual(portNodes(cfg('rpc-3'), true), [0, 1, 2]);
+      assert.deepEqual(portNodes(cfg('chain-3')), [0, 0, 1, 2, undefined, undefined, undefined]);
+      assert.equal(portsNeeded(cfg('chain-3'), true), 4);
+    });
+
+    it('chains: each rank binds its node address and dials the next one directly; remote ranks get the secret in the environment', () => {
+      const p = planLaunch(cfg('chain-3'), direct('chain-3'));
+      assert.deepEqual(p.links, []);
+      const byRank = (r: number) => p.processes.find((x) => x.rank === r)!;
+      const listen = (r: number) => flag(byRank(r).spec.args, '--stage-listen');
+      const next = (r: number) => flag(byRank(r).spec.args, '--stage-next');
+      assert.deepEqual([0, 1, 2].map(listen), ['10.0.0.1:7001', '10.0.0.2:7102', '10.0.0.3:7203']);
+      assert.deepEqual([0, 1, 2].map(next), [listen(1), listen(2), listen(0)]);
+      assert.equal(byRank(1).spec.command, '/n1/llama-server');
+      assert.equal(flag(byRank(2).spec.args, '-m'), '/cache/slice-2.gguf');
+      assert.equal(flag(byRank(0).spec.args, '--stage-secret-file'), '/tmp/secret');
+      assert.ok(!byRank(1).spec.args.includes('--stage-secret-file'));
+      assert.deepEqual(p.processes.map((x) => x.secretInEnv ?? false), [true, true, false]);
+      assert.equal(flag(byRank(0).spec.args, '--host'), '127.0.0.1', 'the head serves HTTP on its own loopback');
+    });
+
+    it('rpc: every ggml-rpc-server binds the address the head dials, not 0.0.0.0', () => {
+      const p = planLaunch(cfg('rpc-3'), direct('rpc-3'));
+      assert.deepEqual(p.links, []);
+      const servers = p.processes.filter((x) => x.role === 'rpc-server');
+      assert.deepEqual(servers.map((x) => flag(x.spec.args, '-H')), ['10.0.0.2', '10.0.0.3']);
+      assert.deepEqual(servers.map((x) => x.spec.command), ['/n1/stock/ggml-rpc-server', '/n2/stock/ggml-rpc-server']);
+      assert.deepEqual(servers.map((x) => x.ready), [{ kind: 'tcp', port: 7101, host: '10.0.0.2' }, { kind: 'tcp', port: 7202, host: '10.0.0.3' }]);
+      const head = p.processes.at(-1)!;
+      assert.equal(flag(head.spec.args, '--rpc'), '10.0.0.2:7101,10.0.0.3:7202');
+      assert.equal(head.spec.command, '/s/llama-server');
+    });
+  });
+
   it('pinToCore leaves unpinned specs alone', () => {
     const s = { label: 'x', command: '/bin/true', args: ['a'] };
     assert.equal(pinToCore(s, undefined), s);
     assert.deepEqual(pinToCore(s, 1).args, ['-c', '1', '/bin/true', 'a']);
+  });
+});
+
+describe('free ports on a remote node', () => {
+  const procNet = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:4E21 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0',
+    '   1: 0100007F:4E22 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1',
+    '   0: 00000000000000000000000000000000:4E23 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0',
+  ].join('\n');
+  it('reads the listening ports (IPv4 and IPv6) only', () => assert.deepEqual([...parseListeningPorts(procNet)].sort(), [20001, 20003]));
+  it('picks distinct ports in range that are not taken', () => {
+    let i = 0;
+    const seq = [0, 0, 0.1, 0.0001, 0.2];
+    const got = pickPorts(3, new Set([20000]), () => seq[i++ % seq.length]!);
+    assert.deepEqual(got, [21000, 20001, 22000]);
   });
 });
 

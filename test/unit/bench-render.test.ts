@@ -30,6 +30,7 @@ const cfg = (id: string, kind: ConfigResult['kind'], decode: number[], o: Partia
     { rank: 1, node: 'local1', role: 'worker', layers: [3, 6], loadMs: 234, peakRssBytes: 20e6 },
   ],
   links: [{ name: '0->1', startBytes: 1200, totalBytes: 5000, meanHeldMs: 1.1 }],
+  networkMeasured: true,
   loadMs: 1234,
   startBytes: 1200,
   measurements: [summarize(64, 1, decode.map((d) => sample(d, 10 * d)))],
@@ -65,6 +66,16 @@ describe('renderReport', () => {
     assert.match(text, /rpc-2 failed: rpc server crashed/);
     assert.match(text, /overhead\/hop ms/);
     assert.match(text, /chain-2 decode vs stock\s+0\.80x\s+>= 0\.9x\s+MISSED/);
+  });
+  it('says network bytes were not measured on real links, never 0', () => {
+    const real = { ...cfg('chain-2', 'chain', [80]), networkMeasured: false, links: [], startBytes: Number.NaN };
+    const text = renderReport(report([cfg('stock', 'stock', [100]), real]));
+    assert.match(text, /^chain-2\s+64\s+1\s.*\sn\/m\s+n\/m$/m);
+    assert.match(text, /^chain-2\s+0:3 3:6\s.*\sn\/m\s+/m);
+    assert.match(text, /n\/m: network bytes not measured/);
+    assert.match(text, /real links/);
+    assert.match(renderSvgChart(report([real])), /real links \(network bytes not measured\)/);
+    assert.doesNotMatch(renderReport(report([cfg('chain-2', 'chain', [80])])), /n\/m/);
   });
   it('formats bytes', () => {
     assert.equal(formatBytes(999), '999 B');

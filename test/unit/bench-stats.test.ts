@@ -29,6 +29,7 @@ function config(id: string, kind: ConfigResult['kind'], hops: number, decode: nu
     hops,
     nodes: [],
     links: [],
+    networkMeasured: true,
     loadMs: 1000,
     startBytes: 0,
     measurements: [
