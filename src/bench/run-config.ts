@@ -13,7 +13,9 @@ import type { BenchEvent } from './bench-events.js';
 import type { ConfigResult, LinkResult, Measurement, NodeResult, Sample } from './bench-result.js';
 import { tokenize } from './completion-client.js';
 import { DelayRelay } from './delay-relay.js';
-import { planLaunch, portsNeeded, type Binaries, type PlannedProcess } from './launch-plan.js';
+import type { BenchHosts, NodeProcess } from './bench-hosts.js';
+import type { BenchSites } from './bench-sites.js';
+import { planLaunch, portNodes, portsNeeded, type Binaries, type PlannedProcess } from './launch-plan.js';
 import { measureBatch } from './measure-batch.js';
 import { summarize } from './measurement.js';
 import { readPeakRss } from './proc-status.js';
@@ -33,6 +35,10 @@ export interface RunContext {
   readonly repeat: number;
   readonly logitBias: readonly (readonly [number, false])[];
   readonly readyTimeoutMs: number;
+  /** The nodes' transports, when some node is remote: configurations on them run without relays. */
+  readonly remote?: { readonly hosts: BenchHosts; readonly sites: BenchSites };
+  /** Distinguishes this run's wrapper pidfiles on the nodes. */
+  readonly runTag?: string;
   readonly signal?: AbortSignal;
   readonly emit: (e: BenchEvent) => void;
 }
@@ -40,6 +46,7 @@ export interface RunContext {
 interface Started {
   readonly planned: PlannedProcess;
   readonly proc: ManagedProcess;
+  readonly peakRss: () => Promise<number | undefined>;
   readonly loadMs: number;
 }
 
@@ -47,7 +54,11 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
   ctx.emit({ kind: 'config-start', id: c.id, description: c.description });
   const started: Started[] = [];
   const relays: DelayRelay[] = [];
+  const forwards: { stop: () => Promise<void> }[] = [];
   let secretDir: string | undefined;
+  const remote = ctx.remote && c.ranks.some((r) => !ctx.remote!.hosts.isLocal(r.node)) ? ctx.remote : undefined;
+  // Links between remote nodes are real: no relay sits in their path, so their bytes are not measured (not zero).
+  const networkMeasured = !remote || c.ranks.length === 1;
   const base = {
     id: c.id,
     kind: c.kind,
@@ -55,13 +66,26 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     ranks: c.ranks.length,
     pipeline: c.pipeline,
     hops: c.hops,
+    networkMeasured,
   };
   try {
-    const ports = await Promise.all(Array.from({ length: portsNeeded(c) }, () => getPort({ host: LOOPBACK })));
     secretDir = await mkdtemp(join(tmpdir(), 'llama-relay-bench-'));
     const secretFile = join(secretDir, 'secret');
-    await writeFile(secretFile, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
-    const plan = planLaunch(c, { model: ctx.model, bins: ctx.bins, runtime: ctx.runtime, nodes: ctx.nodes, ports, secretFile });
+    const secret = randomBytes(24).toString('hex');
+    await writeFile(secretFile, `${secret}\n`, { mode: 0o600 });
+    const sites = remote ? await remote.sites.forConfig(c, secretFile) : undefined;
+    const ports = remote
+      ? await remote.hosts.ports(portNodes(c, true))
+      : await Promise.all(Array.from({ length: portsNeeded(c) }, () => getPort({ host: LOOPBACK })));
+    const plan = planLaunch(c, {
+      model: ctx.model,
+      bins: ctx.bins,
+      runtime: ctx.runtime,
+      nodes: ctx.nodes,
+      ports,
+      secretFile,
+      ...(sites ? { sites } : {}),
+    });
 
     for (const l of plan.links) {
       relays.push(
@@ -75,27 +99,38 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       );
     }
 
+    // A remote head serves HTTP on its node's loopback: this machine reaches it through an ssh forward.
+    let httpPort = plan.httpPort;
     for (const planned of plan.processes) {
       let seen = false;
-      const probe = planned.ready;
+      let probe = planned.ready;
+      if (remote && probe.kind === 'http-health') {
+        const f = await remote.hosts.reach(planned.node, probe.port);
+        forwards.push(f);
+        probe = { kind: 'http-health', port: f.port };
+        httpPort = f.port;
+      }
+      const onLine = (line: string) => {
+        if (probe.kind === 'stderr-line' && probe.pattern.test(line)) seen = true;
+      };
       const t0 = performance.now();
-      const proc = startProcess(planned.spec, {
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-        forceKillAfterMs: 3000,
-        tailLines: 60,
-        onLine: (line) => {
-          if (probe.kind === 'stderr-line' && probe.pattern.test(line)) seen = true;
-        },
-      });
-      started.push({ planned, proc, loadMs: Number.NaN });
-      await waitReady(proc, probe, () => seen, { timeoutMs: ctx.readyTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      const np: NodeProcess = remote
+        ? remote.hosts.start(planned, {
+            onLine,
+            wrapperName: `bench-${ctx.runTag ?? 'run'}-${c.id}-r${planned.rank}`,
+            ...(planned.secretInEnv ? { secret } : {}),
+            ...(ctx.signal ? { signal: ctx.signal } : {}),
+          })
+        : localProcess(planned, ctx.signal, onLine);
+      started.push({ planned, proc: np.proc, peakRss: np.peakRss, loadMs: Number.NaN });
+      await waitReady(np.proc, probe, () => seen, { timeoutMs: ctx.readyTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) });
       const loadMs = performance.now() - t0;
-      started[started.length - 1] = { planned, proc, loadMs };
+      started[started.length - 1] = { planned, proc: np.proc, peakRss: np.peakRss, loadMs };
       ctx.emit({ kind: 'process-ready', id: c.id, label: planned.spec.label, loadMs });
     }
     const startCounts = relays.map((r) => r.snapshot());
 
-    const measurements = await measureAll(c, ctx, plan.httpPort, relays, started);
+    const measurements = await measureAll(c, ctx, httpPort, networkMeasured ? relays : undefined, started);
 
     const nodes: NodeResult[] = [];
     for (const s of [...started].sort((a, b) => a.planned.rank - b.planned.rank)) {
@@ -107,7 +142,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         layers: s.planned.layers,
         ...(core !== undefined ? { core } : {}),
         loadMs: s.loadMs,
-        peakRssBytes: (await readPeakRss(s.proc.pid)) ?? Number.NaN,
+        peakRssBytes: (await s.peakRss()) ?? Number.NaN,
       });
     }
     const links: LinkResult[] = relays.map((r, i) => {
@@ -126,7 +161,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       nodes,
       links,
       loadMs: Math.max(...nodes.map((n) => n.loadMs)),
-      startBytes: links.reduce((a, l) => a + l.startBytes, 0),
+      startBytes: networkMeasured ? links.reduce((a, l) => a + l.startBytes, 0) : Number.NaN,
       measurements,
     };
   } catch (err) {
@@ -135,16 +170,22 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     return { ...base, nodes: [], links: [], loadMs: Number.NaN, startBytes: Number.NaN, measurements: [], error: message };
   } finally {
     await Promise.all([...started].reverse().map((s) => s.proc.stop()));
+    await Promise.all(forwards.map((f) => f.stop()));
     await Promise.all(relays.map((r) => r.close()));
     if (secretDir) await rm(secretDir, { recursive: true, force: true });
   }
+}
+
+function localProcess(planned: PlannedProcess, signal: AbortSignal | undefined, onLine: (line: string) => void): NodeProcess {
+  const proc = startProcess(planned.spec, { ...(signal ? { signal } : {}), forceKillAfterMs: 3000, tailLines: 60, onLine });
+  return { proc, peakRss: () => readPeakRss(proc.pid) };
 }
 
 async function measureAll(
   c: BenchConfig,
   ctx: RunContext,
   port: number,
-  relays: readonly DelayRelay[],
+  relays: readonly DelayRelay[] | undefined,
   started: readonly Started[],
 ): Promise<Measurement[]> {
   const base = await tokenize(port, PROMPT_TEXT, ctx.signal);

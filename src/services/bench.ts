@@ -1,4 +1,5 @@
 // bench: measure stock llama-server, llama-relay chains and llama.cpp RPC on the same model in one run.
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { availableParallelism, cpus } from 'node:os';
 import { UserError } from '../errors.js';
@@ -9,7 +10,9 @@ import { resolveModel } from '../ollama/resolve.js';
 import { findings, hopOverheads } from '../bench/bench-analysis.js';
 import type { BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
 import type { BenchEvent } from '../bench/bench-events.js';
-import { benchNodes } from '../bench/bench-nodes.js';
+import { BenchHosts } from '../bench/bench-hosts.js';
+import { benchNodes, checkRemoteFlags } from '../bench/bench-nodes.js';
+import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
 import { binaries, buildDirs, type BinDirs } from '../bench/llama-builds.js';
@@ -29,6 +32,14 @@ export interface BenchRequest extends BenchSweep {
   readonly binDirs?: BinDirs;
   readonly roots?: readonly string[];
   readonly readyTimeoutMs?: number;
+  /** ssh for remote nodes, as `up` takes it. */
+  readonly sshConfig?: string;
+  readonly acceptNewHostKeys?: boolean;
+  readonly connectTimeoutSeconds?: number;
+  /** Cache directory on remote nodes for binaries, slices and the whole model (default: ~/.cache/llama-relay there). */
+  readonly nodeCacheDir?: string;
+  /** Pidfile directory of the remote wrapper on the nodes. */
+  readonly runDir?: string;
   readonly signal?: AbortSignal;
   readonly onEvent?: (e: BenchEvent) => void;
 }
@@ -51,6 +62,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   if (req.signal) setMaxListeners(0, req.signal);
   const emit = req.onEvent ?? (() => undefined);
   const nodes = benchNodes(req.nodes, req.nodeCount);
+  checkRemoteFlags(nodes, req);
   const resolved = await resolveModel(req.model, candidateRoots(req.roots ?? []));
   const gguf = await loadGgufModel(resolved.ggufPath);
   const arch = gguf.metadata.string('general.architecture') ?? 'unknown';
@@ -93,25 +105,55 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
 
   const startedAt = new Date().toISOString();
   const results: ConfigResult[] = [];
-  for (const c of configs) {
-    if (req.signal?.aborted) throw new UserError('bench interrupted');
-    results.push(
-      await runConfig(c, {
-        model: resolved.ggufPath,
-        bins,
-        runtime,
-        nodes,
-        linkLatencyMs: req.linkLatencyMs,
-        promptTokens: req.promptTokens,
-        genTokens: req.genTokens,
-        parallel: req.parallel,
-        repeat: req.repeat,
-        logitBias,
-        readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
-        emit,
+  const hosts = nodes.some((n) => n.kind === 'ssh')
+    ? await BenchHosts.open(nodes, {
+        ...(req.sshConfig ? { sshConfig: req.sshConfig } : {}),
+        ...(req.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+        ...(req.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: req.connectTimeoutSeconds } : {}),
+        ...(req.runDir ? { runDir: req.runDir } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
-      }),
-    );
+      })
+    : undefined;
+  try {
+    const remote = hosts
+      ? {
+          hosts,
+          sites: new BenchSites({
+            hosts,
+            model: resolved.ggufPath,
+            gguf,
+            bins,
+            ...(req.nodeCacheDir ? { nodeCacheDir: req.nodeCacheDir } : {}),
+            info: (message) => emit({ kind: 'info', message }),
+            ...(req.signal ? { signal: req.signal } : {}),
+          }),
+        }
+      : undefined;
+    const runTag = randomBytes(3).toString('hex');
+    for (const c of configs) {
+      if (req.signal?.aborted) throw new UserError('bench interrupted');
+      results.push(
+        await runConfig(c, {
+          model: resolved.ggufPath,
+          bins,
+          runtime,
+          nodes,
+          linkLatencyMs: req.linkLatencyMs,
+          promptTokens: req.promptTokens,
+          genTokens: req.genTokens,
+          parallel: req.parallel,
+          repeat: req.repeat,
+          logitBias,
+          readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
+          emit,
+          runTag,
+          ...(remote ? { remote } : {}),
+          ...(req.signal ? { signal: req.signal } : {}),
+        }),
+      );
+    }
+  } finally {
+    await hosts?.close();
   }
   if (req.signal?.aborted) throw new UserError('bench interrupted');
 

@@ -53,6 +53,7 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
       assert.equal(m.samples[0]!.promptTokens, 64 * m.parallel);
     }
     // Every inter-node link goes through a relay that counts its bytes.
+    assert.equal(c.networkMeasured, true, c.id);
     const links = c.kind === 'chain' ? (c.ranks > 1 ? c.ranks : 0) : c.kind === 'rpc' ? c.ranks - 1 : 0;
     assert.equal(c.links.length, links, `${c.id} links`);
     if (links) {

@@ -31,6 +31,11 @@ interface Args {
   'ready-timeout': number;
   quiet: boolean;
   root: string[];
+  'ssh-config'?: string;
+  'accept-new-host-keys': boolean;
+  'connect-timeout': number;
+  'node-cache'?: string;
+  'run-dir'?: string;
 }
 
 export const benchCommand: CommandModule<object, Args> = {
@@ -39,13 +44,13 @@ export const benchCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: '.gguf path or Ollama model name' })
-      .option('nodes', { type: 'string', describe: 'nodes, e.g. local,local,local (local only for now)' })
+      .option('nodes', { type: 'string', describe: 'nodes as for `up`: [user@]host[:port] over ssh, `local` = this machine; e.g. local,alice@gpu1' })
       .option('n', { type: 'number', describe: 'number of local nodes' })
       .option('prompt-tokens', { type: 'string', default: '512,2048', describe: 'prompt lengths in tokens, comma-separated' })
       .option('gen-tokens', { type: 'number', default: 128, describe: 'tokens generated per request' })
       .option('parallel', { type: 'string', default: '1,4', describe: 'concurrent requests, comma-separated' })
       .option('repeat', { type: 'number', default: 3, describe: 'repeats per point (median and min/max)' })
-      .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay the link relays add (0: count bytes only)' })
+      .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay the link relays add (0: count bytes only); local nodes only' })
       .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
       .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
       .option('json', { type: 'string', describe: 'write the full report as JSON to this file' })
@@ -60,6 +65,11 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('ready-timeout', { type: 'number', default: 300, describe: 'seconds a process may take to load' })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress lines on stderr' })
       .option('root', { type: 'string', array: true, default: [] as string[], describe: 'an extra Ollama models directory' })
+      .option('ssh-config', { alias: 'F', type: 'string', describe: 'ssh config file (ssh -F)' })
+      .option('accept-new-host-keys', { type: 'boolean', default: false, describe: 'trust unknown host keys on first use (never for changed keys)' })
+      .option('connect-timeout', { type: 'number', default: 10, describe: 'seconds to wait for each ssh connection' })
+      .option('node-cache', { type: 'string', describe: 'cache directory on remote nodes for binaries, slices and the model (default: ~/.cache/llama-relay there)' })
+      .option('run-dir', { type: 'string', hidden: true })
       .conflicts('n', 'nodes'),
   handler: async (a) => {
     const dirs = [a['patched-bin-dir'], a['stock-bin-dir']];
@@ -87,6 +97,11 @@ export const benchCommand: CommandModule<object, Args> = {
         ...(a.ubatch !== undefined ? { ubatch: a.ubatch } : {}),
         ...(a['patched-bin-dir'] && a['stock-bin-dir'] ? { binDirs: { patched: a['patched-bin-dir'], stock: a['stock-bin-dir'] } } : {}),
         roots: a.root,
+        ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
+        ...(a['accept-new-host-keys'] ? { acceptNewHostKeys: true } : {}),
+        connectTimeoutSeconds: a['connect-timeout'],
+        ...(a['node-cache'] ? { nodeCacheDir: a['node-cache'] } : {}),
+        ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
         readyTimeoutMs: a['ready-timeout'] * 1000,
         signal: ac.signal,
         ...(a.quiet ? {} : { onEvent: (e) => process.stderr.write(`${formatBenchEvent(e)}\n`) }),

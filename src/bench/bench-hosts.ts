@@ -1,0 +1,185 @@
+// The machines a bench runs on: a transport per node (this machine, or ssh with one ControlMaster each), the address
+// each node's processes bind, free ports there, and processes started on them through the process module: remote
+// ones under the remote wrapper, so nothing outlives the bench, a Ctrl-C or a dropped connection.
+import getPort from 'get-port';
+import { startProcess, type ManagedProcess } from '../process/managed-process.js';
+import { startWrapped, type WrappedProcess } from '../process/wrapped-process.js';
+import { isLocalSpec, makeTransport, sshEndpoints } from '../services/node-transports.js';
+import { LocalTransport } from '../ssh/local-transport.js';
+import { makeControlDir } from '../ssh/ssh-transport.js';
+import type { SshSettings } from '../ssh/ssh-target.js';
+import type { Transport } from '../ssh/transport.js';
+import type { BenchNode } from './bench-config.js';
+import type { PlannedProcess } from './launch-plan.js';
+import { parseVmHwm, readPeakRss } from './proc-status.js';
+import { listeningPortsArgv, parseListeningPorts, pickPorts } from './remote-ports.js';
+import { LOOPBACK } from './server-argv.js';
+
+export interface HostsOptions {
+  sshConfig?: string;
+  acceptNewHostKeys?: boolean;
+  connectTimeoutSeconds?: number;
+  /** Pidfile directory for the remote wrapper on the nodes (default: $TMPDIR/llama-relay-$UID there). */
+  runDir?: string;
+  signal?: AbortSignal;
+}
+
+/** A process of a configuration, on its node. */
+export interface NodeProcess {
+  readonly proc: ManagedProcess;
+  /** VmHWM of the process on its node, read just before it is stopped. */
+  peakRss(): Promise<number | undefined>;
+}
+
+export interface StartOnNode {
+  signal?: AbortSignal;
+  onLine: (line: string) => void;
+  /** The chain secret, for a process that reads it from LLAMA_RELAY_SECRET. */
+  secret?: string;
+  /** Names the wrapper's pidfile on the node. */
+  wrapperName: string;
+}
+
+export class BenchHosts {
+  private readonly given = new Map<string, Set<number>>();
+
+  private constructor(
+    readonly nodes: readonly BenchNode[],
+    private readonly transports: readonly Transport[],
+    /** Per node: the address its processes bind and the others dial. */
+    private readonly addresses: readonly string[],
+    private readonly runDir: string | undefined,
+    private readonly cleanup: () => Promise<void>,
+  ) {}
+
+  /** Connects to every remote node (in parallel) and learns the addresses the nodes and this machine see each other at. */
+  static async open(nodes: readonly BenchNode[], o: HostsOptions = {}): Promise<BenchHosts> {
+    const control = nodes.some((n) => n.kind === 'ssh') ? makeControlDir() : undefined;
+    const settings: SshSettings = {
+      ...(control ? { controlDir: control.dir } : {}),
+      ...(o.sshConfig ? { configFile: o.sshConfig } : {}),
+      ...(o.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+      ...(o.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: o.connectTimeoutSeconds } : {}),
+    };
+    const byName = new Map<string, Transport>();
+    const transports = nodes.map((n) => {
+      if (n.kind === 'local' || isLocalSpec(n.spec)) return new LocalTransport() as Transport;
+      const t = byName.get(n.name) ?? makeTransport(n.spec, settings);
+      byName.set(n.name, t);
+      return t;
+    });
+    const close = async () => {
+      await Promise.all([...byName.values()].map((t) => t.close().catch(() => undefined)));
+      control?.remove();
+    };
+    try {
+      const endpoints = new Map<string, { nodeAddress: string; launcherAddress: string }>();
+      await Promise.all(
+        [...byName.values()].map(async (t) => {
+          await t.connect(o.signal);
+          endpoints.set(t.name, await sshEndpoints(t));
+        }),
+      );
+      // Local processes bind where the remote nodes see this machine; an all-local run stays on loopback.
+      const launcher = [...endpoints.values()][0]?.launcherAddress ?? LOOPBACK;
+      const addresses = transports.map((t) => (t.isLocal ? launcher : endpoints.get(t.name)!.nodeAddress));
+      return new BenchHosts(nodes, transports, addresses, o.runDir, close);
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  }
+
+  get anyRemote(): boolean {
+    return this.transports.some((t) => !t.isLocal);
+  }
+
+  isLocal(node: number): boolean {
+    return this.transport(node).isLocal;
+  }
+
+  transport(node: number): Transport {
+    const t = this.transports[node];
+    if (!t) throw new Error(`no node ${node}`);
+    return t;
+  }
+
+  address(node: number): string {
+    return this.addresses[node] ?? LOOPBACK;
+  }
+
+  /** One free port per entry, on that node (undefined: this machine's loopback). Ports are not handed out twice in a run. */
+  async ports(owners: readonly (number | undefined)[]): Promise<number[]> {
+    const out: number[] = [];
+    const listening = new Map<string, Set<number>>();
+    for (const owner of owners) {
+      const t = owner === undefined ? undefined : this.transport(owner);
+      if (!t || t.isLocal) {
+        out.push(await getPort({ host: LOOPBACK }));
+        continue;
+      }
+      if (!listening.has(t.name)) listening.set(t.name, parseListeningPorts((await t.exec(listeningPortsArgv())).stdout));
+      const given = this.given.get(t.name) ?? new Set<number>();
+      this.given.set(t.name, given);
+      const [port] = pickPorts(1, new Set([...listening.get(t.name)!, ...given]));
+      given.add(port!);
+      out.push(port!);
+    }
+    return out;
+  }
+
+  /** Starts a planned process on its node: here directly, remotely under the wrapper (secret on stdin, heartbeat). */
+  start(p: PlannedProcess, o: StartOnNode): NodeProcess {
+    const t = this.transport(p.node);
+    const sig = o.signal ? { signal: o.signal } : {};
+    if (t.isLocal) {
+      const proc = startProcess(
+        { ...p.spec, ...(o.secret !== undefined ? { env: { ...p.spec.env, LLAMA_RELAY_SECRET: o.secret } } : {}) },
+        { ...sig, forceKillAfterMs: 3000, tailLines: 60, onLine: o.onLine },
+      );
+      return { proc, peakRss: () => readPeakRss(proc.pid) };
+    }
+    const proc: WrappedProcess = startWrapped(
+      t,
+      {
+        label: p.spec.label,
+        argv: [p.spec.command, ...p.spec.args],
+        ...(o.secret !== undefined ? { secret: o.secret } : {}),
+        wrapper: {
+          name: o.wrapperName,
+          graceSeconds: 3,
+          heartbeatSeconds: 3,
+          ...(o.secret !== undefined ? { secretEnv: 'LLAMA_RELAY_SECRET' } : {}),
+          ...(this.runDir ? { runDir: this.runDir } : {}),
+        },
+      },
+      { ...sig, tailLines: 60, onLine: o.onLine },
+    );
+    return {
+      proc,
+      // The wrapper's child runs the command through setsid's exec: its pgid is the server's pid.
+      peakRss: async () => {
+        const pid = proc.childPgid();
+        if (pid === undefined) return undefined;
+        try {
+          return parseVmHwm((await t.exec(['cat', `/proc/${pid}/status`], { timeoutMs: 10_000 })).stdout);
+        } catch {
+          return undefined;
+        }
+      },
+    };
+  }
+
+  /** Where this machine reaches `port` on the node's loopback: itself, or an ssh forward. */
+  async reach(node: number, port: number): Promise<{ port: number; stop: () => Promise<void> }> {
+    const t = this.transport(node);
+    if (t.isLocal) return { port, stop: async () => {} };
+    const f = await t.forward(LOOPBACK, port);
+    return { port: Number(f.address.slice(f.address.lastIndexOf(':') + 1)), stop: f.stop };
+  }
+
+  /** Closes the ssh connections; idempotent. */
+  close(): Promise<void> {
+    return this.cleanup();
+  }
+}
