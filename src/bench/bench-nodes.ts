@@ -1,31 +1,34 @@
 // `--nodes` / `-n` for bench: which machines the ranks run on, and the flags that only make sense on one machine. Pure.
 import { UserError } from '../errors.js';
-import { parseNodeSpec } from '../plan/node-spec.js';
+import { parseNodeSpec, type NodeSpec } from '../plan/node-spec.js';
 import type { BenchNode } from './bench-config.js';
 
 const LOCAL = new Set(['local', 'localhost', '127.0.0.1']);
 
 /**
- * A count of local nodes, or the node list `up` takes: `local` (also `localhost`, `127.0.0.1`) runs here,
- * `[user@]host[:port]` over ssh. Memory budgets (`=24G`) are refused: the bench splits layers evenly.
+ * A count of local nodes, or the nodes `up` takes: `--nodes` text or the specs of a cluster file. `local` (also
+ * `localhost`, `127.0.0.1`) runs here, `[user@]host[:port]` over ssh. Memory budgets do not apply (the bench
+ * splits the layers evenly): see budgetsIgnored().
  */
-export function benchNodes(spec: string | undefined, count: number | undefined): BenchNode[] {
-  if (spec !== undefined && count !== undefined) throw new UserError('pass either --nodes or -n, not both');
-  if (spec === undefined) {
+export function benchNodes(given: string | readonly NodeSpec[] | undefined, count: number | undefined): BenchNode[] {
+  if (given !== undefined && count !== undefined) throw new UserError('pass either --nodes or -n, not both');
+  if (given === undefined) {
     if (count === undefined) throw new UserError('say how many nodes: -n N or --nodes local,local,local', ['example: llama-relay bench model.gguf -n 3']);
     if (!Number.isInteger(count) || count < 1) throw new UserError(`-n must be a positive integer, not ${count}`);
     return Array.from({ length: count }, (_, i) => ({ name: `local${i}`, kind: 'local' }));
   }
-  const parts = spec.split(',').map((s) => s.trim()).filter(Boolean);
-  if (parts.length === 0) throw new UserError('--nodes is empty', ['example: --nodes local,local,local or --nodes local,alice@gpu1']);
-  return parts.map((p, i): BenchNode => {
-    if (LOCAL.has(p)) return { name: `local${i}`, kind: 'local' };
-    const node = parseNodeSpec(p);
-    if (node.memory !== undefined) {
-      throw new UserError(`bench splits the layers evenly, so a memory budget does not apply: ${p}`, [`drop "=${p.split('=')[1]}" from the node`]);
-    }
-    return { name: node.spec, kind: 'ssh', spec: node };
-  });
+  const specs = typeof given === 'string' ? given.split(',').map((s) => s.trim()).filter(Boolean).map(parseNodeSpec) : given;
+  if (specs.length === 0) throw new UserError('--nodes is empty', ['example: --nodes local,local,local or --nodes local,alice@gpu1']);
+  return specs.map((n, i): BenchNode =>
+    LOCAL.has(n.host) && !n.user && n.port === undefined ? { name: `local${i}`, kind: 'local' } : { name: n.spec.replace(/=.*$/, ''), kind: 'ssh', spec: n },
+  );
+}
+
+/** Nodes given with a memory budget, which the bench's even split does not use. */
+export function budgetsIgnored(given: string | readonly NodeSpec[] | undefined): string[] {
+  if (given === undefined) return [];
+  const specs = typeof given === 'string' ? given.split(',').map((s) => s.trim()).filter(Boolean).map(parseNodeSpec) : given;
+  return specs.filter((n) => n.memory !== undefined).map((n) => n.spec.replace(/=.*$/, ''));
 }
 
 /** Flags that emulate or pin things on one machine are refused when some node is remote. */

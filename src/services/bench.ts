@@ -4,6 +4,7 @@ import { setMaxListeners } from 'node:events';
 import { availableParallelism, cpus } from 'node:os';
 import { UserError } from '../errors.js';
 import { loadGgufModel } from '../gguf/model.js';
+import type { NodeSpec } from '../plan/node-spec.js';
 import { isGgufArray } from '../gguf/types.js';
 import { candidateRoots } from '../ollama/roots.js';
 import { resolveModel } from '../ollama/resolve.js';
@@ -11,7 +12,7 @@ import { findings, hopOverheads } from '../bench/bench-analysis.js';
 import type { BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
 import type { BenchEvent } from '../bench/bench-events.js';
 import { BenchHosts } from '../bench/bench-hosts.js';
-import { benchNodes, checkRemoteFlags } from '../bench/bench-nodes.js';
+import { benchNodes, budgetsIgnored, checkRemoteFlags } from '../bench/bench-nodes.js';
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
@@ -21,7 +22,8 @@ import { runConfig } from '../bench/run-config.js';
 
 export interface BenchRequest extends BenchSweep {
   readonly model: string;
-  readonly nodes?: string;
+  /** `--nodes` text, or the nodes of a cluster file. */
+  readonly nodes?: string | readonly NodeSpec[];
   readonly nodeCount?: number;
   readonly rpc: boolean;
   readonly stock: boolean;
@@ -63,6 +65,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const emit = req.onEvent ?? (() => undefined);
   const nodes = benchNodes(req.nodes, req.nodeCount);
   checkRemoteFlags(nodes, req);
+  const budgets = budgetsIgnored(req.nodes);
+  if (budgets.length) emit({ kind: 'info', message: `bench splits the layers evenly; the memory budgets of ${budgets.join(', ')} are not used` });
   const resolved = await resolveModel(req.model, candidateRoots(req.roots ?? []));
   const gguf = await loadGgufModel(resolved.ggufPath);
   const arch = gguf.metadata.string('general.architecture') ?? 'unknown';

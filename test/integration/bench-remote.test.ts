@@ -2,8 +2,8 @@
 // and stock configurations run with the remote node's processes under the wrapper, report the remote node's peak
 // RSS, say network bytes are not measured on real links, and leave nothing running. Structure only, never timings.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +12,7 @@ import type { BenchReport } from '../../src/bench/bench-result.js';
 import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
-import { reap, survivorsAfter, uniqueMarker } from '../helpers/processes.js';
+import { reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 
 const work = mkdtempSync('/tmp/lr-benchssh-');
@@ -44,18 +44,19 @@ after(async () => {
 
 const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what} = ${String(x)}`);
 
+const commonArgs = (nodes: string) => [
+  join(repoRoot, 'bin/llama-relay.js'), 'bench', model, '--nodes', nodes, '--parallel', '1',
+  '--patched-bin-dir', bins.patched, '--stock-bin-dir', bins.stock, '-F', sshd.configFile,
+  '--node-cache', join(work, `${marker}-node-cache`), '--run-dir', work, '--ready-timeout', '120',
+];
+
 async function bench(nodes: string, extra: string[] = []): Promise<{ report: BenchReport; stdout: string; svg: string }> {
-  const json = join(work, `${nodes.replace(/\W/g, '_')}.json`);
-  const chart = join(work, `${nodes.replace(/\W/g, '_')}.svg`);
+  const name = nodes.replace(/\W/g, '_').slice(-40);
+  const json = join(work, `${name}.json`);
+  const chart = join(work, `${name}.svg`);
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [
-      join(repoRoot, 'bin/llama-relay.js'), 'bench', model, '--nodes', nodes,
-      '--prompt-tokens', '32', '--gen-tokens', '4', '--parallel', '1', '--repeat', '1',
-      '--patched-bin-dir', bins.patched, '--stock-bin-dir', bins.stock, '-F', sshd.configFile,
-      '--node-cache', join(work, `${marker}-node-cache`), '--run-dir', work, '--ready-timeout', '120',
-      '--json', json, '--chart', chart, '--quiet', ...extra,
-    ],
+    [...commonArgs(nodes), '--prompt-tokens', '32', '--gen-tokens', '4', '--repeat', '1', '--json', json, '--chart', chart, '--quiet', ...extra],
     { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, TMPDIR: work } },
   );
   return { report: JSON.parse(readFileSync(json, 'utf8')) as BenchReport, stdout, svg: readFileSync(chart, 'utf8') };
@@ -99,10 +100,30 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 10_000), []);
   });
 
-  it('remote head: the stock and RPC heads get the whole model there, the chain head its slice; nothing left running', async () => {
-    const { report } = await bench(`${sshd.alias},local`, ['--only', 'stock,chain-2,rpc-2']);
+  it('remote head (nodes from a cluster file): the stock and RPC heads get the whole model there, the chain head its slice', async () => {
+    const cluster = join(work, 'cluster.txt');
+    writeFileSync(cluster, `# remote head first\n${sshd.alias} mem=1G\nlocal\n`);
+    const { report } = await bench(`@${cluster}`, ['--only', 'stock,chain-2,rpc-2']);
     checkStructure(report, ['stock', 'chain-2', 'rpc-2'], sshd.alias);
     for (const c of report.configs) assert.equal(c.nodes.find((n) => n.rank === 0)!.node, sshd.alias, c.id);
     assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+  });
+
+  it('Ctrl-C while a configuration runs on the remote node: the bench stops and leaves nothing running there or here', async () => {
+    const p = spawn(process.execPath, [...commonArgs(`local,${sshd.alias}`), '--only', 'chain-2', '--prompt-tokens', '32', '--gen-tokens', '64', '--repeat', '500'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, TMPDIR: work },
+    });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    const exit = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+    // Measuring: both ranks are up, rank 1 under the wrapper on the remote node.
+    assert.ok(await waitFor(() => /\[chain-2\] prompt 32 x1 #1:/.test(err) || p.exitCode !== null, 120_000), err);
+    assert.equal(p.exitCode, null, err);
+    p.kill('SIGINT');
+    assert.notEqual(await exit, 0, err);
+    assert.match(err, /interrupted/);
+    assert.deepEqual(await survivorsAfter(marker, 15_000), []);
   });
 });

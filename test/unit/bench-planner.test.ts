@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BenchConfig, BenchOptions, BenchRuntime } from '../../src/bench/bench-config.js';
-import { benchNodes, checkRemoteFlags, parseCountList } from '../../src/bench/bench-nodes.js';
+import { benchNodes, budgetsIgnored, checkRemoteFlags, parseCountList } from '../../src/bench/bench-nodes.js';
 import { contextSize, planConfigs } from '../../src/bench/config-planner.js';
 import { evenSplit } from '../../src/bench/layer-split.js';
 import { planLaunch, portNodes, portsNeeded, WORKER_READY, type LaunchInput, type RankSite } from '../../src/bench/launch-plan.js';
@@ -12,6 +12,7 @@ import { llamaCppLayerDevice, rpcSplit } from '../../src/bench/rpc-split.js';
 import { parseListeningPorts, pickPorts } from '../../src/bench/remote-ports.js';
 import { pinToCore } from '../../src/bench/server-argv.js';
 import { UserError } from '../../src/errors.js';
+import { parseNodeSpec } from '../../src/plan/node-spec.js';
 
 const options = (o: Partial<BenchOptions> = {}): BenchOptions => ({
   nodes: benchNodes(undefined, 3),
@@ -40,12 +41,19 @@ describe('benchNodes and count lists', () => {
     assert.ok(gpu1.kind === 'ssh');
     assert.deepEqual([gpu1.spec.user, gpu1.spec.host, gpu1.spec.port], ['alice', 'gpu1', 2222]);
   });
-  it('refuses memory budgets, malformed nodes, both flags, no flag, and bad counts with a next step', () => {
-    assert.throws(() => benchNodes('local,gpu1=24G', undefined), (e: unknown) => e instanceof UserError && /evenly/.test(e.message) && /=24G/.test(e.next.join()));
+  it('takes the specs of a cluster file, and names the memory budgets it does not use', () => {
+    const specs = [parseNodeSpec('local=8G'), parseNodeSpec('alice@gpu1:2222=24G'), parseNodeSpec('gpu2')];
+    assert.deepEqual(benchNodes(specs, undefined).map((x) => [x.name, x.kind]), [['local0', 'local'], ['alice@gpu1:2222', 'ssh'], ['gpu2', 'ssh']]);
+    assert.deepEqual(budgetsIgnored(specs), ['local', 'alice@gpu1:2222']);
+    assert.deepEqual(budgetsIgnored('local,gpu1=24G'), ['gpu1']);
+    assert.deepEqual(benchNodes('local,gpu1=24G', undefined).map((x) => x.name), ['local0', 'gpu1']);
+  });
+  it('refuses malformed nodes, both flags, no flag, and bad counts with a next step', () => {
     assert.throws(() => benchNodes('local,bad host', undefined), UserError);
     assert.throws(() => benchNodes('local', 2), UserError);
-    assert.throws(() => benchNodes(undefined, undefined), UserError);
+    assert.throws(() => benchNodes(undefined, undefined), (e: unknown) => e instanceof UserError && e.next.length > 0);
     assert.throws(() => benchNodes(undefined, 0), UserError);
+    assert.throws(() => benchNodes([], undefined), UserError);
   });
   it('refuses --link-latency-ms and --taskset once a node is remote, naming it; allows them on local nodes', () => {
     const remote = benchNodes('local,gpu1', undefined);

@@ -6,11 +6,13 @@ import { parseCountList } from '../../bench/bench-nodes.js';
 import { renderReport } from '../../bench/report-table.js';
 import { renderSvgChart } from '../../bench/svg-chart.js';
 import { UserError } from '../../errors.js';
+import { nodesFromArgs } from '../nodes-option.js';
 import { runBench } from '../../services/bench.js';
 
 interface Args {
   model: string;
   nodes?: string;
+  cluster?: string;
   n?: number;
   'prompt-tokens': string;
   'gen-tokens': number;
@@ -45,6 +47,7 @@ export const benchCommand: CommandModule<object, Args> = {
     y
       .positional('model', { type: 'string', demandOption: true, describe: '.gguf path or Ollama model name' })
       .option('nodes', { type: 'string', describe: 'nodes as for `up`: [user@]host[:port] over ssh, `local` = this machine; e.g. local,alice@gpu1' })
+      .option('cluster', { type: 'string', describe: 'nodes from a file, one per line (as for up; also --nodes @FILE)' })
       .option('n', { type: 'number', describe: 'number of local nodes' })
       .option('prompt-tokens', { type: 'string', default: '512,2048', describe: 'prompt lengths in tokens, comma-separated' })
       .option('gen-tokens', { type: 'number', default: 128, describe: 'tokens generated per request' })
@@ -70,10 +73,12 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('connect-timeout', { type: 'number', default: 10, describe: 'seconds to wait for each ssh connection' })
       .option('node-cache', { type: 'string', describe: 'cache directory on remote nodes for binaries, slices and the model (default: ~/.cache/llama-relay there)' })
       .option('run-dir', { type: 'string', hidden: true })
-      .conflicts('n', 'nodes'),
+      .conflicts('n', ['nodes', 'cluster'])
+      .conflicts('nodes', 'cluster'),
   handler: async (a) => {
     const dirs = [a['patched-bin-dir'], a['stock-bin-dir']];
     if (dirs.filter(Boolean).length === 1) throw new UserError('pass both --patched-bin-dir and --stock-bin-dir, or neither');
+    const nodes = nodesFromArgs(a);
     const ac = new AbortController();
     const onSignal = () => ac.abort();
     process.once('SIGINT', onSignal);
@@ -81,7 +86,7 @@ export const benchCommand: CommandModule<object, Args> = {
     try {
       const report = await runBench({
         model: a.model,
-        ...(a.nodes !== undefined ? { nodes: a.nodes } : {}),
+        ...(nodes !== undefined ? { nodes } : {}),
         ...(a.n !== undefined ? { nodeCount: a.n } : {}),
         promptTokens: parseCountList('--prompt-tokens', a['prompt-tokens']),
         genTokens: a['gen-tokens'],
