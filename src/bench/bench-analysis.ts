@@ -78,7 +78,7 @@ export function findings(configs: readonly ConfigResult[], settings: { promptTok
   const lat = settings.linkLatencyMs;
   const out: Finding[] = [
     ratio(`chain-${n} decode vs stock`, chain, byId('stock'), shortest, 'decodeTps', 0.9, ''),
-    ratio(`chain-${n} decode vs rpc-${n}`, chain, byId(`rpc-${n}`), shortest, 'decodeTps', lat >= 1 ? 1.5 : undefined, `, link latency ${lat} ms`),
+    ratio(`chain-${n} decode vs rpc-${n}`, chain, byId(`rpc-${n}`), shortest, 'decodeTps', lat >= 1 ? 1.5 : undefined, chain?.networkMeasured === false ? ', real links' : `, link latency ${lat} ms`),
     ratio(`chain-${n} prefill, pipelining on vs off`, chain, byId(`chain-${n}-nopipe`), longest, 'prefillTps', 1.5, ''),
   ];
   const rpc = byId(`rpc-${n}`);

@@ -8,10 +8,9 @@ import { basename } from 'node:path';
 import { UserError } from '../errors.js';
 import type { RelayEvent } from '../events/events.js';
 import type { GgufModel } from '../gguf/model.js';
-import { formatBytes } from '../plan/size.js';
 import { localCacheRoot, localEngine, modelDigest } from '../provision/local-engine.js';
 import { parseProbe, probeArgv, type NodeProbe } from '../provision/node-probe.js';
-import { describePlatform, platformMismatch, platformOf, type Platform } from '../provision/platform.js';
+import { platformOf, type Platform } from '../provision/platform.js';
 import type { EngineInput } from '../provision/provision-plan.js';
 import { ensureBinary } from '../provision/remote-binary.js';
 import { pushSlice } from '../provision/remote-slice.js';
@@ -21,6 +20,7 @@ import type { Transport } from '../ssh/transport.js';
 import type { BenchConfig } from './bench-config.js';
 import type { BenchHosts } from './bench-hosts.js';
 import type { Binaries, RankSite } from './launch-plan.js';
+import { stockCopyRefusal, wholeModelRefusal } from './remote-prereqs.js';
 
 export interface SitesOptions {
   hosts: BenchHosts;
@@ -110,19 +110,8 @@ export class BenchSites {
       const probe = await this.probe(t);
       const theirs = platformOf(probe);
       this.localPlatform ??= new LocalTransport().exec(probeArgv('/tmp', [])).then((r) => platformOf(parseProbe(r.stdout)));
-      const mismatch = platformMismatch(await this.localPlatform, theirs);
-      if (mismatch) {
-        throw new UserError(
-          `node ${t.name}: no stock llama-server / ggml-rpc-server for ${describePlatform(theirs)}; this machine's build does not run there (${mismatch})`,
-          [
-            `run the bench from a machine of the same platform as ${t.name}, or give ${t.name} its own node in a run started there`,
-            'or leave out the stock and RPC configurations: --no-stock --no-rpc (the chains still run)',
-          ],
-        );
-      }
-      if (!probe.writable) {
-        throw new UserError(`node ${t.name}: cannot write the cache directory ${probe.cacheDir}`, [`make it writable, or pass --node-cache DIR`]);
-      }
+      const refusal = stockCopyRefusal(t.name, await this.localPlatform, probe, theirs);
+      if (refusal) throw refusal;
       const copy = async (from: string) => {
         const key = await fileKey(from);
         const to = `${probe.cacheDir}/stock/${key}/${basename(from)}`;
@@ -150,16 +139,8 @@ export class BenchSites {
       const blob = probe.blobs.get(digest);
       if (blob) return blob;
       const bytes = this.o.gguf.fileBytes;
-      const problems: string[] = [];
-      if (!probe.writable) problems.push(`cannot write the cache directory ${probe.cacheDir}`);
-      if (!probe.tools.has('sha256sum')) problems.push('sha256sum is not installed, so the upload cannot be verified');
-      if (probe.freeBytes !== undefined && bytes > probe.freeBytes) problems.push(`needs ${formatBytes(bytes)} in ${probe.cacheDir} but only ${formatBytes(probe.freeBytes)} is free there`);
-      if (problems.length) {
-        throw new UserError(`node ${t.name}: cannot take the whole model for the stock/RPC head: ${problems.join('; ')}`, [
-          'put a local node first in --nodes, so the stock and RPC heads run on this machine',
-          `or fix ${t.name} (--node-cache DIR on a bigger, writable disk)`,
-        ]);
-      }
+      const refusal = wholeModelRefusal(t.name, probe, bytes);
+      if (refusal) throw refusal;
       const remotePath = `${probe.cacheDir}/models/${digest.slice(0, 16)}-${basename(this.o.model)}`;
       this.o.info(`node ${t.name}: the stock/RPC head needs the whole model; sending it to ${remotePath} (resumable, verified)`);
       await pushSlice(t, { path: this.o.model, bytes, digest }, remotePath, { ...this.sig, onInfo: this.o.info });
