@@ -31,9 +31,10 @@ export function tcpAccepting(port: number, host = '127.0.0.1'): Promise<boolean>
   });
 }
 
-export function exitError(o: ProcessOutcome, what: string): ExternalError {
+/** `command`: what to show as the command, when the process ran it through ssh and the remote wrapper. */
+export function exitError(o: ProcessOutcome, what: string, command = o.command): ExternalError {
   return new ExternalError(`${o.label} ${what}: ${o.meaning}`, {
-    command: o.command,
+    command,
     exitCode: o.exitCode,
     signal: o.signal,
     stderrTail: o.stderrTail.slice(-15).join('\n'),
@@ -48,20 +49,21 @@ export async function waitReady(
   p: ManagedProcess,
   probe: ReadyProbe,
   lineSeen: () => boolean,
-  opts: { timeoutMs: number; signal?: AbortSignal },
+  opts: { timeoutMs: number; signal?: AbortSignal; command?: string },
 ): Promise<void> {
+  const command = opts.command ?? [p.spec.command, ...p.spec.args].join(' ');
   let outcome: ProcessOutcome | undefined;
   void p.done.then((o) => (outcome = o));
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     if (opts.signal?.aborted) throw new UserError('bench interrupted');
-    if (outcome) throw exitError(outcome, 'exited before it was ready');
+    if (outcome) throw exitError(outcome, 'exited before it was ready', command);
     const ok =
       probe.kind === 'stderr-line' ? lineSeen() : probe.kind === 'http-health' ? await httpHealthy(probe.port) : await tcpAccepting(probe.port, probe.host);
     if (ok) return;
     if (Date.now() > deadline) {
       throw new ExternalError(`${p.spec.label} was not ready after ${Math.round(opts.timeoutMs / 1000)} s`, {
-        command: [p.spec.command, ...p.spec.args].join(' '),
+        command,
         stderrTail: p.tail.last().slice(-15).join('\n'),
       });
     }

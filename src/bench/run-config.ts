@@ -123,7 +123,11 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
           })
         : localProcess(planned, ctx.signal, onLine);
       started.push({ planned, proc: np.proc, peakRss: np.peakRss, loadMs: Number.NaN });
-      await waitReady(np.proc, probe, () => seen, { timeoutMs: ctx.readyTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+      await waitReady(np.proc, probe, () => seen, {
+        timeoutMs: ctx.readyTimeoutMs,
+        command: commandOf(planned, ctx.nodes),
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      });
       const loadMs = performance.now() - t0;
       started[started.length - 1] = { planned, proc: np.proc, peakRss: np.peakRss, loadMs };
       ctx.emit({ kind: 'process-ready', id: c.id, label: planned.spec.label, loadMs });
@@ -199,7 +203,7 @@ async function measureAll(
       for (let r = 0; r < ctx.repeat; r++) {
         const prompts = Array.from({ length: parallel }, () => buildPrompt(base, promptTokens, variant++));
         const sample = await measureBatch(port, prompts, ctx.genTokens, ctx.logitBias, relays, ctx.signal).catch(async (err: unknown) => {
-          throw (await exitedProcessError(started)) ?? err;
+          throw (await exitedProcessError(started, ctx.nodes)) ?? err;
         });
         samples.push(sample);
         ctx.emit({ kind: 'sample', id: c.id, promptTokens, parallel, repeat: r, sample });
@@ -211,12 +215,18 @@ async function measureAll(
 }
 
 /** A request failed: if a process died, that is the real story. */
-async function exitedProcessError(started: readonly Started[]): Promise<Error | undefined> {
+async function exitedProcessError(started: readonly Started[], nodes: readonly BenchNode[]): Promise<Error | undefined> {
   const gone = await Promise.race([
-    Promise.race(started.map((s) => s.proc.done)),
+    Promise.race(started.map((s) => s.proc.done.then((o) => ({ o, s })))),
     new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
   ]);
-  return gone ? exitError(gone, 'exited during the measurement') : undefined;
+  return gone ? exitError(gone.o, 'exited during the measurement', commandOf(gone.s.planned, nodes)) : undefined;
+}
+
+/** The server's own command line (a remote one runs it over ssh, under the wrapper). */
+function commandOf(p: PlannedProcess, nodes: readonly BenchNode[]): string {
+  const node = nodes[p.node];
+  return `${[p.spec.command, ...p.spec.args].join(' ')}${node?.kind === 'ssh' ? ` (on ${node.name} over ssh)` : ''}`;
 }
 
 function describeFailure(err: unknown, started: readonly Started[]): string {

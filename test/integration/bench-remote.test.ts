@@ -109,7 +109,8 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 10_000), []);
   });
 
-  it('Ctrl-C while a configuration runs on the remote node: the bench stops and leaves nothing running there or here', async () => {
+  /** Starts a long chain-2 run and resolves once it measures: both ranks up, rank 1 under the wrapper on the ssh node. */
+  async function measuringRun() {
     const p = spawn(process.execPath, [...commonArgs(`local,${sshd.alias}`), '--only', 'chain-2', '--prompt-tokens', '32', '--gen-tokens', '64', '--repeat', '500'], {
       cwd: repoRoot,
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -118,12 +119,25 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     let err = '';
     p.stderr.on('data', (d) => (err += d));
     const exit = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-    // Measuring: both ranks are up, rank 1 under the wrapper on the remote node.
     assert.ok(await waitFor(() => /\[chain-2\] prompt 32 x1 #1:/.test(err) || p.exitCode !== null, 120_000), err);
     assert.equal(p.exitCode, null, err);
-    p.kill('SIGINT');
-    assert.notEqual(await exit, 0, err);
-    assert.match(err, /interrupted/);
+    return { p, exit, stderr: () => err };
+  }
+
+  it('Ctrl-C while a configuration runs on the remote node: the bench stops and leaves nothing running there or here', async () => {
+    const run = await measuringRun();
+    run.p.kill('SIGINT');
+    assert.notEqual(await run.exit, 0, run.stderr());
+    assert.match(run.stderr(), /interrupted/);
     assert.deepEqual(await survivorsAfter(marker, 15_000), []);
+  });
+
+  it('a dropped ssh connection: the configuration fails with the node named, and the wrapper stops the remote rank', async () => {
+    const run = await measuringRun();
+    assert.ok(sshd.dropConnections() > 0);
+    assert.equal(await run.exit, 1, run.stderr());
+    assert.match(run.stderr(), /\[chain-2\] FAILED: chain-2 rank 1 on relaynode exited during the measurement/);
+    assert.doesNotMatch(run.stderr(), /command: ssh /, 'the server command is shown, not the ssh wrapper');
+    assert.deepEqual(await survivorsAfter(marker, 20_000), []);
   });
 });
