@@ -16,7 +16,8 @@ import { reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processe
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 
 const work = mkdtempSync('/tmp/lr-benchssh-');
-// Every process the bench starts carries the marker: the model, the binaries (symlinked dirs) and the node cache.
+// Every process the bench starts carries the work dir in its command line: the model, the binaries (symlinked dirs) and
+// the node cache carry the marker, and ssh's control sockets (TMPDIR) live there too.
 const marker = uniqueMarker('lrbench');
 const cacheDirs = ['slices', 'digests'].map((d) => join(homedir(), '.cache/llama-relay', d));
 const before0 = new Map(cacheDirs.map((d) => [d, new Set(existsSync(d) ? readdirSync(d) : [])]));
@@ -36,7 +37,7 @@ before(async () => {
 });
 
 after(async () => {
-  reap(marker);
+  reap(work);
   await sshd?.stop();
   rmSync(work, { recursive: true, force: true });
   for (const d of cacheDirs) if (existsSync(d)) for (const f of readdirSync(d)) if (!before0.get(d)!.has(f)) rmSync(join(d, f), { force: true });
@@ -97,7 +98,7 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     assert.match(stdout, /^chain-2\s.*n\/m/m);
     assert.match(stdout, /network bytes not measured/);
     assert.match(svg, /network bytes not measured/);
-    assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+    assert.deepEqual(await survivorsAfter(work, 10_000), []);
   });
 
   it('remote head (nodes from a cluster file): the stock and RPC heads get the whole model there, the chain head its slice', async () => {
@@ -106,7 +107,7 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     const { report } = await bench(`@${cluster}`, ['--only', 'stock,chain-2,rpc-2']);
     checkStructure(report, ['stock', 'chain-2', 'rpc-2'], sshd.alias);
     for (const c of report.configs) assert.equal(c.nodes.find((n) => n.rank === 0)!.node, sshd.alias, c.id);
-    assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+    assert.deepEqual(await survivorsAfter(work, 10_000), []);
   });
 
   /** Starts a long chain-2 run and resolves once it measures: both ranks up, rank 1 under the wrapper on the ssh node. */
@@ -129,7 +130,7 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     run.p.kill('SIGINT');
     assert.notEqual(await run.exit, 0, run.stderr());
     assert.match(run.stderr(), /interrupted/);
-    assert.deepEqual(await survivorsAfter(marker, 15_000), []);
+    assert.deepEqual(await survivorsAfter(work, 15_000), []);
   });
 
   it('a dropped ssh connection: the configuration fails with the node named, and the wrapper stops the remote rank', async () => {
@@ -138,6 +139,6 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     assert.equal(await run.exit, 1, run.stderr());
     assert.match(run.stderr(), /\[chain-2\] FAILED: chain-2 rank 1 on relaynode exited during the measurement/);
     assert.doesNotMatch(run.stderr(), /command: ssh /, 'the server command is shown, not the ssh wrapper');
-    assert.deepEqual(await survivorsAfter(marker, 20_000), []);
+    assert.deepEqual(await survivorsAfter(work, 20_000), []);
   });
 });
