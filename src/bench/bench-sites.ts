@@ -21,6 +21,7 @@ import type { BenchConfig } from './bench-config.js';
 import type { BenchHosts } from './bench-hosts.js';
 import type { Binaries, RankSite } from './launch-plan.js';
 import { stockCopyRefusal, wholeModelRefusal } from './remote-prereqs.js';
+import { stockFitRefusal } from './stock-fit.js';
 
 export interface SitesOptions {
   hosts: BenchHosts;
@@ -81,6 +82,12 @@ export class BenchSites {
           ? local(i)
           : { host: hosts.address(rank.node), model: r.ranks[i]!.model, bins: { ...bins, patchedServer: r.ranks[i]!.binary } },
       );
+    }
+    // Stock holds the whole model on node 0 (remote here: an all-local configuration does not come through this).
+    if (c.kind === 'stock' && !hosts.isLocal(c.ranks[0]!.node)) {
+      const t = hosts.transport(c.ranks[0]!.node);
+      const refusal = stockFitRefusal(t.name, this.o.gguf.fileBytes, (await this.probe(t)).memTotalBytes);
+      if (refusal) throw refusal;
     }
     // stock and rpc: the head (node 0) holds the whole model and runs stock llama-server; rpc servers need only their binary.
     return Promise.all(

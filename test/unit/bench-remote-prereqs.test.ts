@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stockCopyRefusal, wholeModelRefusal } from '../../src/bench/remote-prereqs.js';
+import { stockFitRefusal } from '../../src/bench/stock-fit.js';
 import { UserError } from '../../src/errors.js';
 import { parseProbe, type NodeProbe } from '../../src/provision/node-probe.js';
 import { platformOf } from '../../src/provision/platform.js';
@@ -33,5 +34,18 @@ describe('wholeModelRefusal', () => {
     assert.ok(e instanceof UserError);
     assert.match(e.message, /^node gpu1: cannot take the whole model .*sha256sum is not installed.*needs 5\.\d+ MB .* but only 1\.\d+ MB is free/);
     assert.ok(e.next.some((n) => /local node first/.test(n)));
+  });
+});
+
+describe('stockFitRefusal', () => {
+  it('runs stock when the weights fit in node 0, or when its memory is unknown', () => {
+    assert.equal(stockFitRefusal('gpu1', 4e9, 16e9), undefined);
+    assert.equal(stockFitRefusal('gpu1', 4e9, undefined), undefined);
+  });
+  it('skips stock on a node too small for the whole model, saying the split configurations still run', () => {
+    const e = stockFitRefusal('gpu1', 40e9, 16e9);
+    assert.ok(e instanceof UserError);
+    assert.match(e.message, /whole model \(40\.\d+ GB\) on one node, but gpu1 has 16\.\d+ GB/);
+    assert.ok(e.next.some((n) => /--no-stock/.test(n)));
   });
 });
