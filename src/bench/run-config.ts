@@ -39,6 +39,8 @@ export interface RunContext {
   readonly remote?: { readonly hosts: BenchHosts; readonly sites: BenchSites };
   /** Distinguishes this run's wrapper pidfiles on the nodes. */
   readonly runTag?: string;
+  /** Which round of the run this is (every round starts the configuration afresh). */
+  readonly round?: { readonly index: number; readonly of: number };
   readonly signal?: AbortSignal;
   readonly emit: (e: BenchEvent) => void;
 }
@@ -51,7 +53,7 @@ interface Started {
 }
 
 export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<ConfigResult> {
-  ctx.emit({ kind: 'config-start', id: c.id, description: c.description });
+  ctx.emit({ kind: 'config-start', id: c.id, description: c.description, ...(ctx.round ? { round: ctx.round } : {}) });
   const started: Started[] = [];
   const relays: DelayRelay[] = [];
   const forwards: { stop: () => Promise<void> }[] = [];
@@ -196,7 +198,8 @@ async function measureAll(
   // Warm-up: first requests pay for lazy allocations and page faults on every rank.
   await measureBatch(port, [buildPrompt(base, 32, 0)], 4, ctx.logitBias, relays, ctx.signal);
   const out: Measurement[] = [];
-  let variant = 1;
+  // Other prompts in every round, so no round can reuse another's work.
+  let variant = 1 + (ctx.round?.index ?? 0) * 100_003;
   for (const parallel of ctx.parallel) {
     for (const promptTokens of ctx.promptTokens) {
       const samples: Sample[] = [];
@@ -206,7 +209,7 @@ async function measureAll(
           throw (await exitedProcessError(started, ctx.nodes)) ?? err;
         });
         samples.push(sample);
-        ctx.emit({ kind: 'sample', id: c.id, promptTokens, parallel, repeat: r, sample });
+        ctx.emit({ kind: 'sample', id: c.id, promptTokens, parallel, repeat: (ctx.round?.index ?? 0) * ctx.repeat + r, sample });
       }
       out.push(summarize(promptTokens, parallel, samples));
     }

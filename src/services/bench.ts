@@ -18,6 +18,7 @@ import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
 import { binaries, buildDirs, type BinDirs } from '../bench/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
+import { mergeRounds } from '../bench/merge-rounds.js';
 import { runConfig } from '../bench/run-config.js';
 
 export interface BenchRequest extends BenchSweep {
@@ -134,28 +135,38 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
         }
       : undefined;
     const runTag = randomBytes(3).toString('hex');
-    for (const c of configs) {
-      if (req.signal?.aborted) throw new UserError('bench interrupted');
-      results.push(
-        await runConfig(c, {
-          model: resolved.ggufPath,
-          bins,
-          runtime,
-          nodes,
-          linkLatencyMs: req.linkLatencyMs,
-          promptTokens: req.promptTokens,
-          genTokens: req.genTokens,
-          parallel: req.parallel,
-          repeat: req.repeat,
-          logitBias,
-          readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
-          emit,
-          runTag,
-          ...(remote ? { remote } : {}),
-          ...(req.signal ? { signal: req.signal } : {}),
-        }),
-      );
+    // Repeats are rounds over every configuration (each started afresh), not back-to-back runs of one: a machine
+    // whose speed drifts (shared hosts, VMs) then slows every configuration alike instead of whichever ran last.
+    const rounds = new Map<string, ConfigResult[]>(configs.map((c) => [c.id, []]));
+    for (let round = 0; round < req.repeat; round++) {
+      for (const c of configs) {
+        if (req.signal?.aborted) throw new UserError('bench interrupted');
+        const done = rounds.get(c.id)!;
+        // A configuration that failed once is reported as failed, not tried again.
+        if (done.some((r) => r.error !== undefined)) continue;
+        done.push(
+          await runConfig(c, {
+            model: resolved.ggufPath,
+            bins,
+            runtime,
+            nodes,
+            linkLatencyMs: req.linkLatencyMs,
+            promptTokens: req.promptTokens,
+            genTokens: req.genTokens,
+            parallel: req.parallel,
+            repeat: 1,
+            round: { index: round, of: req.repeat },
+            logitBias,
+            readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
+            emit,
+            runTag,
+            ...(remote ? { remote } : {}),
+            ...(req.signal ? { signal: req.signal } : {}),
+          }),
+        );
+      }
     }
+    for (const c of configs) results.push(mergeRounds(rounds.get(c.id)!));
   } finally {
     await hosts?.close();
   }

@@ -110,9 +110,12 @@ describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
     assert.deepEqual(await survivorsAfter(work, 10_000), []);
   });
 
-  /** Starts a long chain-2 run and resolves once it measures: both ranks up, rank 1 under the wrapper on the ssh node. */
+  /**
+   * Starts a long chain-2 run and resolves once it measures: both ranks up, rank 1 under the wrapper on the ssh node.
+   * One round (each round restarts the ranks): after the short first point, the second generates for a long while.
+   */
   async function measuringRun() {
-    const p = spawn(process.execPath, [...commonArgs(`local,${sshd.alias}`), '--only', 'chain-2', '--prompt-tokens', '32', '--gen-tokens', '64', '--repeat', '500'], {
+    const p = spawn(process.execPath, [...commonArgs(`local,${sshd.alias}`), '--only', 'chain-2', '--prompt-tokens', '32,40', '--gen-tokens', '20000', '--repeat', '1'], {
       cwd: repoRoot,
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, TMPDIR: work },

@@ -52,7 +52,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('prompt-tokens', { type: 'string', default: '512,2048', describe: 'prompt lengths in tokens, comma-separated' })
       .option('gen-tokens', { type: 'number', default: 128, describe: 'tokens generated per request' })
       .option('parallel', { type: 'string', default: '1,4', describe: 'concurrent requests, comma-separated' })
-      .option('repeat', { type: 'number', default: 3, describe: 'repeats per point (median and min/max)' })
+      .option('repeat', { type: 'number', default: 3, describe: 'rounds over all configurations, each started afresh (median and min/max per point)' })
       .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay the link relays add (0: count bytes only); local nodes only' })
       .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
       .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
