@@ -49,7 +49,7 @@ export interface LinkResult {
   /** Bytes through the link until every process was ready (weights, for RPC). */
   readonly startBytes: number;
   readonly totalBytes: number;
-  /** Mean time the relay actually held a chunk (the emulated one-way latency). */
+  /** Mean time the relay actually held a chunk during the measured requests (the emulated one-way latency). */
   readonly meanHeldMs: number;
 }
 

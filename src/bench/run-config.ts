@@ -158,7 +158,8 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         name: plan.links[i]!.name,
         startBytes: start.forwardBytes + start.backwardBytes,
         totalBytes: now.forwardBytes + now.backwardBytes,
-        meanHeldMs: now.heldChunks ? now.heldMsSum / now.heldChunks : 0,
+        // Over the measured requests only: a start-up that pushes weights (RPC) queues behind backpressure.
+        meanHeldMs: now.heldChunks > start.heldChunks ? (now.heldMsSum - start.heldMsSum) / (now.heldChunks - start.heldChunks) : 0,
       };
     });
     ctx.emit({ kind: 'config-done', id: c.id });
