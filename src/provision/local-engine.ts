@@ -66,7 +66,7 @@ export async function localEngine(localBinary: string, opts: { cacheDir?: string
   const dir = join(opts.cacheDir ?? localCacheRoot(), 'src', `llama.cpp-${commit.slice(0, 12)}`);
   let source: EngineInput['source'];
   try {
-    if (readFileSync(join(dir, '.llama-relay-state'), 'utf8').trim() === `patched-${key}`) source = { dir, bytes: await treeBytes(dir) };
+    if (readFileSync(join(dir, '.llama-relay-state'), 'utf8').trim() === `patched-${key}`) source = { dir, bytes: await treeBytes(dir), commit: commit.slice(0, 7) };
   } catch {
     source = undefined;
   }

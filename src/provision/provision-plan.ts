@@ -10,7 +10,7 @@ export interface EngineInput {
   /** The local patched llama-server, copied when the node's platform matches this machine's. */
   localBinary?: { path: string; bytes: number; platform: Platform };
   /** The patched source tree, shipped when the node must build. */
-  source?: { dir: string; bytes: number };
+  source?: { dir: string; bytes: number; /** The pinned commit, for the node build's version (no .git is shipped). */ commit?: string };
   /** Extra disk a build tree takes beyond the source (objects, libraries). */
   buildOverheadBytes: number;
 }
@@ -19,7 +19,7 @@ export type BinaryStep =
   | { kind: 'reuse'; path: string }
   | { kind: 'copy'; from: string; to: string; bytes: number }
   /** bytes: disk the build takes (source + build tree); sourceBytes: what goes over the wire. */
-  | { kind: 'build'; sourceDir: string; remoteSource: string; buildDir: string; to: string; bytes: number; sourceBytes: number; jobs: number; why: string };
+  | { kind: 'build'; sourceDir: string; remoteSource: string; buildDir: string; to: string; bytes: number; sourceBytes: number; jobs: number; why: string; commit?: string };
 
 /** One rank's weights: the slice that would be pushed, or a blob already in the node's Ollama store. */
 export interface RankWeights {
@@ -72,6 +72,7 @@ export function planBinary(probe: NodeProbe, engine: EngineInput): BinaryStep | 
     sourceBytes: engine.source.bytes,
     jobs: probe.cpus,
     why: mismatch ?? 'platform differs',
+    ...(engine.source.commit ? { commit: engine.source.commit } : {}),
   };
 }
 

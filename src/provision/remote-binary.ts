@@ -38,7 +38,9 @@ export async function ensureBinary(t: Transport, step: BinaryStep, o: BinaryOpti
   await t
     .uploadTar(sourceTar(step.sourceDir), step.remoteSource, { onProgress: (n) => o.onUpload?.(n, size), ...sig })
     .catch((err: Error) => rethrowUpload(t.name, `${step.remoteSource}/`, err));
-  const argv = buildArgv({ sourceDir: step.remoteSource, buildDir: step.buildDir, out: step.to, jobs: step.jobs, cmakeFlags: o.cmakeFlags });
+  // The shipped tree has no .git: name the pinned commit, so `llama-server --version` on the node says what it is.
+  const cmakeFlags = step.commit ? [...o.cmakeFlags, `-DLLAMA_BUILD_COMMIT=${step.commit}`] : o.cmakeFlags;
+  const argv = buildArgv({ sourceDir: step.remoteSource, buildDir: step.buildDir, out: step.to, jobs: step.jobs, cmakeFlags });
   // Under the remote wrapper: if the launcher stops or the link drops, the whole build's process group goes too
   // (sshd leaves pty-less commands running), and a stale build of the same key is stopped at the next start.
   const p = startWrapped(

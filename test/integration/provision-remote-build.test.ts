@@ -77,9 +77,11 @@ describe('cold build of the patched engine on a remote node', { timeout: 3_600_0
     const build = events.flatMap((e) => (e.kind === 'node-phase' && e.phase === 'build' && e.node === node.name ? [e.progress ?? -1] : []));
     assert.equal(build.at(-1), 1, 'the build reached 100%');
 
-    // The node's binary is the patched server: it knows the stage flags.
+    // The node's binary is the patched server of the pin: it knows the stage flags and names the pinned commit.
     const help = await node.exec([bin, '--help']);
     for (const flag of ['--layer-range', '--stage-listen', '--stage-next', '--stage-secret-file']) assert.ok(help.stdout.includes(flag), `${flag} in --help`);
+    const version = await node.exec([bin, '--version']);
+    assert.match(`${version.stdout}${version.stderr}`, new RegExp(`commit ${engineSourceKey().commit.slice(0, 7)}`));
 
     // A second launch reuses the node's cached build.
     const again = await provision({ ...req, emit: () => undefined });

@@ -93,7 +93,7 @@ describe('planNode', () => {
   const engine = (over: Partial<EngineInput> = {}): EngineInput => ({
     sourceKey: 'src1',
     localBinary: { path: '/local/llama-server', bytes: 15e6, platform: here },
-    source: { dir: '/local/src', bytes: 170e6 },
+    source: { dir: '/local/src', bytes: 170e6, commit: '80fb11a' },
     buildOverheadBytes: 400e6,
     ...over,
   });
@@ -118,6 +118,7 @@ describe('planNode', () => {
     assert.equal(p.binary?.kind, 'build');
     if (p.binary?.kind !== 'build') return;
     assert.equal(p.binary.jobs, 8);
+    assert.equal(p.binary.commit, '80fb11a', 'the node build is told the pinned commit');
     assert.match(p.binary.why, /x86_64 vs Linux aarch64/);
     assert.equal(p.diskBytes, 570e6);
   });
