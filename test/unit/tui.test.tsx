@@ -14,7 +14,7 @@ import { App } from '../../src/ui/app.js';
 import { createClusterStore, type ClusterStore } from '../../src/ui/cluster-store.js';
 
 /** Polls until the last frame matches, as Ink renders asynchronously; returns the frame. */
-async function waitForContent(lastFrame: () => string | undefined, re: RegExp, timeoutMs = 3000): Promise<string> {
+async function waitForContent(lastFrame: () => string | undefined, re: RegExp, timeoutMs = 10_000): Promise<string> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const f = lastFrame() ?? '';
@@ -182,7 +182,8 @@ describe('TUI --interactive: the prompt line and the chat session', () => {
     const end = await session;
     assert.equal(end.reason, 'exit');
     assert.equal(end.history.length, 4);
-    const closed = await waitForContent(lastFrame, /^(?![\s\S]*type a message)[\s\S]*re: and again/);
+    // The last answer's frame ("answering…") may still be up for a render: wait for the prompt line to go.
+    const closed = await waitForContent(lastFrame, /^(?![\s\S]*› )[\s\S]*re: and again/);
     assert.doesNotMatch(closed, /› /, 'the prompt is gone once the session ended');
     assert.equal(head.seen.length, 2);
   });
