@@ -2,7 +2,7 @@
 // numbers. Structure only, never timings (they depend on the machine).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -11,7 +11,7 @@ import type { BenchReport } from '../../src/bench/bench-result.js';
 import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
-import { pidsMatching } from '../helpers/processes.js';
+import { survivorsAfter, uniqueMarker } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lr-bench-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,8 +19,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what} = ${String(x)}`);
 
 test('bench runs stock, chains 1..3, chain without pipelining and RPC, and writes table, JSON and SVG', { timeout: 600_000 }, async () => {
-  // A seed of its own, so the leftover-process check below only sees this test's servers.
-  const model = await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256, seed: 505 });
+  // A copy under a name of this run's own, so the leftover-process check below only sees this run's servers.
+  const model = join(dir, `${uniqueMarker('bench')}.gguf`);
+  copyFileSync(await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256, seed: 505 }), model);
   const dirs = await binDirs();
   const json = join(dir, 'bench.json');
   const chart = join(dir, 'bench.svg');
@@ -70,5 +71,5 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
   const svg = readFileSync(chart, 'utf8');
   assert.ok(svg.startsWith('<svg') && svg.trimEnd().endsWith('</svg>'));
   for (const id of ids) assert.ok(svg.includes(`>${id}`), `chart has ${id}`);
-  assert.deepEqual(pidsMatching(model), [], 'bench left processes running');
+  assert.deepEqual(await survivorsAfter(model, 5_000), [], 'bench left processes running');
 });
