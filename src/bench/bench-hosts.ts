@@ -4,10 +4,9 @@
 import getPort from 'get-port';
 import { startProcess, type ManagedProcess } from '../process/managed-process.js';
 import { startWrapped, type WrappedProcess } from '../process/wrapped-process.js';
-import { isLocalSpec, makeTransport, sshEndpoints } from '../services/node-transports.js';
+import { isLocalSpec, makeTransport, sshEndpoints, sshSettings } from '../services/node-transports.js';
 import { LocalTransport } from '../ssh/local-transport.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
-import type { SshSettings } from '../ssh/ssh-target.js';
 import type { Transport } from '../ssh/transport.js';
 import type { BenchNode } from './bench-config.js';
 import type { PlannedProcess } from './launch-plan.js';
@@ -55,12 +54,7 @@ export class BenchHosts {
   /** Connects to every remote node (in parallel) and learns the addresses the nodes and this machine see each other at. */
   static async open(nodes: readonly BenchNode[], o: HostsOptions = {}): Promise<BenchHosts> {
     const control = nodes.some((n) => n.kind === 'ssh') ? makeControlDir() : undefined;
-    const settings: SshSettings = {
-      ...(control ? { controlDir: control.dir } : {}),
-      ...(o.sshConfig ? { configFile: o.sshConfig } : {}),
-      ...(o.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-      ...(o.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: o.connectTimeoutSeconds } : {}),
-    };
+    const settings = sshSettings(control?.dir, o);
     const byName = new Map<string, Transport>();
     const transports = nodes.map((n) => {
       if (n.kind === 'local' || isLocalSpec(n.spec)) return new LocalTransport() as Transport;

@@ -14,7 +14,7 @@ import { platformOf, type Platform } from '../provision/platform.js';
 import type { EngineInput } from '../provision/provision-plan.js';
 import { ensureBinary } from '../provision/remote-binary.js';
 import { pushSlice } from '../provision/remote-slice.js';
-import { provision } from '../services/provision.js';
+import { provision, type ProvisionReport } from '../services/provision.js';
 import { LocalTransport } from '../ssh/local-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { BenchConfig } from './bench-config.js';
@@ -47,6 +47,8 @@ export class BenchSites {
   private readonly stock = new Map<string, Promise<{ stockServer: string; rpcServer: string }>>();
   private readonly whole = new Map<string, Promise<string>>();
   private readonly probes = new Map<string, Promise<NodeProbe>>();
+  /** Per chain configuration: its ranks provisioned once, for every round of the run. */
+  private readonly chains = new Map<string, Promise<ProvisionReport>>();
   private engine?: Promise<EngineInput>;
   private digest?: Promise<string | undefined>;
   private localPlatform?: Promise<Platform>;
@@ -67,16 +69,17 @@ export class BenchSites {
     const local = (i: number): RankSite => ({ host: hosts.address(c.ranks[i]!.node), model, bins, secretFile });
     if (c.kind === 'chain') {
       if (c.ranks.every((r) => hosts.isLocal(r.node))) return c.ranks.map((_, i) => local(i));
-      const transports = new Map(c.ranks.map((r) => [hosts.transport(r.node).name, hosts.transport(r.node)] as const));
-      const r = await provision({
-        ranks: c.ranks.map((r, i) => ({ rank: i, node: hosts.transport(r.node).name, layerStart: r.layers[0], layerEnd: r.layers[1] })),
-        transports,
-        binary: { engine: await (this.engine ??= localEngine(bins.patchedServer)), local: bins.patchedServer },
-        model: { path: model, gguf: this.o.gguf, ...(await this.modelDigest()) },
-        ...(this.o.nodeCacheDir ? { nodeCacheDir: this.o.nodeCacheDir } : {}),
-        emit: this.emit,
-        ...this.sig,
-      });
+      const r = await once(this.chains, c.id, async () =>
+        provision({
+          ranks: c.ranks.map((r, i) => ({ rank: i, node: hosts.transport(r.node).name, layerStart: r.layers[0], layerEnd: r.layers[1] })),
+          transports: new Map(c.ranks.map((r) => [hosts.transport(r.node).name, hosts.transport(r.node)] as const)),
+          binary: { engine: await (this.engine ??= localEngine(bins.patchedServer)), local: bins.patchedServer },
+          model: { path: model, gguf: this.o.gguf, ...(await this.modelDigest()) },
+          ...(this.o.nodeCacheDir ? { nodeCacheDir: this.o.nodeCacheDir } : {}),
+          emit: this.emit,
+          ...this.sig,
+        }),
+      );
       return c.ranks.map((rank, i) =>
         hosts.isLocal(rank.node)
           ? local(i)

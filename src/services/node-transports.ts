@@ -11,6 +11,19 @@ export const isLocalSpec = (n: NodeSpec): boolean => n.host === 'local' && !n.us
 /** The node's display name: the spec without its memory budget. */
 export const nodeName = (n: NodeSpec): string => n.spec.replace(/=.*$/, '');
 
+/** The user's ssh flags (`-F`, `--accept-new-host-keys`, `--connect-timeout`) as transport settings. */
+export function sshSettings(
+  controlDir: string | undefined,
+  o: { sshConfig?: string | undefined; acceptNewHostKeys?: boolean | undefined; connectTimeoutSeconds?: number | undefined },
+): SshSettings {
+  return {
+    ...(controlDir ? { controlDir } : {}),
+    ...(o.sshConfig ? { configFile: o.sshConfig } : {}),
+    ...(o.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
+    ...(o.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: o.connectTimeoutSeconds } : {}),
+  };
+}
+
 export function makeTransport(n: NodeSpec, settings: SshSettings): Transport {
   if (isLocalSpec(n)) return new LocalTransport();
   return new SshTransport(

@@ -17,7 +17,7 @@ import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
 import { patchedLlamaServer } from './engine-binary.js';
 import { provisionChain } from './provision.js';
-import { makeTransport, nodeName, sshEndpoints } from './node-transports.js';
+import { makeTransport, nodeName, sshEndpoints, sshSettings } from './node-transports.js';
 import { planModel } from './plan.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
 
@@ -65,12 +65,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const emit = bus.emit;
   const specs = typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes];
   const control = makeControlDir();
-  const settings = {
-    controlDir: control.dir,
-    ...(o.sshConfig ? { configFile: o.sshConfig } : {}),
-    ...(o.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-    ...(o.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: o.connectTimeoutSeconds } : {}),
-  };
+  const settings = sshSettings(control.dir, o);
   const transports = new Map<string, Transport>();
   for (const s of specs) if (!transports.has(nodeName(s))) transports.set(nodeName(s), makeTransport(s, settings));
   let run: ClusterRun | undefined;
