@@ -47,56 +47,80 @@ sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum | cut -c1-64;
 . "$pin_file"
 : "${NPM_PACKAGE:?missing in $pin_file}" "${BUNDLE_SHA256:?missing in $pin_file}" "${COMMIT:?missing in $pin_file}"
 
+# Layout (every tree is only ever written under its own lock, so builds may run at once):
+#   src/llama.cpp-<commit>                  the pinned source, never patched: the stock build's tree, the base of
+#                                           the patched tree (and of scripts/patches.sh's development tree)
+#   build/stock-<commit>-<key>-<flags>      the stock build
+#   patched/<commit>-<key>/src/llama.cpp-<commit>   the patched tree, made once per patch set
+#   patched/<commit>-<key>/build/<flags>    the patched build
+# Each build dir lies at the same relative path from its tree (../../src/llama.cpp-<commit>), and ccache's base dir is
+# the layout's root, so ccache shares every object whose source the patches do not touch.
+mkdir -p "$cache"
+# with_lock FILE: holds an exclusive lock on FILE (released when the calling (sub)shell exits)
+with_lock() {
+  local file=$1
+  mkdir -p "$(dirname "$file")"
+  exec 9>"$file"
+  if command -v flock >/dev/null 2>&1; then
+    flock -n 9 || { log "waiting for another build-llama.sh (lock $file)"; flock 9; }
+  fi
+}
+
 # ---- 1. the pinned source, from the npm package's git bundle ---------------------------------
 src_root="$cache/src"
 stock_src="$src_root/llama.cpp-${COMMIT:0:12}"
-mkdir -p "$src_root"
-if [ ! -d "$stock_src/.git" ] || [ "$(git -C "$stock_src" rev-parse HEAD 2>/dev/null)" != "$COMMIT" ]; then
-  tmp=$(mktemp -d)
-  log "fetching $NPM_PACKAGE from the npm registry"
-  (cd "$tmp" && npm pack --silent "$NPM_PACKAGE" >/dev/null) || die "npm pack $NPM_PACKAGE failed (is the npm registry reachable?)"
-  tar -xzf "$tmp"/*.tgz -C "$tmp" "$BUNDLE_PATH" || die "the package has no $BUNDLE_PATH"
-  got=$(sha256 <"$tmp/$BUNDLE_PATH")
-  [ "$got" = "$BUNDLE_SHA256" ] || die "bundle sha256 is $got, the pin says $BUNDLE_SHA256 ($pin_file)"
-  rm -rf "$stock_src"
-  git -c advice.detachedHead=false clone -q "$tmp/$BUNDLE_PATH" "$stock_src" 2>/dev/null
-  git -C "$stock_src" -c advice.detachedHead=false checkout -q "$COMMIT" || die "commit $COMMIT is not in the bundle"
-  rm -rf "$tmp"
-fi
-[ "$(git -C "$stock_src" rev-parse HEAD)" = "$COMMIT" ] || die "$stock_src is not at $COMMIT"
+stock_ready() {
+  [ -d "$stock_src/.git" ] && [ "$(git -C "$stock_src" rev-parse HEAD 2>/dev/null)" = "$COMMIT" ] &&
+    [ "$(cat "$stock_src/.llama-relay-state" 2>/dev/null)" = stock ]
+}
+make_stock_tree() { # in a subshell: holds the source lock while it fetches or repairs the tree
+  stock_ready && return
+  with_lock "$src_root/.lock"
+  stock_ready && return
+  if [ -d "$stock_src/.git" ] && [ "$(git -C "$stock_src" rev-parse HEAD 2>/dev/null)" = "$COMMIT" ]; then
+    # an older build-llama.sh patched this tree in place: back to the pin
+    git -C "$stock_src" reset -q --hard "$COMMIT"
+    git -C "$stock_src" clean -qfdx
+  else
+    tmp=$(mktemp -d)
+    log "fetching $NPM_PACKAGE from the npm registry"
+    (cd "$tmp" && npm pack --silent "$NPM_PACKAGE" >/dev/null) || die "npm pack $NPM_PACKAGE failed (is the npm registry reachable?)"
+    tar -xzf "$tmp"/*.tgz -C "$tmp" "$BUNDLE_PATH" || die "the package has no $BUNDLE_PATH"
+    got=$(sha256 <"$tmp/$BUNDLE_PATH")
+    [ "$got" = "$BUNDLE_SHA256" ] || die "bundle sha256 is $got, the pin says $BUNDLE_SHA256 ($pin_file)"
+    rm -rf "$stock_src"
+    git -c advice.detachedHead=false clone -q "$tmp/$BUNDLE_PATH" "$stock_src" 2>/dev/null
+    git -C "$stock_src" -c advice.detachedHead=false checkout -q "$COMMIT" || die "commit $COMMIT is not in the bundle"
+    rm -rf "$tmp"
+  fi
+  echo stock >"$stock_src/.llama-relay-state"
+}
 
-# ---- 2. the patched tree ----------------------------------------------------------------------
-# The stock and patched builds use the same source path (patched in place between the two builds), so
-# ccache shares every object whose source the patches do not touch.
+# ---- 2. the patched tree: its own checkout, patched once -------------------------------------
 patches=()
 while IFS= read -r p; do patches+=("$p"); done < <(find "$patch_dir" -maxdepth 1 -name '[0-9]*.patch' | sort)
 patch_key=$(cat "$pin_file" "${patches[@]}" 2>/dev/null | sha256 | cut -c1-16)
-tree_state() { cat "$stock_src/.llama-relay-state" 2>/dev/null || echo unknown; }
-make_stock_tree() {
-  [ "$(tree_state)" = stock ] && return
-  git -C "$stock_src" reset -q --hard "$COMMIT"
-  git -C "$stock_src" clean -qfdx -e .llama-relay-state
-  echo stock >"$stock_src/.llama-relay-state"
-}
-make_patched_tree() {
-  [ "$(tree_state)" = "patched-$patch_key" ] && return
-  make_stock_tree
+stock_key=$(sha256 <"$pin_file" | cut -c1-16)
+patched_root="$cache/patched/${COMMIT:0:12}-$patch_key"
+patched_src="$patched_root/src/llama.cpp-${COMMIT:0:12}"
+make_patched_tree() { # caller holds the patched tree's lock
+  [ "$(cat "$patched_src/.llama-relay-state" 2>/dev/null)" = "patched-$patch_key" ] && return
+  (make_stock_tree) || exit 1
+  rm -rf "$patched_src"
+  mkdir -p "$(dirname "$patched_src")"
+  git -c advice.detachedHead=false clone -q --no-checkout "$stock_src" "$patched_src"
+  git -C "$patched_src" -c advice.detachedHead=false checkout -q "$COMMIT"
   for p in "${patches[@]}"; do
-    if git -C "$stock_src" apply --reverse --check "$p" 2>/dev/null; then
-      continue  # already applied
-    fi
-    git -C "$stock_src" apply --whitespace=nowarn "$p" ||
+    git -C "$patched_src" apply --whitespace=nowarn "$p" ||
       die "patch $(basename "$p") does not apply to $COMMIT: regenerate it against the pin (see patches/README.md)"
     log "applied $(basename "$p")"
   done
-  echo "patched-$patch_key" >"$stock_src/.llama-relay-state"
+  echo "patched-$patch_key" >"$patched_src/.llama-relay-state"
 }
+dev_src=""
 if [ -n "${LLAMA_RELAY_LLAMA_SRC:-}" ]; then
-  patched_src=$(cd "$LLAMA_RELAY_LLAMA_SRC" && pwd)
-  patch_key="dev"
-  log "using the development tree $patched_src as is"
-else
-  patched_src="$stock_src"
+  dev_src=$(cd "$LLAMA_RELAY_LLAMA_SRC" && pwd)
+  log "using the development tree $dev_src as is"
 fi
 
 # ---- 3. configure and build ---------------------------------------------------------------
@@ -123,8 +147,7 @@ case "$backend" in
 esac
 if command -v ccache >/dev/null 2>&1; then
   flags+=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  # Relative paths under the cache root let the stock and patched builds share objects.
-  export CCACHE_BASEDIR="$cache" CCACHE_NOHASHDIR=1
+  export CCACHE_NOHASHDIR=1
   export CCACHE_DIR=${CCACHE_DIR:-$cache/ccache}
   export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 else
@@ -132,34 +155,58 @@ else
 fi
 flag_key=$(printf '%s\n' "$backend" "${flags[@]}" "$cflags" "$(uname -sm)" | sha256 | cut -c1-16)
 
-build_one() { # name src targets...
-  local name=$1 src=$2; shift 2
-  local key out
-  if [ "$name" = stock ]; then key=$(cat "$pin_file" | sha256 | cut -c1-16); else key=$patch_key; fi
-  out="$cache/build/$name-${COMMIT:0:12}-$key-$flag_key"
-  if [ "$key" != dev ] && [ -f "$out/.complete" ]; then
-    echo "$out/bin"; return
-  fi
-  mkdir -p "$cache/build"
+# compile NAME SRC OUT BASEDIR TARGETS...: configure and build; the caller holds OUT's lock. Progress goes to stderr
+# as `build-llama: building NAME: P% (n/N)` whenever the percentage moves.
+compile() {
+  local name=$1 src=$2 out=$3 base=$4; shift 4
+  mkdir -p "$out"
   log "building $name llama.cpp in $out (targets: $*)"
-  cmake -S "$src" -B "$out" -G "$(command -v ninja >/dev/null 2>&1 && echo Ninja || echo 'Unix Makefiles')" \
+  CCACHE_BASEDIR=$base cmake -S "$src" -B "$out" -G "$(command -v ninja >/dev/null 2>&1 && echo Ninja || echo 'Unix Makefiles')" \
     "${flags[@]}" -DCMAKE_C_FLAGS="$cflags" -DCMAKE_CXX_FLAGS="$cflags" >"$out.configure.log" 2>&1 ||
     { tail -n 30 "$out.configure.log" >&2; die "cmake configure of the $name tree failed (log: $out.configure.log)"; }
-  cmake --build "$out" --target "$@" -j "$jobs" >"$out.build.log" 2>&1 ||
+  CCACHE_BASEDIR=$base cmake --build "$out" --target "$@" -j "$jobs" 2>&1 | tee "$out.build.log" |
+    awk -v name="$name" '
+      match($0, /^\[[0-9]+\/[0-9]+\]/) { split(substr($0, 2, RLENGTH - 2), a, "/"); if (a[2] > 0) { p = int(100 * a[1] / a[2]); n = a[1] " of " a[2] } }
+      match($0, /^\[ *[0-9]+%\]/) { p = int(substr($0, 2, RLENGTH - 3)); n = "" }
+      p != "" && p != last { last = p; printf "build-llama: building %s: %d%%%s\n", name, p, (n == "" ? "" : " (" n ")") > "/dev/stderr"; fflush("/dev/stderr") }' ||
     { tail -n 40 "$out.build.log" >&2; die "building $* ($name) failed (log: $out.build.log)"; }
   touch "$out/.complete"
+}
+
+build_stock() {
+  local out="$cache/build/stock-${COMMIT:0:12}-$stock_key-$flag_key"
+  if [ ! -f "$out/.complete" ]; then
+    with_lock "$out.lock"
+    if [ ! -f "$out/.complete" ]; then
+      (make_stock_tree) || exit 1
+      compile stock "$stock_src" "$out" "$cache" llama-server ggml-rpc-server
+    fi
+  fi
+  echo "$out/bin"
+}
+
+build_patched() {
+  local out
+  if [ -n "$dev_src" ]; then
+    # the development tree is rebuilt every time (ninja keeps it incremental)
+    out="$cache/build/patched-${COMMIT:0:12}-dev-$(printf '%s' "$dev_src" | sha256 | cut -c1-8)-$flag_key"
+    with_lock "$out.lock"
+    compile patched "$dev_src" "$out" "$cache" llama-server llama-quantize llama-gguf-split
+  else
+    out="$patched_root/build/$flag_key"
+    if [ ! -f "$out/.complete" ]; then
+      with_lock "$patched_root.lock"
+      if [ ! -f "$out/.complete" ]; then
+        make_patched_tree
+        compile patched "$patched_src" "$out" "$patched_root" llama-server llama-quantize llama-gguf-split
+      fi
+    fi
+  fi
   echo "$out/bin"
 }
 
 patched_bin="" stock_bin=""
-if [ "$want_stock" = 1 ]; then
-  stock_out="$cache/build/stock-${COMMIT:0:12}-$(cat "$pin_file" | sha256 | cut -c1-16)-$flag_key"
-  [ -f "$stock_out/.complete" ] || make_stock_tree
-  stock_bin=$(build_one stock "$stock_src" llama-server ggml-rpc-server)
-fi
-if [ "$want_patched" = 1 ]; then
-  [ "$patch_key" = dev ] || make_patched_tree
-  patched_bin=$(build_one patched "$patched_src" llama-server llama-quantize llama-gguf-split)
-fi
+if [ "$want_stock" = 1 ]; then stock_bin=$(build_stock); fi
+if [ "$want_patched" = 1 ]; then patched_bin=$(build_patched); fi
 echo "patched=$patched_bin"
 echo "stock=$stock_bin"

@@ -63,7 +63,8 @@ export function engineSourceKey(): { key: string; commit: string } {
 export async function localEngine(localBinary: string, opts: { cacheDir?: string } = {}): Promise<EngineInput> {
   const { key, commit } = engineSourceKey();
   const probe = parseProbe((await new LocalTransport().exec(probeArgv('/tmp', []))).stdout);
-  const dir = join(opts.cacheDir ?? localCacheRoot(), 'src', `llama.cpp-${commit.slice(0, 12)}`);
+  // scripts/build-llama.sh's patched tree: patched/<commit>-<key>/src/llama.cpp-<commit>, marked once fully patched.
+  const dir = join(opts.cacheDir ?? localCacheRoot(), 'patched', `${commit.slice(0, 12)}-${key}`, 'src', `llama.cpp-${commit.slice(0, 12)}`);
   let source: EngineInput['source'];
   try {
     if (readFileSync(join(dir, '.llama-relay-state'), 'utf8').trim() === `patched-${key}`) source = { dir, bytes: await treeBytes(dir), commit: commit.slice(0, 7) };
