@@ -1,20 +1,31 @@
-// Ctrl-C / SIGTERM for long-running commands: the first signal aborts for an orderly teardown; a second
-// leaves at once (node-side wrappers still clean up when our pipes close). `interrupt` is the same as a SIGINT, for
-// input that reads the terminal in raw mode (there Ctrl-C arrives as a key, not as a signal).
+// Ctrl-C / SIGTERM / SIGHUP for long-running commands, and the end of the process that started us (a killed `npx`,
+// a `sh -c` wrapper): the first of these aborts for an orderly teardown; a second signal leaves at once (node-side
+// wrappers still clean up when our pipes close). `interrupt` is the same as a SIGINT, for input that reads the
+// terminal in raw mode (there Ctrl-C arrives as a key, not as a signal).
+import { watchParent } from '../process/parent-watch.js';
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 export async function withSignalAbort<T>(run: (signal: AbortSignal, interrupt: () => void) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : 143);
+    if (++signals > 1) process.exit(sig === 'SIGINT' ? 130 : sig === 'SIGHUP' ? 129 : 143);
     ac.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // With the starter gone, our stdout/stderr may be a closed pipe: a failed write must not end us before teardown.
+  const ignore = () => undefined;
+  const stopWatch = watchParent(() => {
+    process.stdout.on('error', ignore);
+    process.stderr.on('error', ignore);
+    onSignal('SIGHUP');
+  });
+  for (const s of SIGNALS) process.on(s, onSignal);
   try {
     return await run(ac.signal, () => onSignal('SIGINT'));
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopWatch();
+    for (const s of SIGNALS) process.off(s, onSignal);
   }
 }
 
