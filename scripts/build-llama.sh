@@ -155,6 +155,23 @@ else
 fi
 flag_key=$(printf '%s\n' "$backend" "${flags[@]}" "$cflags" "$(uname -sm)" | sha256 | cut -c1-16)
 
+# progress NAME LOG: copies the build output to LOG and reports ninja's [n/N] or make's [ P%] whenever the percentage moves
+progress() {
+  local name=$1 line p last="" detail
+  : >"$2"
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$2"
+    if [[ $line =~ ^\[([0-9]+)/([0-9]+)\] ]] && [ "${BASH_REMATCH[2]}" -gt 0 ]; then
+      p=$((100 * BASH_REMATCH[1] / BASH_REMATCH[2])) detail=" (${BASH_REMATCH[1]} of ${BASH_REMATCH[2]})"
+    elif [[ $line =~ ^\[\ *([0-9]+)%\] ]]; then
+      p=${BASH_REMATCH[1]} detail=""
+    else
+      continue
+    fi
+    if [ "$p" != "$last" ]; then last=$p; log "building $name: $p%$detail"; fi
+  done
+}
+
 # compile NAME SRC OUT BASEDIR TARGETS...: configure and build; the caller holds OUT's lock. Progress goes to stderr
 # as `build-llama: building NAME: P% (n/N)` whenever the percentage moves.
 compile() {
@@ -164,11 +181,7 @@ compile() {
   CCACHE_BASEDIR=$base cmake -S "$src" -B "$out" -G "$(command -v ninja >/dev/null 2>&1 && echo Ninja || echo 'Unix Makefiles')" \
     "${flags[@]}" -DCMAKE_C_FLAGS="$cflags" -DCMAKE_CXX_FLAGS="$cflags" >"$out.configure.log" 2>&1 ||
     { tail -n 30 "$out.configure.log" >&2; die "cmake configure of the $name tree failed (log: $out.configure.log)"; }
-  CCACHE_BASEDIR=$base cmake --build "$out" --target "$@" -j "$jobs" 2>&1 | tee "$out.build.log" |
-    awk -v name="$name" '
-      match($0, /^\[[0-9]+\/[0-9]+\]/) { split(substr($0, 2, RLENGTH - 2), a, "/"); if (a[2] > 0) { p = int(100 * a[1] / a[2]); n = a[1] " of " a[2] } }
-      match($0, /^\[ *[0-9]+%\]/) { p = int(substr($0, 2, RLENGTH - 3)); n = "" }
-      p != "" && p != last { last = p; printf "build-llama: building %s: %d%%%s\n", name, p, (n == "" ? "" : " (" n ")") > "/dev/stderr"; fflush("/dev/stderr") }' ||
+  CCACHE_BASEDIR=$base cmake --build "$out" --target "$@" -j "$jobs" 2>&1 | progress "$name" "$out.build.log" ||
     { tail -n 40 "$out.build.log" >&2; die "building $* ($name) failed (log: $out.build.log)"; }
   touch "$out/.complete"
 }

@@ -44,7 +44,7 @@ export interface CompletionResult {
 /** Streams /completion (SSE); calls onToken per piece. Rejects with the head's error text if the chain breaks mid-stream. */
 export async function streamCompletion(
   apiUrl: string,
-  req: { prompt: string; maxTokens: number },
+  req: { prompt: string; maxTokens: number; sampling?: Readonly<Record<string, unknown>> },
   onToken: (text: string) => void,
   signal?: AbortSignal,
 ): Promise<CompletionResult> {
@@ -52,7 +52,7 @@ export async function streamCompletion(
   const res = await fetch(`${apiUrl}/completion`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: req.prompt, n_predict: req.maxTokens, stream: true, cache_prompt: false }),
+    body: JSON.stringify({ ...req.sampling, prompt: req.prompt, n_predict: req.maxTokens, stream: true, cache_prompt: false }),
     ...(signal ? { signal } : {}),
   });
   if (!res.ok || !res.body) {
@@ -84,7 +84,7 @@ export interface ChatMessage {
  */
 export async function streamChat(
   apiUrl: string,
-  req: { messages: readonly ChatMessage[]; maxTokens: number },
+  req: { messages: readonly ChatMessage[]; maxTokens: number; sampling?: Readonly<Record<string, unknown>> },
   onToken: (text: string) => void,
   signal?: AbortSignal,
 ): Promise<CompletionResult> {
@@ -92,7 +92,7 @@ export async function streamChat(
   const res = await fetch(`${apiUrl}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: req.messages, max_tokens: req.maxTokens, stream: true }),
+    body: JSON.stringify({ ...req.sampling, messages: req.messages, max_tokens: req.maxTokens, stream: true }),
     ...(signal ? { signal } : {}),
   });
   if (!res.ok || !res.body) {

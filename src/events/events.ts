@@ -7,6 +7,8 @@ export type RelayEvent =
   | { kind: 'rank-planned'; rank: number; node: string; layers: readonly [number, number]; role: 'head' | 'worker' }
   /** progress is 0..1 for upload/build/load; detail is a short human note. */
   | { kind: 'node-phase'; rank: number; node: string; phase: NodePhase; progress?: number; detail?: string }
+  /** The launcher builds (or finishes building) an engine on this machine: scripts/build-llama.sh; progress 0..1. */
+  | { kind: 'engine-build'; variant: string; progress: number; detail?: string }
   | { kind: 'memory'; rank: number; rssBytes: number }
   | { kind: 'throughput'; tokensPerSecond: number }
   /** Time one activation hop into this rank took. */

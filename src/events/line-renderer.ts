@@ -1,6 +1,8 @@
-// Non-TTY output: status lines (stderr) and raw tokens (stdout), or every event as a JSON line on stdout.
+// Non-TTY output: status lines (stderr) and raw tokens (stdout), or every event as a JSON line on stdout; progress
+// is thinned to every 10% or 30 s (progress-throttle.ts).
 import type { EventBus } from './event-bus.js';
 import { formatJson, formatPlain } from './plain-format.js';
+import { throttleProgress } from './progress-throttle.js';
 
 export interface LineRendererOptions {
   json?: boolean;
@@ -14,7 +16,7 @@ export function attachLineRenderer(bus: EventBus, o: LineRendererOptions = {}): 
   const err = o.err ?? process.stderr;
   let midLine = false; // tokens leave the cursor mid-line; end it before the next status line
   let answered = true; // --interactive: every answer ends as one line on stdout, even an empty one
-  return bus.subscribe((e) => {
+  const throttle = throttleProgress((e) => {
     if (o.json) {
       out.write(`${formatJson(e)}\n`);
       return;
@@ -34,4 +36,9 @@ export function attachLineRenderer(bus: EventBus, o: LineRendererOptions = {}): 
     const line = formatPlain(e, { verbose: o.verbose ?? false });
     if (line !== null) err.write(`${line}\n`);
   });
+  const unsubscribe = bus.subscribe(throttle.listener);
+  return () => {
+    unsubscribe();
+    throttle.stop();
+  };
 }

@@ -9,6 +9,7 @@ type Formatters = { [K in RelayEventKind]: (e: EventOf<K>, o: { verbose: boolean
 const formatters: Formatters = {
   'rank-planned': (e) => `rank ${e.rank} (${e.role}) on ${e.node}: layers ${e.layers[0]}:${e.layers[1]}`,
   'node-phase': (e) => `rank ${e.rank} on ${e.node}: ${e.phase}${pct(e.progress)}${e.detail ? ` (${e.detail})` : ''}`,
+  'engine-build': (e) => `building the ${e.variant} llama-server on this machine:${pct(e.progress)}${e.detail ? ` (${e.detail})` : ''}`,
   memory: (e, o) => (o.verbose ? `rank ${e.rank}: memory ${mib(e.rssBytes)}` : null),
   throughput: (e, o) => (o.verbose ? `${e.tokensPerSecond.toFixed(1)} tok/s` : null),
   'hop-time': (e, o) => (o.verbose ? `rank ${e.rank}: hop ${e.ms.toFixed(1)} ms` : null),

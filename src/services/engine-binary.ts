@@ -11,7 +11,16 @@ export async function patchedLlamaServer(emit: Emit, signal?: AbortSignal): Prom
   emit({ kind: 'info', message: 'building (or reusing) the patched llama-server: scripts/build-llama.sh --patched-only' });
   const o = await runToCompletion(
     { label: 'build-llama.sh', command: 'bash', args: [script, '--patched-only'] },
-    { ...(signal ? { signal } : {}), onLine: (line, stream) => stream === 'stderr' && emit({ kind: 'log', rank: 0, node: 'local', stream, line }) },
+    {
+      ...(signal ? { signal } : {}),
+      onLine: (line, stream) => {
+        if (stream !== 'stderr') return;
+        // `build-llama: building patched: 37% (123 of 330)`, whenever the percentage moves
+        const p = /^build-llama: building (\w+): (\d+)%(?: \((.+)\))?$/.exec(line);
+        if (p) emit({ kind: 'engine-build', variant: p[1]!, progress: Number(p[2]) / 100, ...(p[3] ? { detail: p[3] } : {}) });
+        else emit({ kind: 'log', rank: 0, node: 'local', stream, line });
+      },
+    },
   );
   const dir = /^patched=(.+)$/m.exec(o.stdout)?.[1];
   if (o.exitCode !== 0 || !dir) {

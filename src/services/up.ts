@@ -4,7 +4,8 @@ import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
 import { ClusterRun } from '../cluster/cluster-run.js';
 import { evenSplit } from '../cluster/even-split.js';
 import { runChatSession } from '../cluster/chat-session.js';
-import { streamCompletion } from '../cluster/head-client.js';
+import { generationSettings, type GenerationSettings } from '../cluster/generation-settings.js';
+import { generateOnce, promptMode } from '../cluster/generate.js';
 import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
 import type { ChainRuntime } from '../cluster/llama-server-argv.js';
 import { generateSecret } from '../cluster/secret.js';
@@ -18,6 +19,7 @@ import { canConnect } from '../ssh/wait-for-port.js';
 import { patchedLlamaServer } from './engine-binary.js';
 import { provisionChain } from './provision.js';
 import { makeTransport, nodeName, sshEndpoints, sshSettings } from './node-transports.js';
+import { modelChatTemplate } from './model-template.js';
 import { planModel } from './plan.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
 
@@ -34,6 +36,8 @@ export interface UpOptions {
   stagePortBase: number;
   runtime: ChainRuntime;
   prompt?: string;
+  /** --raw: send the prompt as a plain completion even where the model has a chat template. */
+  raw?: boolean;
   /** --interactive: chat with the chain, one message per line, until the lines end or /exit (instead of serving). */
   chatLines?: AsyncIterable<string>;
   maxTokens: number;
@@ -53,6 +57,8 @@ export interface UpOptions {
   /** Extra environment for every rank (tests use it to steer fixtures). */
   rankEnv?: Readonly<Record<string, string>>;
   extraArgs?: readonly string[];
+  /** Called once the chain serves (programmatic use: startCluster); up() goes on serving until `signal` aborts. */
+  onReady?: (ready: { apiUrl: string; generation: GenerationSettings }) => void;
 }
 
 export interface UpResult {
@@ -72,7 +78,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
   try {
-    const { ranges, modelPath, memory } = await layerRanges(o, specs);
+    const { ranges, modelPath, memory, params, system } = await layerRanges(o, specs);
+    const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
     );
@@ -137,16 +144,19 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     emit({ kind: 'api-listening', url: apiUrl });
     emit({ kind: 'info', message: `chain ready: ${launches.length} ranks; API ${apiUrl}` });
 
+    o.onReady?.({ apiUrl, generation });
+
     if (o.prompt !== undefined) {
+      emit({ kind: 'info', message: promptMode(generation, o.raw).note });
       const r = await Promise.race([
-        streamCompletion(apiUrl, { prompt: o.prompt, maxTokens: o.maxTokens }, (text) => emit({ kind: 'token', text }), signal),
+        generateOnce(apiUrl, generation, o.prompt, { maxTokens: o.maxTokens, raw: o.raw ?? false, onToken: (text) => emit({ kind: 'token', text }), signal }),
         run.fatal,
       ]);
       emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
       return { apiUrl, text: r.text };
     }
     const session = o.chatLines
-      ? runChatSession({ apiUrl, lines: o.chatLines, maxTokens: o.maxTokens, emit, signal }).then(() => undefined)
+      ? runChatSession({ apiUrl, lines: o.chatLines, maxTokens: o.maxTokens, emit, signal, generation }).then(() => undefined)
       : undefined;
     session?.catch(() => undefined); // a rejection after teardown began is not news
     await Promise.race([run.fatal, aborted, ...(session ? [session] : [])]).catch((err: unknown) => {
@@ -187,7 +197,10 @@ async function tunnelLinks(nodes: readonly Transport[], stagePorts: readonly num
   return links;
 }
 
-async function layerRanges(o: UpOptions, specs: readonly NodeSpec[]): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; memory?: number[] }> {
+async function layerRanges(
+  o: UpOptions,
+  specs: readonly NodeSpec[],
+): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; memory?: number[]; params?: Record<string, unknown>; system?: string }> {
   if (o.layers !== undefined) {
     if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
     return { ranges: evenSplit(o.layers, specs.length), modelPath: o.model };
@@ -197,6 +210,8 @@ async function layerRanges(o: UpOptions, specs: readonly NodeSpec[]): Promise<{ 
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
+    ...(r.model.params ? { params: r.model.params } : {}),
+    ...(r.model.system ? { system: r.model.system } : {}),
   };
 }
 

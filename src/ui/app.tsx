@@ -22,6 +22,9 @@ export function App({ store, chat }: { store: ClusterStore; chat?: ChatInputCall
         )}
       </Static>
       <Box flexDirection="column">
+        {s.engineBuild && s.engineBuild.progress < 1 ? (
+          <Text color="cyan">{`building the ${s.engineBuild.variant} llama-server here: ${Math.round(s.engineBuild.progress * 100)}%${s.engineBuild.detail ? ` (${s.engineBuild.detail})` : ''}`}</Text>
+        ) : null}
         <NodeTable rows={s.rows} tokensPerSecond={s.tokensPerSecond} />
         <FailureRows failures={s.failures} />
         {s.chat ? <ChatTranscript turns={s.chat.turns} busy={s.chat.busy} /> : <TokenStream text={s.tokens} />}

@@ -49,6 +49,8 @@ export interface ClusterState {
   requests: { total: number; active: number; failed: number };
   /** --interactive only. */
   chat?: ChatState;
+  /** The engine being built on this machine (until its build ends). */
+  engineBuild?: { variant: string; progress: number; detail?: string };
 }
 
 export const initialState: ClusterState = { rows: [], failures: [], finished: [], tokens: '', requests: { total: 0, active: 0, failed: 0 } };
@@ -82,6 +84,8 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       // A rank that is up again clears its failure row.
       return e.phase === 'ready' ? { ...s2, failures: s2.failures.filter((f) => f.rank !== e.rank) } : s2;
     }
+    case 'engine-build':
+      return { ...s, engineBuild: { variant: e.variant, progress: e.progress, ...(e.detail ? { detail: e.detail } : {}) } };
     case 'memory':
       return updateRow(s, e.rank, { rssBytes: e.rssBytes });
     case 'hop-time':

