@@ -1,6 +1,7 @@
 // `llama-relay bench`: stock llama-server vs llama-relay chains vs llama.cpp RPC, one run, table + JSON + SVG.
 import { writeFile } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
+import { withSignalAbort } from '../abort-on-signals.js';
 import { formatBenchEvent } from '../../bench/bench-events.js';
 import { parseCountList } from '../../bench/bench-nodes.js';
 import { renderReport } from '../../bench/report-table.js';
@@ -79,11 +80,8 @@ export const benchCommand: CommandModule<object, Args> = {
     const dirs = [a['patched-bin-dir'], a['stock-bin-dir']];
     if (dirs.filter(Boolean).length === 1) throw new UserError('pass both --patched-bin-dir and --stock-bin-dir, or neither');
     const nodes = nodesFromArgs(a);
-    const ac = new AbortController();
-    const onSignal = () => ac.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
+    // Signals and the end of the starting process (npx) abort the run, as for `up`.
+    await withSignalAbort(async (signal) => {
       const report = await runBench({
         model: a.model,
         ...(nodes !== undefined ? { nodes } : {}),
@@ -108,16 +106,13 @@ export const benchCommand: CommandModule<object, Args> = {
         ...(a['node-cache'] ? { nodeCacheDir: a['node-cache'] } : {}),
         ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
         readyTimeoutMs: a['ready-timeout'] * 1000,
-        signal: ac.signal,
+        signal,
         ...(a.quiet ? {} : { onEvent: (e) => process.stderr.write(`${formatBenchEvent(e)}\n`) }),
       });
       process.stdout.write(renderReport(report));
       if (a.json) await writeFile(a.json, `${JSON.stringify(report, null, 2)}\n`);
       if (a.chart) await writeFile(a.chart, renderSvgChart(report));
       if (report.configs.some((c) => c.error)) process.exitCode = 1;
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    });
   },
 };
