@@ -1,7 +1,9 @@
-// Notices when the process that started us is gone. A process manager, `kill $!` or `docker stop` signals only the
-// process it started; when that is `npx` (which does not pass SIGTERM on) or a `sh -c` wrapper, we outlive it unless
-// we watch it. Watched: the parent, and above it every ancestor for which the one below is only a pass-through (a
-// `sh -c` wrapper or npm's exec), so `npx llama-relay` ends when npx's own process ends.
+// Notices when the process the user started is gone, when that is not us. A process manager, `kill $!` or `docker stop`
+// signals only the process it started; when that is `npx` (which does not pass SIGTERM on) or a `sh -c` wrapper, we
+// would outlive it. Watched: the chain of pass-through ancestors above us (`sh -c` wrappers, npm's exec), so
+// `npx llama-relay` ends when npx's own process ends. When our parent is anything else (a shell, nohup's caller, a test
+// runner), we are the process the user started: signals reach us directly, and nothing is watched.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 interface ProcInfo {
@@ -17,7 +19,17 @@ function procInfo(pid: number): ProcInfo | undefined {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     return Number.isInteger(ppid) ? { ppid, argv } : undefined;
   } catch {
-    return undefined; // gone, or no /proc (then only the direct parent is watched)
+    return psInfo(pid); // no /proc (macOS, BSD)
+  }
+}
+
+function psInfo(pid: number): ProcInfo | undefined {
+  try {
+    const out = execFileSync('ps', ['-o', 'ppid=', '-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+    const m = /^(\d+)\s+(.*)$/.exec(out);
+    return m ? { ppid: Number(m[1]), argv: m[2]!.split(/\s+/) } : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -31,14 +43,14 @@ export function isPassThrough(argv: readonly string[]): boolean {
   return argv.slice(0, 3).some((a) => /\/(npx|npm)-cli\.js$/.test(a) || /\/bin\/(npx|npm)$/.test(a));
 }
 
-/** The ancestors to watch, nearest first: the parent, and more while the one below passes through. */
+/** The pass-through ancestors to watch, nearest first (empty when our parent is not one). */
 export function watchedAncestors(ppid = process.ppid, info = procInfo): number[] {
-  const out = [ppid];
+  const out: number[] = [];
   let pid = ppid;
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < 8 && pid > 1; i++) {
     const p = info(pid);
-    if (!p || !isPassThrough(p.argv) || p.ppid <= 1) break;
-    out.push(p.ppid);
+    if (!p || !isPassThrough(p.argv)) break;
+    out.push(pid);
     pid = p.ppid;
   }
   return out;
@@ -57,6 +69,7 @@ const alive = (pid: number) => {
 export function watchParent(onGone: (pid: number) => void, everyMs = 1000): () => void {
   const ppid = process.ppid;
   const watched = watchedAncestors(ppid);
+  if (!watched.length) return () => undefined;
   const timer = setInterval(() => {
     // Reparented (to init or a subreaper): the parent is gone even if its pid was reused.
     const gone = process.ppid !== ppid ? ppid : watched.find((p) => !alive(p));
