@@ -44,7 +44,8 @@ export function throttleProgress(out: Listener, o: ThrottleOptions = {}): { list
     }
     const task = tasks.get(key);
     const ev = e as Task['latest'];
-    const samePhase = task && (ev.kind !== 'node-phase' || (task.latest.kind === 'node-phase' && task.latest.phase === ev.phase));
+    // A rank's new phase, or a new item in it (the binary, then a slice), starts a new task.
+    const samePhase = task && (ev.kind !== 'node-phase' || (task.latest.kind === 'node-phase' && task.latest.phase === ev.phase && task.latest.detail === ev.detail));
     if (!task || !samePhase) return show(key, ev, t);
     const p = ev.progress;
     const last = task.shownProgress;

@@ -64,3 +64,14 @@ test('uploads are throttled per rank, a new phase always shows, and other events
     ['0:upload:1', '1:upload:1', 'token', '1:upload:12', '0:build:1'],
   );
 });
+
+test('a new item in the same phase (the binary, then a slice) shows from its start', () => {
+  const r = rig();
+  const up = (p: number, detail: string): RelayEvent => ({ kind: 'node-phase', rank: 1, node: 'n', phase: 'upload', progress: p, detail });
+  for (const p of [0.01, 0.05, 1]) r.emit(up(p, 'llama-server'));
+  for (const p of [0.01, 0.05, 0.5, 1]) r.emit(up(p, 'slice a.gguf'));
+  assert.deepEqual(
+    r.seen.map((e) => (e.kind === 'node-phase' ? `${e.detail}:${Math.round((e.progress ?? 0) * 100)}` : e.kind)),
+    ['llama-server:1', 'llama-server:100', 'slice a.gguf:1', 'slice a.gguf:50', 'slice a.gguf:100'],
+  );
+});
