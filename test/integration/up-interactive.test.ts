@@ -105,8 +105,8 @@ describe('up --interactive on the real engine', { timeout: 900_000 }, () => {
     launched.push(l);
     l.child.stdin.end('Name three colors.\n');
     assert.equal(await l.exit, 0, l.show());
-    assert.equal(l.lines.length, 1, l.show());
-    const answer = l.lines[0]!;
+    // stdout holds only the answer (a list may span lines).
+    const answer = l.lines.join('\n');
     assert.ok((answer.match(/[A-Za-z]{3,}/g) ?? []).length >= 3, answer);
     assert.doesNotMatch(answer, TEMPLATE_TOKENS);
     assert.match(answer, /red|blue|green|yellow|purple|orange|black|white/i, answer);
@@ -124,8 +124,8 @@ describe('up --interactive on the real engine', { timeout: 900_000 }, () => {
     l.child.stdin.end('Name three colors.\n');
     assert.equal(await l.exit, 0, l.show());
     assert.match(l.show(), /this model has no chat template \(a base model\): each line is sent as a plain completion/);
-    assert.equal(l.lines.length, 1, l.show());
-    assert.doesNotMatch(l.lines[0]!, TEMPLATE_TOKENS);
+    assert.ok(l.lines.length >= 1, l.show());
+    assert.doesNotMatch(l.lines.join('\n'), TEMPLATE_TOKENS);
     assert.deepEqual(await survivorsAfter(model, 10_000), []);
   });
 });
