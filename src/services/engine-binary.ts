@@ -18,6 +18,8 @@ export async function patchedLlamaServer(emit: Emit, signal?: AbortSignal): Prom
         // `build-llama: building patched: 37% (123 of 330)`, whenever the percentage moves
         const p = /^build-llama: building (\w+): (\d+)%(?: \((.+)\))?$/.exec(line);
         if (p) emit({ kind: 'engine-build', variant: p[1]!, progress: Number(p[2]) / 100, ...(p[3] ? { detail: p[3] } : {}) });
+        // The long steps' start, and a wait for another build of the same tree, are news even without --verbose.
+        else if (/^build-llama: (waiting for another|building \w+ llama\.cpp in|fetching )/.test(line)) emit({ kind: 'info', message: line.slice('build-llama: '.length) });
         else emit({ kind: 'log', rank: 0, node: 'local', stream, line });
       },
     },
