@@ -21,12 +21,12 @@ test('startCluster: real ranks, tokens streamed to onToken, then stop() ends eve
     const later: RelayEvent[] = [];
     const unsubscribe = cluster.events.subscribe((e) => later.push(e));
     const pieces: string[] = [];
-    const r = await cluster.generate('What is the capital of France?', { onToken: (p) => pieces.push(p), maxTokens: 24 });
+    const r = await cluster.generate('Name three colors.', { onToken: (p) => pieces.push(p), maxTokens: 32 });
     unsubscribe();
     assert.ok(pieces.length > 1, `streamed in pieces: ${JSON.stringify(pieces)}`);
     assert.equal(pieces.join(''), r.text);
     assert.equal(r.tokens, pieces.length);
-    assert.match(r.text, /Paris/);
+    assert.match(r.text, /red|blue|green|yellow|purple|orange|black|white/i);
 
     // A generation can be cut short with its own signal; the cluster keeps serving.
     const ac = new AbortController();
