@@ -106,3 +106,11 @@ export function endToEnd(headers: Record<string, string | string[] | undefined>,
   }
   return out;
 }
+
+const LOOPBACK_BIND = (h: string) => h === 'localhost' || h === '::1' || /^127\./.test(h);
+
+/** A bind other than loopback serves the network: only with a key, or when the user says --no-api-key. */
+export function bindRefusal(host: string, hasKey: boolean, noKeyAccepted: boolean): string | undefined {
+  if (LOOPBACK_BIND(host) || hasKey || noKeyAccepted) return undefined;
+  return `--api-host ${host} would serve the model to the network without a key`;
+}

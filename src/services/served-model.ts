@@ -50,3 +50,24 @@ export async function describeServedModel(input: string, runtime: { ctx: number;
     ggufPath: model.ggufPath,
   };
 }
+
+/** When the model is not readable here (--layers with a path that exists only on the nodes): the name and little else. */
+export function minimalServedModel(path: string, runtime: { ctx: number; parallel: number }): ServedModel {
+  return {
+    name: servedModelName({ source: 'file', name: path, ggufPath: path }),
+    size: 0,
+    digest: '',
+    modifiedAt: new Date(0).toISOString(),
+    details: { parent_model: '', format: 'gguf', family: '', families: [], parameter_size: '', quantization_level: '' },
+    modelInfo: {},
+    params: {},
+    template: '',
+    templateKind: 'none',
+    hasChatTemplate: false,
+    system: '',
+    license: '',
+    ctx: runtime.ctx,
+    parallel: runtime.parallel,
+    ggufPath: path,
+  };
+}
