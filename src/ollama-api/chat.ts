@@ -117,7 +117,8 @@ export class ChatStream {
   /** Objects to send for one SSE `data:` payload (none for `[DONE]`). */
   push(data: string, now: Date): Record<string, unknown>[] {
     if (data === '[DONE]') return [];
-    const chunk = JSON.parse(data) as OaiChunk;
+    const chunk = JSON.parse(data) as OaiChunk & { error?: { message?: string } };
+    if (chunk.error) throw new OllamaApiError(502, `generation failed on the chain: ${chunk.error.message ?? 'unknown error'}`);
     if (chunk.timings) this.timings = chunk.timings;
     const c = chunk.choices?.[0];
     if (!c) return [];

@@ -97,7 +97,8 @@ export class GenerateStream {
   constructor(private readonly model: string) {}
 
   push(data: string, now: Date): Record<string, unknown>[] {
-    const f = JSON.parse(data) as CompletionFrame;
+    const f = JSON.parse(data) as CompletionFrame & { error?: { message?: string } };
+    if (f.error) throw new OllamaApiError(502, `generation failed on the chain: ${f.error.message ?? 'unknown error'}`);
     this.generated.push(...(f.tokens ?? []));
     if (f.stop) {
       this.last = f;
