@@ -262,6 +262,9 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
   };
 
   const server = http.createServer((req, res) => {
+    // A client that resets mid-request or mid-answer is that request's problem only.
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
     counts.total++;
     counts.active++;
     report();
