@@ -54,7 +54,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('llama-server', { type: 'string', describe: 'llama-server path on every node (default: build the patched one)' })
       .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
       .option('api-port', { type: 'number', default: 8000, describe: "port for the head's API on this machine" })
-      .option('api-host', { type: 'string', default: '127.0.0.1', describe: 'address the API binds (another than loopback needs a key, or --no-api-key)' })
+      .option('api-host', { type: 'string', default: '127.0.0.1', describe: 'address the API binds (any but loopback needs a key, or --no-api-key)' })
       .option('api-key-file', { type: 'string', describe: 'require "Authorization: Bearer <key>" on both APIs, the key read from this file (or LLAMA_RELAY_API_KEY)' })
       .option('api-key', { type: 'string', describe: 'the key itself (visible to local users in ps; prefer --api-key-file); --no-api-key serves a non-loopback --api-host without one' })
       .option('api-origins', { type: 'string', describe: 'comma-separated browser origins allowed to call the API (besides same-origin and loopback pages), or *' })
