@@ -193,7 +193,7 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
     }
     const keyRefusal = checkKey(req.headers.authorization, o.apiKey);
     if (keyRefusal && route === '/health' && req.method === 'GET') return healthWithoutDetails(res, cors);
-    if (keyRefusal) return (refuse(res, path, keyRefusal, cors), false);
+    if (keyRefusal) return (refuse(res, path, keyRefusal), false); // no CORS headers: a page without the key learns nothing
 
     let body: Buffer;
     try {
