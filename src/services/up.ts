@@ -89,7 +89,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const tunnels: Forward[] = [];
   try {
     const { ranges, modelPath, memory } = await layerRanges(o, specs);
-    const served = await describeServedModel(o.layers === undefined ? modelPath : o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
+    const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
     );
