@@ -39,19 +39,23 @@ const GENERATION = new Set(['/completion', '/completions', '/v1/completions', '/
 
 class BodyTooLarge extends Error {}
 
+/** The whole body, or BodyTooLarge; what comes after the cap is read and dropped (up to a bound), so the client can read the 413. */
 function readBody(req: http.IncomingMessage, max: number): Promise<Buffer> {
+  const drainLimit = Math.max(64 * 1024 * 1024, 2 * max);
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > max) return reject(new BodyTooLarge());
     const chunks: Buffer[] = [];
     let n = 0;
+    let over = Number(req.headers['content-length'] ?? 0) > max;
+    if (over) reject(new BodyTooLarge());
     req.on('data', (c: Buffer) => {
       n += c.length;
-      if (n > max) {
-        req.removeAllListeners('data');
-        req.pause();
+      if (!over && n > max) {
+        over = true;
+        chunks.length = 0;
         reject(new BodyTooLarge());
-      } else chunks.push(c);
+      }
+      if (!over) chunks.push(c);
+      else if (n > drainLimit) req.destroy();
     });
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
@@ -200,7 +204,6 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
       body = await readBody(req, max);
     } catch (err) {
       if (!(err instanceof BodyTooLarge)) throw err;
-      res.setHeader('connection', 'close');
       fail(res, path, 413, `the request body is larger than the API accepts (${max} bytes)`, cors);
       return false;
     }

@@ -22,7 +22,7 @@ gen = client.generate(model=model, prompt=prompt, options=opts)
 out["generate"] = gen.response
 out["generate_context_len"] = len(gen.context or [])
 out["generate_stream"] = "".join(p.response for p in client.generate(model=model, prompt=prompt, options=opts, stream=True))
-js = client.chat(model=model, messages=[{"role": "user", "content": "Reply with a JSON object describing a cat."}], format="json", options={"temperature": 0, "num_predict": 200})
+js = client.chat(model=model, messages=[{"role": "user", "content": "Reply with a JSON object with the key \"capital\" for the capital of France."}], format="json", options={"temperature": 0, "num_predict": 64})
 out["json"] = js.message.content
 out["json_done_reason"] = js.done_reason
 out["list"] = [m.model for m in client.list().models]
