@@ -143,6 +143,14 @@ export class ClusterRun {
     // the engine times every decode token: each worker's hop cost into it, once tokens have flowed
     if (h.ok && h.chain && h.chain.tokens > 0 && !this.stopping) {
       for (const r of h.chain.ranks) if (r.rank > 0) this.o.emit({ kind: 'hop-time', rank: r.rank, ms: h.chain.hop_ms });
+      const c = h.chain;
+      this.o.emit({
+        kind: 'chain-stats',
+        ranks: c.ranks.map((r) => ({ rank: r.rank, computeMsPerToken: r.compute_ms_per_token })),
+        hopMs: c.hop_ms,
+        roundTripMsPerToken: c.round_trip_ms_per_token,
+        tokens: c.tokens,
+      });
     }
     if (h.ok !== this.healthy) {
       this.healthy = h.ok;

@@ -115,7 +115,7 @@ export async function streamChat(
 }
 
 /** The `data:` payloads of a server-sent event stream; an `error:` line (llama-server's stream error) throws. */
-async function* sseData(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
+export async function* sseData(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
   let buf = '';
   const decoder = new TextDecoder();
   for await (const chunk of body) {

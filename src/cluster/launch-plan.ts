@@ -17,8 +17,8 @@ export interface LaunchInput {
   ranks: readonly { node: LaunchNode; layerStart: number; layerEnd: number }[];
   /** One stage port per rank. */
   stagePorts: readonly number[];
-  /** The head's HTTP API, as bound on the head's node. */
-  api: { host: string; port: number };
+  /** The head's HTTP API, as bound on the head's node; `alias`: the served model name (llama-server --alias). */
+  api: { host: string; port: number; alias?: string };
   runtime: ChainRuntime;
   stageTimeoutSeconds?: number;
   /** Names pidfiles on the nodes, so a stale run of the same cluster is cleaned at the next start. */

@@ -25,8 +25,8 @@ export interface RankArgs {
   next: string;
   runtime: ChainRuntime;
   stageTimeoutSeconds?: number;
-  /** The head's HTTP API; workers serve none. */
-  http?: { host: string; port: number };
+  /** The head's HTTP API; workers serve none. `alias` is the model name every API response carries (--alias). */
+  http?: { host: string; port: number; alias?: string };
   /** Path on the node holding the secret (alternative to LLAMA_RELAY_SECRET); never the secret itself. */
   secretFile?: string;
   extra?: readonly string[];
@@ -58,7 +58,10 @@ export function rankArgv(r: RankArgs): string[] {
   ];
   if (r.stageTimeoutSeconds !== undefined) argv.push('--stage-timeout', String(r.stageTimeoutSeconds));
   if (r.secretFile) argv.push('--stage-secret-file', r.secretFile);
-  if (r.http) argv.push('--host', r.http.host, '--port', String(r.http.port), '--no-webui');
+  if (r.http) {
+    argv.push('--host', r.http.host, '--port', String(r.http.port), '--no-webui');
+    if (r.http.alias) argv.push('--alias', r.http.alias);
+  }
   argv.push(...(r.extra ?? []));
   return argv;
 }

@@ -25,6 +25,10 @@ export type RelayEvent =
   | { kind: 'chat-end'; reason: 'exit' | 'eof' }
   | { kind: 'api-listening'; url: string; model?: string }
   | { kind: 'requests'; total: number; active: number; failed: number }
+  /** The head's per-token chain timing (its /health `chain`), sampled by supervision. */
+  | { kind: 'chain-stats'; ranks: readonly { rank: number; computeMsPerToken: number }[]; hopMs: number; roundTripMsPerToken: number; tokens: number }
+  /** One generation the API served, from llama-server's own timings; ttftMs: request to first token. */
+  | { kind: 'generation-served'; api: 'ollama' | 'openai' | 'llama'; promptTokens: number; outputTokens: number; ttftMs?: number }
   | { kind: 'log'; rank: number; node: string; stream: 'stdout' | 'stderr'; line: string }
   /** A rank's process ended; meaning is e.g. "exit code 137: killed (SIGKILL …)". */
   | {

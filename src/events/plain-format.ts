@@ -21,6 +21,8 @@ const formatters: Formatters = {
   'chat-end': (e) => `chat ended (${e.reason === 'exit' ? '/exit' : 'end of input'})`,
   'api-listening': (e) => `API listening on ${e.url}${e.model ? ` (model ${e.model})` : ''}`,
   requests: (e, o) => (o.verbose ? `requests: ${e.total} total, ${e.active} active, ${e.failed} failed` : null),
+  'chain-stats': () => null, // /metrics and the hop-time rows show it
+  'generation-served': (e, o) => (o.verbose ? `served ${e.api}: ${e.promptTokens} tokens in, ${e.outputTokens} out` : null),
   log: (e, o) => (o.verbose ? `[rank ${e.rank} ${e.node}] ${e.line}` : null),
   'rank-exited': (e) =>
     [

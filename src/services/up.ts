@@ -22,6 +22,9 @@ import { makeTransport, nodeName, sshEndpoints, sshSettings } from './node-trans
 import { modelChatTemplate } from './model-template.js';
 import { planModel } from './plan.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
+import { bindRefusal } from '../cluster/api-guard.js';
+import { ChainMetrics } from '../events/chain-metrics.js';
+import { describeServedModel, minimalServedModel } from './served-model.js';
 
 export interface UpOptions {
   /** GGUF path or an Ollama name; remote nodes get their ranks' slices (with --layers: the same path on every node). */
@@ -33,6 +36,14 @@ export interface UpOptions {
   /** Split this many layers evenly instead of planning from the GGUF header. */
   layers?: number;
   apiPort: number;
+  /** Address the API binds on this machine (default 127.0.0.1); another needs apiKey or allowNoApiKey. */
+  apiHost?: string;
+  /** Bearer key every endpoint but liveness requires (read from a file or the environment; never passed on argv). */
+  apiKey?: string;
+  /** --no-api-key: serve a non-loopback address without a key, as the user said. */
+  allowNoApiKey?: boolean;
+  /** Browser origins allowed to call the API besides same-origin and loopback pages. */
+  apiOrigins?: readonly string[];
   stagePortBase: number;
   runtime: ChainRuntime;
   prompt?: string;
@@ -69,6 +80,11 @@ export interface UpResult {
 /** Runs until the prompt is answered, the chat ends, or (server mode) until `signal` aborts. Always tears down before returning. */
 export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Promise<UpResult> {
   const emit = bus.emit;
+  const apiHost = o.apiHost ?? '127.0.0.1';
+  const exposed = bindRefusal(apiHost, !!o.apiKey, !!o.allowNoApiKey);
+  if (exposed) throw new UserError(exposed, ['require a key: --api-key-file FILE (or LLAMA_RELAY_API_KEY)', 'or serve without one, on purpose: --no-api-key']);
+  const metrics = new ChainMetrics();
+  const unsubscribeMetrics = bus.subscribe(metrics.onEvent);
   const specs = typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes];
   const control = makeControlDir();
   const settings = sshSettings(control.dir, o);
@@ -80,6 +96,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   try {
     const { ranges, modelPath, memory, params, system } = await layerRanges(o, specs);
     const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
+    const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
     );
@@ -117,7 +134,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
         return { node, ...r };
       }),
       stagePorts,
-      api,
+      api: { ...api, alias: served.name },
       runtime: o.runtime,
       ...(o.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: o.stageTimeoutSeconds } : {}),
       runName: `lr${o.stagePortBase}`,
@@ -135,13 +152,24 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     });
     const aborted = rejectedOnAbort(signal);
     const started = run;
-    proxy = await startApiProxy({ host: '127.0.0.1', port: o.apiPort, upstream: () => started.api, emit }).catch((err: NodeJS.ErrnoException) => {
+    proxy = await startApiProxy({
+      host: apiHost,
+      port: o.apiPort,
+      upstream: () => started.api,
+      emit,
+      model: served,
+      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+      ...(o.apiOrigins ? { origins: o.apiOrigins } : {}),
+      metrics: () => metrics.render(),
+    }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EADDRINUSE') throw err;
       throw apiPortTaken(o.apiPort);
     });
     await Promise.race([run.start(signal), run.fatal, aborted]);
     const apiUrl = proxy.url;
-    emit({ kind: 'api-listening', url: apiUrl });
+    // With a key, this process's own prompt and chat go to the head directly: the key guards the API, not the launcher.
+    const selfUrl = o.apiKey ? (run.api ?? apiUrl) : apiUrl;
+    emit({ kind: 'api-listening', url: apiUrl, model: served.name });
     emit({ kind: 'info', message: `chain ready: ${launches.length} ranks; API ${apiUrl}` });
 
     o.onReady?.({ apiUrl, generation });
@@ -149,14 +177,14 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     if (o.prompt !== undefined) {
       emit({ kind: 'info', message: promptMode(generation, o.raw).note });
       const r = await Promise.race([
-        generateOnce(apiUrl, generation, o.prompt, { maxTokens: o.maxTokens, raw: o.raw ?? false, onToken: (text) => emit({ kind: 'token', text }), signal }),
+        generateOnce(selfUrl, generation, o.prompt, { maxTokens: o.maxTokens, raw: o.raw ?? false, onToken: (text) => emit({ kind: 'token', text }), signal }),
         run.fatal,
       ]);
       emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
       return { apiUrl, text: r.text };
     }
     const session = o.chatLines
-      ? runChatSession({ apiUrl, lines: o.chatLines, maxTokens: o.maxTokens, emit, signal, generation }).then(() => undefined)
+      ? runChatSession({ apiUrl: selfUrl, lines: o.chatLines, maxTokens: o.maxTokens, emit, signal, generation }).then(() => undefined)
       : undefined;
     session?.catch(() => undefined); // a rejection after teardown began is not news
     await Promise.race([run.fatal, aborted, ...(session ? [session] : [])]).catch((err: unknown) => {
@@ -170,6 +198,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     await Promise.all(tunnels.map((t) => t.stop()));
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
     control.remove();
+    unsubscribeMetrics();
   }
 }
 

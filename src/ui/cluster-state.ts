@@ -131,6 +131,9 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       const text = [e.message, ...(e.next ?? []).map((n) => `  - ${n}`)].join('\n');
       return { ...s, finished: [...s.finished, { id: s.finished.length, text, tone: 'error' }] };
     }
+    case 'chain-stats':
+    case 'generation-served':
+      return s; // for /metrics
     case 'log':
       return s; // Logs reach the screen only through failure rows; plain/--json renderers show them.
   }

@@ -6,6 +6,7 @@ import { nodesFromArgs } from '../nodes-option.js';
 import { attachOutput } from '../output.js';
 import { DEFAULT_PROMPT, defaultModelPath } from '../../services/default-model.js';
 import { up } from '../../services/up.js';
+import { apiKeyFromArgs } from '../api-key-option.js';
 
 interface Args {
   model?: string;
@@ -14,6 +15,10 @@ interface Args {
   'llama-server'?: string;
   layers?: number;
   'api-port': number;
+  'api-host': string;
+  'api-key'?: string | false;
+  'api-key-file'?: string;
+  'api-origins'?: string;
   'stage-port-base': number;
   ctx: number;
   parallel: number;
@@ -50,6 +55,10 @@ export const upCommand: CommandModule<object, Args> = {
       .option('llama-server', { type: 'string', describe: 'llama-server path on every node (default: build the patched one)' })
       .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
       .option('api-port', { type: 'number', default: 8000, describe: "port for the head's API on this machine" })
+      .option('api-host', { type: 'string', default: '127.0.0.1', describe: 'address the API binds (any but loopback needs a key, or --no-api-key)' })
+      .option('api-key-file', { type: 'string', describe: 'require "Authorization: Bearer <key>" on both APIs, the key read from this file (or LLAMA_RELAY_API_KEY)' })
+      .option('api-key', { type: 'string', describe: 'the key itself (visible to local users in ps; prefer --api-key-file); --no-api-key serves a non-loopback --api-host without one' })
+      .option('api-origins', { type: 'string', describe: 'comma-separated browser origins allowed to call the API (besides same-origin and loopback pages), or *' })
       .option('stage-port-base', { type: 'number', default: 47100, describe: 'rank i listens on base+i on remote nodes' })
       .option('ctx', { type: 'number', default: 4096, describe: 'context size (llama-server -c), same on every rank' })
       .option('parallel', { type: 'number', default: 1, describe: 'slots (llama-server -np)' })
@@ -78,6 +87,8 @@ export const upCommand: CommandModule<object, Args> = {
     const embedded = !a.model;
     const prompt = a.prompt ?? (embedded && !a.server && !a.interactive ? DEFAULT_PROMPT : undefined);
     const nodes = nodesFromArgs(a) ?? 'local,local';
+    const key = apiKeyFromArgs(a);
+    delete process.env.LLAMA_RELAY_API_KEY; // read once; the ranks and ssh never inherit it
     const bus = new EventBus();
     await withSignalAbort(async (signal, interrupt) => {
       const tui = !!process.stdout.isTTY && !a.json;
@@ -92,6 +103,9 @@ export const upCommand: CommandModule<object, Args> = {
             ...(a['llama-server'] ? { llamaServer: a['llama-server'] } : {}),
             ...(a.layers !== undefined ? { layers: a.layers } : {}),
             apiPort: a['api-port'],
+            apiHost: a['api-host'],
+            ...key,
+            ...(a['api-origins'] ? { apiOrigins: a['api-origins'].split(',').map((s) => s.trim()).filter(Boolean) } : {}),
             stagePortBase: a['stage-port-base'],
             runtime: { ctx: a.ctx, parallel: a.parallel, ...(a.threads !== undefined ? { threads: a.threads, threadsBatch: a.threads } : {}) },
             ...(prompt !== undefined && !a.server ? { prompt } : {}),
