@@ -17,6 +17,9 @@ let dirs: Promise<BinDirs> | undefined;
 
 /** Both builds from scripts/build-llama.sh (cached by pin+patches+flags: seconds once built). */
 export function binDirs(): Promise<BinDirs> {
+  // development escape hatch: LLAMA_RELAY_TEST_BINS=<patched bin dir>,<stock bin dir> skips the build script
+  const given = process.env.LLAMA_RELAY_TEST_BINS?.split(',');
+  if (given?.length === 2) return Promise.resolve({ patched: given[0]!, stock: given[1]! });
   dirs ??= (async () => {
     const { stdout } = await promisify(execFile)('bash', [join(repoRoot, 'scripts/build-llama.sh')], {
       cwd: repoRoot,

@@ -98,9 +98,10 @@ describe('an encrypted chain, with a decrypting relay on every link', () => {
   };
 
   test('the wire shows neither the token ids nor the hidden states; every frame type decodes with the TS codec', async () => {
-    await complete(chain.port, { prompt: PROMPT, n_predict: 8 });
-    await complete(chain.port, { prompt: 'Another, different prompt about something else entirely', n_predict: 8 });
-    await complete(chain.port, { prompt: PROMPT, n_predict: 8 });
+    // more distinct prompts than slots: a slot's cached prompt is saved to the RAM prompt cache (a STATE frame)
+    for (const prompt of [PROMPT, 'Another, different prompt about something else entirely', 'A third one, to push a slot out', PROMPT]) {
+      await complete(chain.port, { prompt, n_predict: 8 });
+    }
     const tokens = await tokenize(chain.port, PROMPT);
     assert.ok(tokens.length >= 6, `the prompt has only ${tokens.length} tokens`);
     const needle = i32s(tokens.slice(1, 5));
