@@ -91,7 +91,10 @@ describe('an encrypted chain, with a decrypting relay on every link', () => {
     await Promise.all(relays.map((r) => r.stop()));
   });
 
+  // the head re-forms the chain after a refusal: a new connection through the first relay, then healthy
+  let connectionsBefore = 0;
   const servesAgain = async () => {
+    await waitFor(() => relays[0]!.connections > connectionsBefore, 'the head to reconnect', 60_000);
     await waitFor(async () => (await healthStatus(chain.port)).status === 200, 'chain healthy again', 60_000);
     assert.equal((await complete(chain.port, { prompt: 'Hello there', n_predict: 12 })).content, reference);
     assert.ok(alive(chain), 'a rank died');
@@ -129,6 +132,7 @@ describe('an encrypted chain, with a decrypting relay on every link', () => {
   });
 
   test('a flipped ciphertext byte is refused and logged, and the chain recovers', async () => {
+    connectionsBefore = relays[0]!.connections;
     relays[0]!.flipNext('down');
     await fetch(`http://127.0.0.1:${chain.port}/completion`, { method: 'POST', body: JSON.stringify({ prompt: 'Hello', n_predict: 4 }) });
     await waitFor(() => hasLog(chain, 1, /frame \d+ from .* failed its integrity check \(altered or injected\)/), 'the integrity failure logged', 20_000);
@@ -155,6 +159,7 @@ describe('an encrypted chain, with a decrypting relay on every link', () => {
   ];
   for (const [name, payload, type, logged] of injected) {
     test(`an authenticated peer's ${name} is refused and logged; no crash, the chain serves again`, async () => {
+      connectionsBefore = relays[0]!.connections;
       relays[0]!.inject('down', type, payload());
       await waitFor(() => hasLog(chain, 1, logged), `the refusal logged (${logged})`, 20_000);
       await servesAgain();
@@ -163,6 +168,7 @@ describe('an encrypted chain, with a decrypting relay on every link', () => {
 
   test("RESULT dims that would overflow the head's size arithmetic are refused and logged", async () => {
     let done = false;
+    connectionsBefore = relays[0]!.connections;
     relays[1]!.rewrite = (f) => {
       if (done || f.type !== FrameType.result) return [f];
       done = true;
