@@ -30,7 +30,7 @@ function run(args: string[], env: Record<string, string> = {}) {
   return { p, out: () => out, err: () => err, exit };
 }
 
-describe('llama-relay node', { timeout: 60_000 }, () => {
+describe('llama-relay node', { timeout: 120_000 }, () => {
   it('parses stage addresses', () => {
     assert.deepEqual(parseStageAddresses('a:1, [::1]:2', 2), [{ host: 'a', port: 1 }, { host: '::1', port: 2 }]);
     assert.throws(() => parseStageAddresses('a:1', 2), /--world-size is 2/);
