@@ -68,7 +68,7 @@ function ratio(
 
 export function findings(configs: readonly ConfigResult[], settings: { promptTokens: readonly number[]; parallel: readonly number[]; linkLatencyMs: number }): Finding[] {
   const byId = (id: string) => configs.find((c) => c.id === id);
-  const chains = configs.filter((c) => c.kind === 'chain' && c.pipeline);
+  const chains = configs.filter((c) => c.kind === 'chain' && c.pipeline && c.encrypt !== false);
   const n = Math.max(0, ...chains.map((c) => c.ranks));
   if (n === 0) return [];
   const chain = byId(`chain-${n}`);
@@ -81,6 +81,8 @@ export function findings(configs: readonly ConfigResult[], settings: { promptTok
     ratio(`chain-${n} decode vs stock`, chain, byId('stock'), shortest, 'decodeTps', lat > 0 ? undefined : 0.9, lat > 0 ? `, link latency ${lat} ms` : ''),
     ratio(`chain-${n} decode vs rpc-${n}`, chain, byId(`rpc-${n}`), shortest, 'decodeTps', lat >= 1 ? 1.5 : undefined, chain?.networkMeasured === false ? ', real links' : `, link latency ${lat} ms`),
     ratio(`chain-${n} prefill, pipelining on vs off`, chain, byId(`chain-${n}-nopipe`), longest, 'prefillTps', 1.5, ''),
+    // the price of sealing every frame: 1.0x means encryption costs nothing measurable
+    ratio(`chain-${n} decode, encryption on vs off`, chain, byId(`chain-${n}-noenc`), shortest, 'decodeTps', undefined, ''),
   ];
   const rpc = byId(`rpc-${n}`);
   if (ok(chain) && ok(rpc)) {

@@ -27,6 +27,8 @@ export interface BenchConfig {
   readonly ranks: readonly RankPlan[];
   /** Chain only: false adds --stage-no-pipeline to the head. */
   readonly pipeline: boolean;
+  /** Chain only: false adds --stage-no-encrypt to every rank (to put a price on link encryption). */
+  readonly encrypt?: boolean;
   /** One-way link traversals per decoded token at least: a ring of k ranks has k, RPC a round trip per remote. */
   readonly hops: number;
 }

@@ -59,6 +59,8 @@ export interface ConfigResult {
   readonly description: string;
   readonly ranks: number;
   readonly pipeline: boolean;
+  /** Chain only: false when the links were authenticated but not encrypted (chain-N-noenc). */
+  readonly encrypt?: boolean;
   readonly hops: number;
   readonly nodes: readonly NodeResult[];
   readonly links: readonly LinkResult[];

@@ -13,7 +13,7 @@ function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
 
 /**
  * stock (one stock llama-server), chain-1..chain-N (chain-1 is the patched server without stage flags),
- * chain-N-nopipe (the head waits for every ubatch), rpc-N (stock llama-server --rpc over N-1 ggml-rpc-servers),
+ * chain-N-nopipe (the head waits for every ubatch), chain-N-noenc (links authenticated, not encrypted), rpc-N (stock llama-server --rpc over N-1 ggml-rpc-servers),
  * each with the same even split of the model's layers. Rank i runs on node i.
  */
 export function planConfigs(o: BenchOptions, layers: number): BenchConfig[] {
@@ -41,6 +41,17 @@ export function planConfigs(o: BenchOptions, layers: number): BenchConfig[] {
       description: `llama-relay chain, ${n} ranks, prefill pipelining off`,
       ranks: ranksFor(o, layers, n),
       pipeline: false,
+      hops: n,
+    });
+  }
+  if (n >= 2) {
+    all.push({
+      id: `chain-${n}-noenc`,
+      kind: 'chain',
+      description: `llama-relay chain, ${n} ranks, link encryption off`,
+      ranks: ranksFor(o, layers, n),
+      pipeline: true,
+      encrypt: false,
       hops: n,
     });
   }

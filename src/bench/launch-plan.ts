@@ -144,6 +144,7 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
         next: listen[(i + 1) % k]!,
         ...(secretFile ? { secretFile } : {}),
         ...(i === 0 ? { httpPort, noPipeline: !c.pipeline } : {}),
+        ...(c.encrypt === false ? { noEncrypt: true } : {}),
       });
       const p =
         i === 0
@@ -174,6 +175,7 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
         next: `${LOOPBACK}:${relay[i]}`,
         secretFile: input.secretFile,
         ...(i === 0 ? { httpPort, noPipeline: !c.pipeline } : {}),
+        ...(c.encrypt === false ? { noEncrypt: true } : {}),
       });
       return i === 0
         ? proc(0, 'head', spec(0, input.bins.patchedServer, args), { kind: 'http-health', port: httpPort })

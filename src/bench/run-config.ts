@@ -67,6 +67,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     description: c.description,
     ranks: c.ranks.length,
     pipeline: c.pipeline,
+    ...(c.encrypt === false ? { encrypt: false } : {}),
     hops: c.hops,
     networkMeasured,
   };

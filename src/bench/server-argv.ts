@@ -35,6 +35,8 @@ export interface ChainRankArgs {
   httpPort?: number;
   /** Head only: --stage-no-pipeline. */
   noPipeline?: boolean;
+  /** Every rank of the chain alike: --stage-no-encrypt. */
+  noEncrypt?: boolean;
 }
 
 export function chainRankArgs(a: ChainRankArgs): string[] {
@@ -46,6 +48,7 @@ export function chainRankArgs(a: ChainRankArgs): string[] {
   if (a.secretFile !== undefined) argv.push('--stage-secret-file', a.secretFile);
   if (a.httpPort !== undefined) argv.push(...httpArgs(a.httpPort));
   if (a.noPipeline) argv.push('--stage-no-pipeline');
+  if (a.noEncrypt) argv.push('--stage-no-encrypt');
   return argv;
 }
 

@@ -5,6 +5,7 @@ import { evenSplit } from '../cluster/even-split.js';
 import { runChatSession } from '../cluster/chat-session.js';
 import { streamCompletion } from '../cluster/head-client.js';
 import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
+import { MIN_SECRET_BITS, secretBits } from '../cluster/secret.js';
 import type { ChainRuntime } from '../cluster/llama-server-argv.js';
 import { UserError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
@@ -49,11 +50,16 @@ export function parseStageAddresses(text: string, worldSize: number): { host: st
 
 function readSecret(o: NodeOptions): string {
   const s = o.secretFile ? readFileSync(o.secretFile, 'utf8').trim() : (o.secret ?? process.env.LLAMA_RELAY_SECRET ?? '').trim();
-  if (!s) {
-    throw new UserError('every rank needs the same stage secret', [
-      'create one: openssl rand -hex 32 > relay.secret, copy it to every machine',
-      'then pass --secret-file relay.secret (or set LLAMA_RELAY_SECRET)',
-    ]);
+  // read once: the ranks get it on their wrapper's stdin, and no child process should inherit it
+  delete process.env.LLAMA_RELAY_SECRET;
+  const howTo = [
+    'create one: head -c 32 /dev/urandom | base64 > relay.secret && chmod 600 relay.secret, copy it to every machine',
+    'then pass --secret-file relay.secret (or set LLAMA_RELAY_SECRET)',
+  ];
+  if (!s) throw new UserError('every rank needs the same stage secret', howTo);
+  if (secretBits(s) < MIN_SECRET_BITS) {
+    const from = o.secretFile ? `--secret-file ${o.secretFile}` : 'the stage secret';
+    throw new UserError(`${from} is too short to hold ${MIN_SECRET_BITS} bits (${s.length} characters): anyone who sees a handshake could guess it`, howTo);
   }
   return s;
 }

@@ -1,7 +1,7 @@
 // Starts stock llama-server and llama-relay chains of the patched one on loopback, for engine tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,9 @@ let dirs: Promise<BinDirs> | undefined;
 
 /** Both builds from scripts/build-llama.sh (cached by pin+patches+flags: seconds once built). */
 export function binDirs(): Promise<BinDirs> {
+  // development escape hatch: LLAMA_RELAY_TEST_BINS=<patched bin dir>,<stock bin dir> skips the build script
+  const given = process.env.LLAMA_RELAY_TEST_BINS?.split(',');
+  if (given?.length === 2) return Promise.resolve({ patched: given[0]!, stock: given[1]! });
   dirs ??= (async () => {
     const { stdout } = await promisify(execFile)('bash', [join(repoRoot, 'scripts/build-llama.sh')], {
       cwd: repoRoot,
@@ -110,7 +113,16 @@ export async function startChain(
   model: string,
   ranges: [number, number][],
   extra: string[] = [],
-  opts: { env?: NodeJS.ProcessEnv; timeoutS?: number; perRankArgs?: (i: number) => string[]; waitHealthy?: boolean } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    timeoutS?: number;
+    perRankArgs?: (i: number) => string[];
+    waitHealthy?: boolean;
+    /** The address rank i dials instead of its downstream's listen address (e.g. a relay in the path). */
+    via?: (i: number, next: string, secret: string) => Promise<string>;
+    /** Runs once rank i (> 0) is listening, before the ranks upstream of it start; also after a restart. */
+    onRankReady?: (i: number, listen: string) => Promise<void>;
+  } = {},
 ): Promise<Chain> {
   const { patched } = await binDirs();
   const dir = mkdtempSync(join(tmpdir(), 'relay-chain-'));
@@ -119,11 +131,13 @@ export async function startChain(
   const ports = await Promise.all(ranges.map(() => getPort()));
   const httpPort = await getPort();
   const listen = ports.map((p) => `127.0.0.1:${p}`);
+  const secret = readFileSync(secretFile, 'utf8').trim();
+  const nextOf = await Promise.all(ranges.map((_, i) => (opts.via ? opts.via(i, listen[(i + 1) % ranges.length]!, secret) : Promise.resolve(listen[(i + 1) % ranges.length]!))));
   const ranks: Chain['ranks'] = [];
   const bin = join(patched, 'llama-server');
   const argsFor = (i: number): string[] => {
     const [a, b] = ranges[i]!;
-    const next = listen[(i + 1) % ranges.length]!;
+    const next = nextOf[i]!;
     const args = [
       '-m', model, ...commonArgs, ...extra, ...(opts.perRankArgs?.(i) ?? []),
       '--layer-range', `${a}:${b}`, '--stage-listen', listen[i]!, '--stage-next', next,
@@ -137,6 +151,7 @@ export async function startChain(
     const proc = start(bin, args, opts.env);
     if (i > 0) {
       await waitFor(() => proc.log.some((l) => l.includes('llama-relay: stage ready')), `rank ${i} ready`, 120_000, proc);
+      await opts.onRankReady?.(i, listen[i]!);
     }
     return { proc, args };
   };

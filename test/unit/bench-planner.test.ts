@@ -119,16 +119,17 @@ describe('rpcSplit', () => {
 });
 
 describe('planConfigs', () => {
-  it('plans stock, chain-1..N, chain-N-nopipe and rpc-N with even splits', () => {
+  it('plans stock, chain-1..N, chain-N-nopipe, chain-N-noenc and rpc-N with even splits', () => {
     const c = planConfigs(options(), 18);
-    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'rpc-3']);
+    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'rpc-3']);
     assert.deepEqual(c.find((x) => x.id === 'chain-2')!.ranks.map((r) => r.layers), [[0, 9], [9, 18]]);
-    assert.deepEqual(c.map((x) => x.hops), [0, 0, 2, 3, 3, 4]);
+    assert.deepEqual(c.map((x) => x.hops), [0, 0, 2, 3, 3, 3, 4]);
     assert.equal(c.find((x) => x.id === 'chain-3-nopipe')!.pipeline, false);
+    assert.equal(c.find((x) => x.id === 'chain-3-noenc')!.encrypt, false);
     assert.ok(c.every((x) => x.ranks.every((r, i) => r.node === i && r.core === undefined)));
   });
   it('drops stock and rpc on request, and has no rpc or nopipe with one node', () => {
-    assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe']);
+    assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc']);
     assert.deepEqual(planConfigs(options({ nodes: benchNodes(undefined, 1) }), 6).map((x) => x.id), ['stock', 'chain-1']);
   });
   it('pins rank i to core i mod cores with --taskset', () => {
@@ -207,6 +208,14 @@ describe('planLaunch', () => {
     const c = byId('chain-3-nopipe');
     const p = planLaunch(c, input(c));
     assert.deepEqual(p.processes.filter((x) => x.spec.args.includes('--stage-no-pipeline')).map((x) => x.rank), [0]);
+  });
+
+  it('turns encryption off on every rank of the noenc chain only', () => {
+    const c = byId('chain-3-noenc');
+    const p = planLaunch(c, input(c));
+    assert.deepEqual(p.processes.filter((x) => x.spec.args.includes('--stage-no-encrypt')).map((x) => x.rank).sort(), [0, 1, 2]);
+    const on = byId('chain-3');
+    assert.ok(planLaunch(on, input(on)).processes.every((x) => !x.spec.args.includes('--stage-no-encrypt')));
   });
 
   it('rpc: ggml-rpc-servers first, the stock head dialling them through relays with the same split', () => {

@@ -30,7 +30,7 @@ function run(args: string[], env: Record<string, string> = {}) {
   return { p, out: () => out, err: () => err, exit };
 }
 
-describe('llama-relay node', { timeout: 60_000 }, () => {
+describe('llama-relay node', { timeout: 120_000 }, () => {
   it('parses stage addresses', () => {
     assert.deepEqual(parseStageAddresses('a:1, [::1]:2', 2), [{ host: 'a', port: 1 }, { host: '::1', port: 2 }]);
     assert.throws(() => parseStageAddresses('a:1', 2), /--world-size is 2/);
@@ -42,7 +42,7 @@ describe('llama-relay node', { timeout: 60_000 }, () => {
     const ports = [await getPort(), await getPort(), await getPort()];
     const nodes = ports.map((p) => `127.0.0.1:${p}`).join(',');
     const common = ['--model', model, '--world-size', '3', '--nodes', nodes, '--layers', '9', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--run-dir', work];
-    const env = { LLAMA_RELAY_SECRET: 'shared-by-hand' };
+    const env = { LLAMA_RELAY_SECRET: 'shared-by-hand-0123456789abcdefghij' };
     const w2 = run([...common, '--rank', '2'], env);
     const w1 = run([...common, '--rank', '1'], env);
     const head = run([...common, '--rank', '0', '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
@@ -55,9 +55,17 @@ describe('llama-relay node', { timeout: 60_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
+  it('refuses a --secret-file too short to hold 128 bits, saying how to make one', async () => {
+    const weak = join(work, 'weak.secret');
+    writeFileSync(weak, 'my secret\n', { mode: 0o600 });
+    const r = run(['--model', 'm', '--rank', '0', '--world-size', '1', '--nodes', '127.0.0.1:1', '--layers', '1', '--secret-file', weak]);
+    assert.equal(await r.exit, 2);
+    assert.match(r.err(), /--secret-file .*weak\.secret is too short to hold 128 bits \(9 characters\)[\s\S]*head -c 32 \/dev\/urandom \| base64/);
+  });
+
   it('refuses to start without the shared secret', async () => {
     const r = run(['--model', 'm', '--rank', '0', '--world-size', '1', '--nodes', '127.0.0.1:1', '--layers', '1'], { LLAMA_RELAY_SECRET: '' });
     assert.equal(await r.exit, 2);
-    assert.match(r.err(), /every rank needs the same stage secret[\s\S]*openssl rand -hex 32/);
+    assert.match(r.err(), /every rank needs the same stage secret[\s\S]*head -c 32 \/dev\/urandom \| base64/);
   });
 });
