@@ -43,7 +43,7 @@ async function model(t: Parameters<typeof realModelOrSkip>[0]): Promise<string |
 
 const common = async () => [
   '--llama-server', llamaServer, '--ctx', '1024', '--threads', '1', '-F', sshd.configFile, '--run-dir', work.path,
-  '--node-cache', join(work.path, 'node-cache'), '--stage-port-base', String(await stagePortBase(2)), '--ready-timeout', '300',
+  '--node-cache', join(work.path, 'node-cache'), '--stage-port-base', String(await stagePortBase(3)), '--ready-timeout', '300',
 ];
 
 describe('up with nodes from a cluster file, real engine', { timeout: 900_000 }, () => {

@@ -3,7 +3,7 @@
 // text, while it runs and on the final screen. tmux's own socket lives in the work dir, so its server is found too.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
@@ -18,7 +18,6 @@ let llamaServer = '';
 
 const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
 const capture = () => tmux('capture-pane', '-p', '-J', '-t', session);
-const paneDead = () => tmux('display-message', '-p', '-t', session, '#{pane_dead} #{pane_dead_status}').trim();
 
 before(async () => {
   try {
@@ -73,7 +72,9 @@ describe('the TUI in tmux, real engine', { timeout: 600_000 }, () => {
       '--ctx', '1024', '--threads', '1', '--run-dir', work.path, '--api-port', String(await getPort()),
       '--stage-port-base', String(await stagePortBase(2)), '--prompt', 'Once upon a time, in a small village by the sea,', '--max-tokens', '60',
     ].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    execFileSync('tmux', ['-S', socket, '-f', conf, 'new-session', '-d', '-s', session, '-x', '110', '-y', '40', cmd]);
+    const exitFile = join(work.path, 'exit-code');
+    execFileSync('tmux', ['-S', socket, '-f', conf, 'new-session', '-d', '-s', session, '-x', '110', '-y', '40', `${cmd}; echo $? > '${exitFile}'`]);
+    const exitCode = () => (existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() || undefined : undefined);
 
     // While it runs: the header, one row per rank (the head starred) and tokens arriving in the box.
     const live = await poll(() => {
@@ -85,8 +86,8 @@ describe('the TUI in tmux, real engine', { timeout: 600_000 }, () => {
     const ranks = work.processes().filter((l) => /llama-server .*--layer-range/.test(l));
     assert.equal(ranks.length, 2, `positive control: the ranks are found while they run:\n${work.processes().join('\n')}`);
 
-    assert.ok(await poll(() => paneDead().startsWith('1'), 300_000), `up did not finish:\n${capture()}`);
-    assert.equal(paneDead(), '1 0', `up exited with a failure:\n${capture()}`);
+    assert.ok(await poll(() => exitCode() !== undefined, 300_000), `up did not finish:\n${capture()}`);
+    assert.equal(exitCode(), '0', `up exited with a failure:\n${capture()}`);
     const last = capture();
     assert.match(last, /RANK\s+NODE\s+LAYERS\s+PHASE/);
     assert.match(last, /^\s*0\*\s+local\s+0:\d+/m);
