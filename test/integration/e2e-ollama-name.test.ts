@@ -62,8 +62,10 @@ describe('up with an Ollama model name, real engine', { timeout: 600_000 }, () =
 
     const discover = runCli(work, ['discover', '--json'], env);
     assert.equal(await discover.exit, 0, discover.stderr());
-    const listed = JSON.stringify(JSON.parse(discover.stdout()));
-    assert.match(listed, /gemma3-e2e:270m/, discover.stdout());
+    const listed = (JSON.parse(discover.stdout()) as { models: { name: string; path: string; supported: boolean; layers: number }[] }).models;
+    const entry = listed.find((e) => e.name === 'gemma3-e2e:270m');
+    assert.ok(entry, discover.stdout());
+    assert.deepEqual([entry.path, entry.supported, entry.layers], [model.blob, true, 18]);
 
     const run = runCli(
       work,
