@@ -1,6 +1,8 @@
 // End-to-end runs of the CLI as a user types it: a child process with stdout and stderr kept apart, TMPDIR in the
 // test's work dir (so ssh control sockets carry its path), and the real model (a failure under CI=true, else a skip).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { repoRoot } from './llama-src.js';
 import { realGemma3Path } from './real-model.js';
@@ -103,4 +105,16 @@ export async function streamChat(url: string, body: Record<string, unknown>): Pr
   }
   if (!done) throw new Error(`${url}: the stream ended without [DONE]`);
   return text;
+}
+
+/**
+ * A copy of the test sshd's ssh config inside the work dir, so every ssh the launcher starts (forwards included, which
+ * use no control socket) carries the work dir's path in its `-F`; `aliases` adds more names for the same server.
+ */
+export function sshConfigIn(work: WorkDir, sshd: { configFile: string; alias: string }, aliases: readonly string[] = []): string {
+  const base = readFileSync(sshd.configFile, 'utf8');
+  const block = base.slice(0, base.indexOf('\nHost ', 1) + 1);
+  const file = join(work.path, 'ssh_config');
+  writeFileSync(file, [base, ...aliases.map((a) => block.replace(`Host ${sshd.alias}`, `Host ${a}`))].join('\n'));
+  return file;
 }

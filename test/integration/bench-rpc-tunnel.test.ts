@@ -3,7 +3,7 @@
 // forward to a remote head, or both chained). Over a real sshd on loopback, on a tiny generated model; structure only.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { sshConfigIn } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-benchrpc');
@@ -26,10 +27,7 @@ let bins = { patched: '', stock: '' };
 
 before(async () => {
   sshd = await startSshd();
-  const base = readFileSync(sshd.configFile, 'utf8');
-  const block = base.slice(0, base.indexOf('\nHost ', 1) + 1);
-  sshConfig = join(work.path, 'ssh_config');
-  writeFileSync(sshConfig, `${base}\n${block.replace(`Host ${sshd.alias}`, 'Host relaynode-b')}`);
+  sshConfig = sshConfigIn(work, sshd, ['relaynode-b']);
   const dirs = await binDirs();
   // The binaries and the model are reached through the work dir, so every process the bench starts carries its path.
   bins = { patched: join(work.path, 'patched'), stock: join(work.path, 'stock') };

@@ -3,7 +3,6 @@
 // here). A TCP echo server stands in for the RPC server; bytes must come back through every tunnel, the node-side
 // readiness check must see a listening port and not a closed one, and stopping a tunnel leaves no ssh behind.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +10,7 @@ import getPort from 'get-port';
 import { BenchHosts } from '../../src/bench/bench-hosts.js';
 import { benchNodes } from '../../src/bench/bench-nodes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { sshConfigIn } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-tunnels');
@@ -23,10 +23,7 @@ const savedTmp = process.env.TMPDIR;
 before(async () => {
   sshd = await startSshd();
   // The ssh config lives in the work dir (every ssh process carries -F with its path), with a second alias: node "b".
-  const base = readFileSync(sshd.configFile, 'utf8');
-  const block = base.slice(0, base.indexOf('\nHost ', 1) + 1);
-  const config = join(work.path, 'ssh_config');
-  writeFileSync(config, `${base}\n${block.replace(`Host ${sshd.alias}`, 'Host relaynode-b')}`);
+  const config = sshConfigIn(work, sshd, ['relaynode-b']);
   process.env.TMPDIR = work.path; // ssh control sockets go into the work dir
   hosts = await BenchHosts.open(benchNodes(`local,${sshd.alias},relaynode-b`, undefined), { sshConfig: config, runDir: work.path });
   echo = net.createServer((s) => s.pipe(s)).listen(0, '127.0.0.1');

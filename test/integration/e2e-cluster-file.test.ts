@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
 import { binDirs, startStock, type Server } from '../helpers/engine.js';
-import { postJson, realModelOrSkip, runCli, stagePortBase, streamChat, wordsIn } from '../helpers/e2e-run.js';
+import { postJson, realModelOrSkip, runCli, sshConfigIn, stagePortBase, streamChat, wordsIn } from '../helpers/e2e-run.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
@@ -15,9 +15,11 @@ const work = makeWorkDir('lr-e2e-cluster');
 let sshd: TestSshd;
 let stock: Server | undefined;
 let llamaServer = '';
+let sshConfig = '';
 
 before(async () => {
   sshd = await startSshd();
+  sshConfig = sshConfigIn(work, sshd);
   // Through the work dir, so every rank's command line carries its path.
   symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
   llamaServer = join(work.path, 'patched', 'llama-server');
@@ -42,7 +44,7 @@ async function model(t: Parameters<typeof realModelOrSkip>[0]): Promise<string |
 }
 
 const common = async () => [
-  '--llama-server', llamaServer, '--ctx', '1024', '--threads', '1', '-F', sshd.configFile, '--run-dir', work.path,
+  '--llama-server', llamaServer, '--ctx', '1024', '--threads', '1', '-F', sshConfig, '--run-dir', work.path,
   '--node-cache', join(work.path, 'node-cache'), '--stage-port-base', String(await stagePortBase(3)), '--ready-timeout', '300',
 ];
 

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
 import { fixtureBin } from '../helpers/processes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { sshConfigIn } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
@@ -17,9 +18,11 @@ const work = makeWorkDir('lr-rundir');
 const ME = process.getuid!();
 const OTHER_UID = ME === 1000 ? 1001 : 1000;
 let sshd: TestSshd;
+let sshConfig = '';
 
 before(async () => {
   sshd = await startSshd();
+  sshConfig = sshConfigIn(work, sshd);
 });
 after(async () => {
   work.remove();
@@ -49,7 +52,7 @@ async function up(nodes: string, runDir: string | undefined, base: number, env: 
   writeFileSync(model, 'not a real model');
   const args = [
     cli, 'up', model, '--nodes', nodes, '--layers', '8', '--llama-server', fixtureBin('fake-llama-server.mjs'),
-    '--api-port', String(await getPort({ host: '127.0.0.1' })), '--stage-port-base', String(base), '-F', sshd.configFile,
+    '--api-port', String(await getPort({ host: '127.0.0.1' })), '--stage-port-base', String(base), '-F', sshConfig,
     '--ready-timeout', '30', '--prompt', 'hi', '--max-tokens', '4',
     ...(runDir ? ['--run-dir', runDir] : []),
   ];
