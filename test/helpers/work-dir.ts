@@ -33,7 +33,7 @@ export function makeWorkDir(prefix: string): WorkDir {
     const rows = allProcesses();
     return [...rows]
       .filter(([pid, r]) => pid !== process.pid && !r.stat.startsWith('Z') && r.args.includes(path) && !/^ps -eo/.test(r.args))
-      .map(([pid, r]) => `${pid} ${r.args.slice(0, 200)}`);
+      .map(([pid, r]) => `${pid} ${r.args}`);
   };
   return {
     path,
