@@ -80,12 +80,12 @@ async function inspectRun(nodes: string, expectTunnel: RegExp) {
   assert.equal(p.exitCode, null, err);
   assert.match(err, /\[rpc-2\] prompt 32 x1 #1:/, err);
   try {
-    const servers = pidOf(/ggml-rpc-server -H/);
+    const servers = pidOf(/^\d+ \S*\/ggml-rpc-server -H /);
     assert.equal(servers.length, 1, `one ggml-rpc-server expected:\n${work.processes().join('\n')}`);
     const listens = listensOf(servers[0]!);
     assert.ok(listens.length > 0, 'the server listens');
     for (const a of listens) assert.match(a, /^127\.0\.0\.1:\d+$/, `ggml-rpc-server listens on ${a}`);
-    const head = work.processes().find((l) => / --rpc /.test(l));
+    const head = work.processes().find((l) => /^\d+ \S*\/llama-server -m .* --rpc /.test(l));
     assert.ok(head, 'rpc head not found');
     const dialled = /--rpc (\S+)/.exec(head)![1]!;
     assert.match(dialled, /^127\.0\.0\.1:\d+$/);

@@ -57,7 +57,7 @@ describe('up with nodes from a cluster file, real engine', { timeout: 900_000 },
     const run = runCli(work, ['up', m, '--cluster', file, '--prompt', 'The history of the Roman Empire', '--max-tokens', '40', '--api-port', String(await getPort()), ...(await common())]);
     assert.ok(await run.waitFor(/chain ready/, 300_000), run.stderr());
     const running = work.processes();
-    assert.equal(running.filter((l) => /llama-server .*--layer-range/.test(l)).length, 2, `positive control: both ranks found while running:\n${running.join('\n')}`);
+    assert.equal(running.filter((l) => /^\d+ \S*\/llama-server -m .*--layer-range/.test(l)).length, 2, `positive control: both ranks found while running:\n${running.join('\n')}`);
     assert.equal(await run.exit, 0, run.stderr());
     assert.match(run.stderr(), /rank 0 \(head\) on local: layers 0:(\d+)/);
     assert.match(run.stderr(), new RegExp(`rank 1 \\(worker\\) on ${sshd.alias}: layers \\d+:18`));
@@ -79,7 +79,7 @@ describe('up with nodes from a cluster file, real engine', { timeout: 900_000 },
       assert.ok(await run.waitFor(/API listening on/, 300_000), run.stderr());
       assert.match(run.stderr(), new RegExp(`rank 0 \\(head\\) on ${sshd.alias}`));
       const running = work.processes();
-      assert.equal(running.filter((l) => /llama-server .*--layer-range/.test(l)).length, 2, `positive control:\n${running.join('\n')}`);
+      assert.equal(running.filter((l) => /^\d+ \S*\/llama-server -m .*--layer-range/.test(l)).length, 2, `positive control:\n${running.join('\n')}`);
 
       stock = await startStock(m);
       const body = {

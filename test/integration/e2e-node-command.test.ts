@@ -40,7 +40,7 @@ describe('llama-relay node, one command per rank, real engine', { timeout: 600_0
     try {
       assert.ok(await head.waitFor(/API listening on/, 300_000), `head:\n${head.stderr()}\nworker:\n${worker.stderr()}`);
       const running = work.processes();
-      assert.equal(running.filter((l) => /llama-server .*--layer-range/.test(l)).length, 2, `positive control:\n${running.join('\n')}`);
+      assert.equal(running.filter((l) => /^\d+ \S*\/llama-server -m .*--layer-range/.test(l)).length, 2, `positive control:\n${running.join('\n')}`);
 
       stock = await startStock(model);
       const chat = { model: 'gemma3', messages: [{ role: 'user', content: 'Write one sentence about the sea.' }], temperature: 0, max_tokens: 32 };

@@ -75,7 +75,7 @@ describe('up with an Ollama model name, real engine', { timeout: 600_000 }, () =
     );
     assert.ok(await run.waitFor(/chain ready/, 300_000), run.stderr());
     // Positive control, and proof that the ranks load the store's blob: both carry its path.
-    const ranks = work.processes().filter((l) => /llama-server .*--layer-range/.test(l));
+    const ranks = work.processes().filter((l) => /^\d+ \S*\/llama-server -m .*--layer-range/.test(l));
     assert.equal(ranks.length, 2, work.processes().join('\n'));
     for (const r of ranks) assert.ok(r.includes(model.blob), `rank does not load the blob: ${r}`);
     assert.equal(await run.exit, 0, run.stderr());

@@ -83,7 +83,7 @@ describe('the TUI in tmux, real engine', { timeout: 600_000 }, () => {
       during = capture();
       const rows = /RANK\s+NODE\s+LAYERS\s+PHASE/.test(during) && /^\s*0\*\s+local\s+0:\d+\s+ready/m.test(during) && /^\s*1\s+local\s+\d+:18\s+ready/m.test(during);
       // Positive control for the leftover query, taken while a frame shows the ranks ready.
-      if (rows && ranks.length < 2) ranks = work.processes().filter((l) => /llama-server .*--layer-range/.test(l));
+      if (rows && ranks.length < 2) ranks = work.processes().filter((l) => /^\d+ \S*\/llama-server -m .*--layer-range/.test(l));
       return rows && tokenBox(during).length > 0;
     }, 300_000);
     assert.ok(live, `the TUI never showed ready rows and tokens:\n${during}`);
