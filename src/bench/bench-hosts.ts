@@ -2,6 +2,7 @@
 // each node's processes bind, free ports there, and processes started on them through the process module: remote
 // ones under the remote wrapper, so nothing outlives the bench, a Ctrl-C or a dropped connection.
 import getPort from 'get-port';
+import { BugError } from '../errors.js';
 import { startProcess, type ManagedProcess } from '../process/managed-process.js';
 import { startWrapped, type WrappedProcess } from '../process/wrapped-process.js';
 import { isLocalSpec, makeTransport, sshEndpoints, sshSettings } from '../services/node-transports.js';
@@ -11,6 +12,7 @@ import type { Transport } from '../ssh/transport.js';
 import type { BenchNode } from './bench-config.js';
 import type { PlannedProcess } from './launch-plan.js';
 import { parseVmHwm, readPeakRss } from './proc-status.js';
+import { tcpAccepting } from './readiness.js';
 import { listeningPortsArgv, parseListeningPorts, pickPorts } from './remote-ports.js';
 import { LOOPBACK } from './server-argv.js';
 
@@ -170,6 +172,36 @@ export class BenchHosts {
     if (t.isLocal) return { port, stop: async () => {} };
     const f = await t.forward(LOOPBACK, port);
     return { port: Number(f.address.slice(f.address.lastIndexOf(':') + 1)), stop: f.stop };
+  }
+
+  /** Whether something listens on `port` on the node (there: asked through ssh, since its loopback is out of reach). */
+  async listening(node: number, port: number): Promise<boolean> {
+    const t = this.transport(node);
+    if (t.isLocal) return tcpAccepting(port);
+    try {
+      return parseListeningPorts((await t.exec(listeningPortsArgv(), { timeoutMs: 10_000 })).stdout).has(port);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Makes 127.0.0.1:`targetPort` on node `to` reachable at 127.0.0.1:`listenPort` on node `from`, through ssh: a forward
+   * from this machine, a reverse forward to it, or both chained through this machine when both nodes are remote.
+   */
+  async tunnel(from: number, listenPort: number, to: number, targetPort: number): Promise<{ stop: () => Promise<void> }> {
+    const [src, dst] = [this.transport(from), this.transport(to)];
+    if (src.isLocal && dst.isLocal) throw new BugError(`tunnel between two local nodes (${from} -> ${to})`);
+    if (src.isLocal) return dst.forward(LOOPBACK, targetPort, listenPort);
+    if (dst.isLocal) return src.reverseForward(listenPort, LOOPBACK, targetPort);
+    const f = await dst.forward(LOOPBACK, targetPort);
+    try {
+      const r = await src.reverseForward(listenPort, LOOPBACK, Number(f.address.slice(f.address.lastIndexOf(':') + 1)));
+      return { stop: async () => void (await Promise.all([r.stop(), f.stop()])) };
+    } catch (err) {
+      await f.stop();
+      throw err;
+    }
   }
 
   /** Closes the ssh connections; idempotent. */

@@ -18,7 +18,9 @@ export type ReadyProbe =
   | { readonly kind: 'http-health'; readonly port: number }
   | { readonly kind: 'stderr-line'; readonly pattern: RegExp }
   /** host: where the port is, when not this machine's loopback. */
-  | { readonly kind: 'tcp'; readonly port: number; readonly host?: string };
+  | { readonly kind: 'tcp'; readonly port: number; readonly host?: string }
+  /** A port on its node's loopback, which this machine cannot dial when the node is remote: asked on the node. */
+  | { readonly kind: 'node-listening'; readonly port: number };
 
 export type ProcessRole = 'server' | 'head' | 'worker' | 'rpc-head' | 'rpc-server';
 
@@ -42,11 +44,25 @@ export interface PlannedLink {
   readonly targetPort: number;
 }
 
+/**
+ * A loopback-only server on another node (ggml-rpc-server has no authentication, so it never binds a LAN address):
+ * on `fromNode`, 127.0.0.1:listenPort reaches 127.0.0.1:targetPort on `toNode`, through ssh.
+ */
+export interface PlannedTunnel {
+  readonly name: string;
+  readonly fromNode: number;
+  readonly toNode: number;
+  readonly listenPort: number;
+  readonly targetPort: number;
+}
+
 export interface LaunchPlan {
   readonly httpPort: number;
   /** In start order: downstream processes first, the head (HTTP) last. */
   readonly processes: readonly PlannedProcess[];
   readonly links: readonly PlannedLink[];
+  /** Up before the process that dials them (the RPC head) starts. */
+  readonly tunnels?: readonly PlannedTunnel[];
 }
 
 export interface LaunchInput {
@@ -88,13 +104,20 @@ export function portNodes(c: BenchConfig, direct = false): (number | undefined)[
   const nodes = c.ranks.map((r) => r.node);
   const relays = (n: number) => (direct ? [] : Array.from({ length: n }, () => undefined));
   if (c.kind === 'chain' && k > 1) return [nodes[0], ...nodes, ...relays(k)];
-  if (c.kind === 'rpc') return [nodes[0], ...nodes.slice(1), ...relays(k - 1)];
+  // rpc direct: per server, its loopback port on its node and the tunnel's end on the head's node.
+  if (c.kind === 'rpc') return [nodes[0], ...nodes.slice(1), ...(direct ? nodes.slice(1).map(() => nodes[0]) : relays(k - 1))];
   return [nodes[0]];
 }
 
 export function processLabel(c: BenchConfig, rank: number, node: BenchNode | undefined): string {
   const role = c.kind === 'rpc' ? (rank === 0 ? 'rpc head' : `ggml-rpc-server ${rank}`) : c.ranks.length > 1 ? `rank ${rank}` : 'server';
   return `${c.id} ${role}${node ? ` on ${node.name}` : ''}`;
+}
+
+/** Both this machine, or the same ssh node: a loopback port of one is the other's (addresses can coincide otherwise). */
+function sameMachine(a: BenchNode | undefined, b: BenchNode | undefined): boolean {
+  if (!a || !b) return false;
+  return a.kind === 'local' ? b.kind === 'local' : b.kind === 'ssh' && a.name === b.name;
 }
 
 export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
@@ -185,21 +208,31 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
     return { httpPort, processes: order.map(rankProc), links };
   }
 
-  // rpc: ggml-rpc-servers first, then the stock head whose --rpc list points at the relays (direct: at the servers).
+  // rpc: ggml-rpc-servers first, then the stock head whose --rpc list points at the relays (remote: at ssh tunnels).
+  // The servers bind loopback on their nodes: anyone who reaches one can read and write its memory.
   const serverPorts = c.ranks.slice(1).map(() => take());
-  const relayPorts = sites ? [] : c.ranks.slice(1).map(() => take());
+  const relayPorts = c.ranks.slice(1).map(() => take());
   const split = rpcSplit(c.ranks.map((r) => r.layers), c.ranks.at(-1)!.layers[1]);
   const servers = serverPorts.map((p, j) => {
-    const host = hostOf(j + 1);
-    const ready: ReadyProbe = sites ? { kind: 'tcp', port: p, host } : { kind: 'tcp', port: p };
-    return proc(j + 1, 'rpc-server', spec(j + 1, binsOf(j + 1).rpcServer, rpcServerArgs(p, runtime.threads, host)), ready);
+    const elsewhere = !!sites && !sameMachine(input.nodes[rank(0).node], input.nodes[rank(j + 1).node]);
+    const ready: ReadyProbe = sites ? { kind: 'node-listening', port: p } : { kind: 'tcp', port: p };
+    return { proc: proc(j + 1, 'rpc-server', spec(j + 1, binsOf(j + 1).rpcServer, rpcServerArgs(p, runtime.threads)), ready), elsewhere };
   });
-  const endpoints = sites ? serverPorts.map((p, j) => hostPort(hostOf(j + 1), p)) : relayPorts.map((p) => `${LOOPBACK}:${p}`);
+  // On the same machine as the head the server is dialled directly; otherwise through a tunnel ending on the head's node.
+  const endpoints = serverPorts.map((p, j) => `${LOOPBACK}:${sites && !servers[j]!.elsewhere ? p : relayPorts[j]}`);
   const head = proc(0, 'rpc-head', spec(0, binsOf(0).stockServer, rpcHeadArgs(modelOf(0), runtime, httpPort, endpoints, split)), {
     kind: 'http-health',
     port: httpPort,
   });
-  if (sites) return { httpPort, processes: [...servers, head], links: [] };
+  const processes = [...servers.map((s) => s.proc), head];
+  if (sites) {
+    const tunnels: PlannedTunnel[] = serverPorts.flatMap((p, j) =>
+      servers[j]!.elsewhere
+        ? [{ name: `0->${j + 1}`, fromNode: rank(0).node, toNode: rank(j + 1).node, listenPort: relayPorts[j]!, targetPort: p }]
+        : [],
+    );
+    return { httpPort, processes, links: [], tunnels };
+  }
   const links: PlannedLink[] = serverPorts.map((p, j) => ({
     name: `0->${j + 1}`,
     fromRank: 0,
@@ -207,5 +240,5 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
     listenPort: relayPorts[j]!,
     targetPort: p,
   }));
-  return { httpPort, processes: [...servers, head], links };
+  return { httpPort, processes, links };
 }

@@ -49,7 +49,7 @@ export async function waitReady(
   p: ManagedProcess,
   probe: ReadyProbe,
   lineSeen: () => boolean,
-  opts: { timeoutMs: number; signal?: AbortSignal; command?: string },
+  opts: { timeoutMs: number; signal?: AbortSignal; command?: string; nodeListening?: (port: number) => Promise<boolean> },
 ): Promise<void> {
   const command = opts.command ?? [p.spec.command, ...p.spec.args].join(' ');
   let outcome: ProcessOutcome | undefined;
@@ -59,7 +59,13 @@ export async function waitReady(
     if (opts.signal?.aborted) throw new UserError('bench interrupted');
     if (outcome) throw exitError(outcome, 'exited before it was ready', command);
     const ok =
-      probe.kind === 'stderr-line' ? lineSeen() : probe.kind === 'http-health' ? await httpHealthy(probe.port) : await tcpAccepting(probe.port, probe.host);
+      probe.kind === 'stderr-line'
+        ? lineSeen()
+        : probe.kind === 'http-health'
+          ? await httpHealthy(probe.port)
+          : probe.kind === 'node-listening'
+            ? await (opts.nodeListening ?? tcpAccepting)(probe.port)
+            : await tcpAccepting(probe.port, probe.host);
     if (ok) return;
     if (Date.now() > deadline) {
       throw new ExternalError(`${p.spec.label} was not ready after ${Math.round(opts.timeoutMs / 1000)} s`, {

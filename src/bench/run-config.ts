@@ -113,6 +113,10 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         probe = { kind: 'http-health', port: f.port };
         httpPort = f.port;
       }
+      // The RPC head dials its servers on its own loopback: their tunnels go up first.
+      if (remote && planned.role === 'rpc-head') {
+        for (const t of plan.tunnels ?? []) forwards.push(await remote.hosts.tunnel(t.fromNode, t.listenPort, t.toNode, t.targetPort));
+      }
       const onLine = (line: string) => {
         if (probe.kind === 'stderr-line' && probe.pattern.test(line)) seen = true;
       };
@@ -130,6 +134,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         timeoutMs: ctx.readyTimeoutMs,
         command: commandOf(planned, ctx.nodes),
         ...(ctx.signal ? { signal: ctx.signal } : {}),
+        ...(remote ? { nodeListening: (port: number) => remote.hosts.listening(planned.node, port) } : {}),
       });
       const loadMs = performance.now() - t0;
       started[started.length - 1] = { planned, proc: np.proc, peakRss: np.peakRss, loadMs };

@@ -63,9 +63,9 @@ export function rpcHeadArgs(model: string, r: BenchRuntime, httpPort: number, en
   ];
 }
 
-/** Binds `host`: the address the head dials (loopback on one machine). */
-export function rpcServerArgs(port: number, threads: number, host = LOOPBACK): string[] {
-  return ['-H', host, '-p', String(port), '-t', String(threads)];
+/** Always loopback: ggml-rpc-server has no authentication, so a head on another node reaches it through ssh. */
+export function rpcServerArgs(port: number, threads: number): string[] {
+  return ['-H', LOOPBACK, '-p', String(port), '-t', String(threads)];
 }
 
 /** Runs the spec's command under `taskset -c core` (taskset execs it: same pid). */

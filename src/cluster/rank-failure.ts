@@ -1,6 +1,7 @@
 // Turns a rank that died or never became ready into an error chosen by what the user must do.
 import { ExternalError, UserError } from '../errors.js';
 import type { ProcessOutcome } from '../process/process-spec.js';
+import { runDirRefusal } from '../process/remote-wrapper.js';
 import { sshFailureError } from '../ssh/ssh-errors.js';
 import type { SshTarget } from '../ssh/ssh-target.js';
 import type { RankLaunch } from './launch-plan.js';
@@ -12,6 +13,13 @@ export function rankFailure(l: RankLaunch, o: ProcessOutcome, ssh?: { target: Ss
   if (ssh && o.exitCode === 255) {
     const e = sshFailureError(ssh.target, o.stderrTail.join('\n'), ssh);
     if (e) return e;
+  }
+  const refused = runDirRefusal(o.stderrTail);
+  if (refused) {
+    return new UserError(`${who}: run dir ${refused.path} ${refused.reason}; refusing to use it`, [
+      `it must belong to the user running the rank, have mode 0700 and not be a symlink: check it on ${l.node.name} (ls -ld ${refused.path})`,
+      'remove it if nothing of yours uses it, or choose another directory with --run-dir',
+    ]);
   }
   const bind = /(?:couldn't bind|cannot bind|Address already in use|EADDRINUSE|bind\(\) failed)[^\n]*/i.exec(text);
   if (bind) {

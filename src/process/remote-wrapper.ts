@@ -11,11 +11,28 @@ shift 5
 [ "$#" -gt 0 ] && [ "$1" = -- ] && shift
 # In a subshell: once the link is gone stderr is a broken pipe, and SIGPIPE must not kill the wrapper itself.
 say() { ( printf 'llama-relay-wrapper: %s\n' "$*" >&2 ); }
-[ "$rundir" = - ] && rundir=$` + '{TMPDIR:-/tmp}' + String.raw`/llama-relay-$(id -u)
+uid=$(id -u)
+# Per-user runtime dir where the session has one (private by design), else a per-uid dir under TMPDIR.
+if [ "$rundir" = - ]; then
+  if [ -n "$` + '{XDG_RUNTIME_DIR:-}' + String.raw`" ] && [ -d "$XDG_RUNTIME_DIR" ]; then rundir=$XDG_RUNTIME_DIR/llama-relay
+  else rundir=$` + '{TMPDIR:-/tmp}' + String.raw`/llama-relay-$uid; fi
+fi
+node=$(uname -n 2>/dev/null || echo '?')
+refuse() { say "run dir $rundir on node $node: $*; refusing to start"; exit 125; }
 umask 077
-mkdir -p "$rundir" || { say "cannot create run dir $rundir"; exit 125; }
+# A dir another local user made first would hand them the pidfile the stale-run kill trusts and the files we truncate.
+[ -L "$rundir" ] && refuse "is a symlink"
+[ -e "$rundir" ] || mkdir -p "$rundir" 2>/dev/null || [ -d "$rundir" ] || refuse "cannot be created"
+[ -L "$rundir" ] && refuse "is a symlink"
+[ -d "$rundir" ] || refuse "is not a directory"
+# Field N of ls -ldn (1: mode, 3: numeric owner): POSIX, unlike the flags of stat.
+field() { _n=$1; set -- $(ls -ldn "$2" 2>/dev/null); eval "echo \"\$` + '{$_n:-?}' + String.raw`\""; }
+mode=$(field 1 "$rundir") owner=$(field 3 "$rundir")
+[ "$owner" = "$uid" ] || refuse "is owned by uid $owner, not by uid $uid"
+case $mode in drwx------|drwx------[.@]) ;; *) refuse "has mode $mode, not drwx------ (0700)";; esac
 pidfile=$rundir/$name.pid
 beatfile=$rundir/$name.beat
+for f in "$pidfile" "$beatfile"; do [ -L "$f" ] && refuse "holds a symlink at $f"; done
 # A stale run of the same name (launcher killed, link lost) is stopped before starting again.
 if [ -f "$pidfile" ]; then
   old=$(cat "$pidfile" 2>/dev/null || true)
@@ -95,7 +112,7 @@ exit "$code"
 export interface WrapperOptions {
   /** Names the pidfile; a later run with the same name cleans up a stale one. */
   name: string;
-  /** Directory for pidfiles on the node; default $TMPDIR/llama-relay-$UID there. */
+  /** Directory for pidfiles on the node; default $XDG_RUNTIME_DIR/llama-relay there, else $TMPDIR/llama-relay-$UID. It must be the user's own, 0700, not a symlink. */
   runDir?: string;
   /** Seconds between SIGTERM and SIGKILL. */
   graceSeconds?: number;
@@ -133,4 +150,13 @@ export function parseWrapperLine(line: string): { event: 'started' | 'stale' | '
   if (m[3]) return { event: 'stale', value: Number(m[3]) };
   if (m[4]) return { event: 'stopping', value: Number(m[5]) };
   return { event: 'exited', value: Number(m[6]) };
+}
+
+/** The wrapper's refusal of its run dir (another user's, a symlink, too open), from a run's stderr lines. */
+export function runDirRefusal(stderrLines: readonly string[]): { path: string; reason: string } | undefined {
+  for (const line of stderrLines) {
+    const m = /^llama-relay-wrapper: run dir (.+) on node \S+: (.+); refusing to start$/.exec(line);
+    if (m) return { path: m[1]!, reason: m[2]! };
+  }
+  return undefined;
 }

@@ -254,12 +254,12 @@ describe('planLaunch', () => {
         : { host: hosts[i]!, model: `/cache/slice-${i}.gguf`, bins: { patchedServer: `/n${i}/llama-server`, stockServer: `/n${i}/stock/llama-server`, rpcServer: `/n${i}/stock/ggml-rpc-server` } };
     const direct = (id: string): LaunchInput => {
       const c = cfg(id);
-      return { ...input(c), ports: portNodes(c, true).map((n, i) => 7000 + 100 * n! + i), sites: c.ranks.map((_, i) => site(i)) };
+      return { ...input(c), nodes: benchNodes('local,gpu1,gpu2', undefined), ports: portNodes(c, true).map((n, i) => 7000 + 100 * n! + i), sites: c.ranks.map((_, i) => site(i)) };
     };
 
     it('takes one port per listening process on its own node, none for relays', () => {
       assert.deepEqual(portNodes(cfg('chain-3'), true), [0, 0, 1, 2]);
-      assert.deepEqual(portNodes(cfg('rpc-3'), true), [0, 1, 2]);
+      assert.deepEqual(portNodes(cfg('rpc-3'), true), [0, 1, 2, 0, 0], 'rpc: the tunnels to the servers end on the head node');
       assert.deepEqual(portNodes(cfg('chain-3')), [0, 0, 1, 2, undefined, undefined, undefined]);
       assert.equal(portsNeeded(cfg('chain-3'), true), 4);
     });
@@ -280,16 +280,28 @@ describe('planLaunch', () => {
       assert.equal(flag(byRank(0).spec.args, '--host'), '127.0.0.1', 'the head serves HTTP on its own loopback');
     });
 
-    it('rpc: every ggml-rpc-server binds the address the head dials, not 0.0.0.0', () => {
+    it('rpc: every ggml-rpc-server binds its own loopback (no authentication); the head dials ssh tunnels ending on its node', () => {
       const p = planLaunch(cfg('rpc-3'), direct('rpc-3'));
       assert.deepEqual(p.links, []);
       const servers = p.processes.filter((x) => x.role === 'rpc-server');
-      assert.deepEqual(servers.map((x) => flag(x.spec.args, '-H')), ['10.0.0.2', '10.0.0.3']);
+      assert.deepEqual(servers.map((x) => flag(x.spec.args, '-H')), ['127.0.0.1', '127.0.0.1']);
       assert.deepEqual(servers.map((x) => x.spec.command), ['/n1/stock/ggml-rpc-server', '/n2/stock/ggml-rpc-server']);
-      assert.deepEqual(servers.map((x) => x.ready), [{ kind: 'tcp', port: 7101, host: '10.0.0.2' }, { kind: 'tcp', port: 7202, host: '10.0.0.3' }]);
+      assert.deepEqual(servers.map((x) => x.ready), [{ kind: 'node-listening', port: 7101 }, { kind: 'node-listening', port: 7202 }]);
       const head = p.processes.at(-1)!;
-      assert.equal(flag(head.spec.args, '--rpc'), '10.0.0.2:7101,10.0.0.3:7202');
+      assert.equal(flag(head.spec.args, '--rpc'), '127.0.0.1:7003,127.0.0.1:7004');
       assert.equal(head.spec.command, '/s/llama-server');
+      assert.deepEqual(p.tunnels, [
+        { name: '0->1', fromNode: 0, toNode: 1, listenPort: 7003, targetPort: 7101 },
+        { name: '0->2', fromNode: 0, toNode: 2, listenPort: 7004, targetPort: 7202 },
+      ]);
+    });
+
+    it('rpc: a server on the head machine is dialled on loopback directly, without a tunnel', () => {
+      const c = cfg('rpc-3');
+      const sameHost = { ...direct('rpc-3'), nodes: benchNodes('local,local,gpu2', undefined) };
+      const p = planLaunch(c, sameHost);
+      assert.equal(flag(p.processes.at(-1)!.spec.args, '--rpc'), '127.0.0.1:7101,127.0.0.1:7004');
+      assert.deepEqual(p.tunnels, [{ name: '0->2', fromNode: 0, toNode: 2, listenPort: 7004, targetPort: 7202 }]);
     });
   });
 

@@ -1,0 +1,107 @@
+// The TUI in a real terminal from a real run: `up` on the real Gemma 3 270M model over two ranks of the real patched
+// engine inside tmux; capture-pane shows the node rows (rank, node, layers, phase) and the streamed answer as real
+// text, while it runs and on the final screen. tmux's own socket lives in the work dir, so its server is found too.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import getPort from 'get-port';
+import { binDirs } from '../helpers/engine.js';
+import { cliPath, realModelOrSkip, stagePortBase, wordsIn } from '../helpers/e2e-run.js';
+import { makeWorkDir } from '../helpers/work-dir.js';
+
+const work = makeWorkDir('lr-e2e-tui');
+const socket = join(work.path, 'tmux.sock');
+const session = 'lre2e';
+let llamaServer = '';
+
+const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
+const capture = () => tmux('capture-pane', '-p', '-J', '-t', session);
+
+before(async () => {
+  try {
+    execFileSync('tmux', ['-V']);
+  } catch {
+    throw new Error('tmux is missing (apt-get install tmux; .ci/run installs it)');
+  }
+  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
+  llamaServer = join(work.path, 'patched', 'llama-server');
+});
+after(() => {
+  try {
+    execFileSync('tmux', ['-S', socket, 'kill-server'], { stdio: 'ignore' });
+  } catch {
+    /* not started, or already gone */
+  }
+  work.remove();
+});
+
+async function poll(cond: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return cond();
+}
+
+/** The text inside the token box (the round border Ink draws), joined over its lines. */
+function tokenBox(screen: string): string {
+  const lines = screen.split('\n');
+  const top = lines.findIndex((l) => l.trimStart().startsWith('╭'));
+  const bottom = lines.findIndex((l, i) => i > top && l.trimStart().startsWith('╰'));
+  if (top < 0 || bottom < 0) return '';
+  return lines
+    .slice(top + 1, bottom)
+    .map((l) => l.replace(/^\s*│ ?/, '').replace(/ ?│\s*$/, '').trim())
+    .join(' ');
+}
+
+describe('the TUI in tmux, real engine', { timeout: 600_000 }, () => {
+  it('shows both node rows and the streamed answer, then the final frame stays with the tokens', async (t) => {
+    const real = await realModelOrSkip(t);
+    if (!real) return;
+    const model = join(work.path, 'gemma3-270m.gguf');
+    symlinkSync(real, model);
+    // Keep the pane after the command exits, so the last frame can be read.
+    const conf = join(work.path, 'tmux.conf');
+    writeFileSync(conf, 'set -g remain-on-exit on\nset -g history-limit 5000\n');
+    const cmd = [
+      'env', `TMPDIR=${work.path}`, process.execPath, cliPath, 'up', model, '--nodes', 'local,local', '--llama-server', llamaServer,
+      '--ctx', '1024', '--threads', '1', '--run-dir', work.path, '--api-port', String(await getPort()),
+      '--stage-port-base', String(await stagePortBase(2)), '--prompt', 'Once upon a time, in a small village by the sea,', '--max-tokens', '60',
+    ].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const exitFile = join(work.path, 'exit-code');
+    execFileSync('tmux', ['-S', socket, '-f', conf, 'new-session', '-d', '-s', session, '-x', '110', '-y', '40', `${cmd}; echo $? > '${exitFile}'`]);
+    const exitCode = () => (existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() || undefined : undefined);
+
+    // While it runs: the header, one row per rank (the head starred) and tokens arriving in the box.
+    let during = '';
+    let ranks: string[] = [];
+    const live = await poll(() => {
+      during = capture();
+      const rows = /RANK\s+NODE\s+LAYERS\s+PHASE/.test(during) && /^\s*0\*\s+local\s+0:\d+\s+ready/m.test(during) && /^\s*1\s+local\s+\d+:18\s+ready/m.test(during);
+      // Positive control for the leftover query, taken while a frame shows the ranks ready.
+      if (rows && ranks.length < 2) ranks = work.processes().filter((l) => /^\d+ \S*\/llama-server -m .*--layer-range/.test(l));
+      return rows && tokenBox(during).length > 0;
+    }, 300_000);
+    assert.ok(live, `the TUI never showed ready rows and tokens:\n${during}`);
+    assert.equal(ranks.length, 2, `positive control: the ranks are found while they run:\n${work.processes().join('\n')}`);
+
+    assert.ok(await poll(() => exitCode() !== undefined, 300_000), `up did not finish:\n${capture()}`);
+    assert.equal(exitCode(), '0', `up exited with a failure:\n${capture()}`);
+    const last = capture();
+    assert.match(last, /RANK\s+NODE\s+LAYERS\s+PHASE/);
+    assert.match(last, /^\s*0\*\s+local\s+0:\d+/m);
+    assert.match(last, /^\s*1\s+local\s+\d+:18/m);
+    const answer = tokenBox(last);
+    assert.ok(wordsIn(answer).length >= 12, `the token box holds no real text:\n${last}`);
+    // The live frame held the start of the same answer (its last word may have been cut mid-token).
+    const liveWords = wordsIn(tokenBox(during)).slice(0, -1);
+    assert.deepEqual(wordsIn(answer).slice(0, liveWords.length), liveWords, `live:\n${during}\nfinal:\n${last}`);
+
+    tmux('kill-server');
+    assert.deepEqual(await work.survivors(15_000), []);
+  });
+});
