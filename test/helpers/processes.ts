@@ -52,6 +52,19 @@ export function carrying(marker: string): { pid: number; args: string }[] {
   return pids.filter(isAlive).map((pid) => ({ pid, args: procFile(pid, 'cmdline').split('\0').join(' ').trim() }));
 }
 
+/** Names the kinds of process a launcher starts, from their command lines (for positive controls of leftover checks). */
+export function processKinds(args: Iterable<string>): Set<string> {
+  const kinds = new Set<string>();
+  for (const a of args) {
+    if (/--layer-range /.test(a)) kinds.add(/^\S*ssh /.test(a) ? 'rank over ssh' : 'rank');
+    else if (/^\S*ssh .*ControlMaster=auto/.test(a)) kinds.add('ssh master');
+    else if (/^\S*ssh .* -L 127\.0\.0\.1:/.test(a)) kinds.add('ssh forward');
+    else if (/^\S*ssh .* -R 127\.0\.0\.1:/.test(a)) kinds.add('ssh reverse forward');
+  }
+  return kinds;
+}
+
+/** Alive and not a zombie, from the kernel's own record (/proc/<pid>/stat): no tool on PATH can make this read "gone". */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -59,9 +72,17 @@ export function isAlive(pid: number): boolean {
     if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
   }
-  // A zombie still answers kill(0); treat it as gone.
-  const state = procps('ps', ['-o', 'stat=', '-p', String(pid)]);
-  return state !== undefined && !state.trim().startsWith('Z');
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && (e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    readFileSync('/proc/self/stat'); // throws when /proc itself is missing: that is "cannot look", not "gone"
+    return false;
+  }
+  // The state follows the command name, which is in parentheses and may itself hold ') '.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
 }
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {

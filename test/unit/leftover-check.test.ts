@@ -26,7 +26,7 @@ test('a process with the marker only in its environment (TMPDIR) is found while 
   assert.deepEqual(await survivorsAfter(dir, 5000), []);
 });
 
-test('without procps on PATH the check throws instead of reporting nothing running', () => {
+test('without procps on PATH the check throws instead of reporting nothing running, and liveness still reads true', () => {
   const helper = new URL('../helpers/processes.ts', import.meta.url).pathname;
   const script = `import { survivorsAfter, isAlive } from ${JSON.stringify(helper)};
     let alive; try { alive = String(isAlive(process.pid)); } catch (e) { alive = 'threw: ' + e.message; }
@@ -37,5 +37,5 @@ test('without procps on PATH the check throws instead of reporting nothing runni
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /check threw: pgrep could not run .*procps/);
-  assert.match(r.stdout, /isAlive threw: ps could not run/);
+  assert.match(r.stdout, /isAlive true$/m, 'liveness comes from /proc, not from a tool that may be missing');
 });
