@@ -196,6 +196,16 @@ describe('up over a real sshd (fixture ranks)', { timeout: 240_000 }, () => {
     assert.deepEqual(await survivorsAfter(l.dir, 45_000), []);
   });
 
+  it('SIGKILL of a launcher with a remote head and ssh tunnels leaves nothing running, here or on the node', async () => {
+    const l = await launch(`${sshd.alias},local`, ['--server', '--tunnel-activations']);
+    assert.ok(await chainReady(l), l.stderr());
+    assert.ok(await waitFor(() => processKinds(l.seen.values()).has('ssh reverse forward'), 5000));
+    assertSaw(l, ['rank', 'rank over ssh', 'ssh master', 'ssh forward', 'ssh reverse forward']);
+    l.proc.kill('SIGKILL');
+    // The API forward and the tunnels are ssh processes of their own: they must end with the launcher too.
+    assert.deepEqual(await survivorsAfter(l.dir, 45_000), []);
+  });
+
   it('SIGTERM tears the chain down in order and exits', async () => {
     const l = await launch(`${sshd.alias},local`, ['--server']);
     assert.ok(await chainReady(l), l.stderr());
