@@ -57,7 +57,8 @@ export function processKinds(args: Iterable<string>): Set<string> {
   const kinds = new Set<string>();
   for (const a of args) {
     if (/--layer-range /.test(a)) kinds.add(/^\S*ssh /.test(a) ? 'rank over ssh' : 'rank');
-    else if (/^\S*ssh .*ControlMaster=auto/.test(a)) kinds.add('ssh master');
+    // A master in the background retitles itself "ssh: <control path> [mux]".
+    else if (/^\S*ssh .*ControlMaster=auto/.test(a) || /^ssh: \S+ \[mux\]/.test(a)) kinds.add('ssh master');
     else if (/^\S*ssh .* -L 127\.0\.0\.1:/.test(a)) kinds.add('ssh forward');
     else if (/^\S*ssh .* -R 127\.0\.0\.1:/.test(a)) kinds.add('ssh reverse forward');
   }
