@@ -7,7 +7,22 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startChain, startStock, type Chain } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
-import { compareScenario, multiTurn } from '../helpers/scenarios.js';
+import { complete } from '../helpers/engine.js';
+import { compareScenario, PROMPTS, type ScenarioResult } from '../helpers/scenarios.js';
+
+/**
+ * A conversation that branches (all on slot 0): P then P + another ending (the sliding window has moved past the
+ * fork, so a context checkpoint is restored), an unrelated prompt (P's state goes to the RAM prompt cache), then P with
+ * a third ending (P's state comes back from the cache, and a checkpoint again). Stock multiTurn never restores either.
+ */
+async function branching(port: number): Promise<ScenarioResult> {
+  const p = `${PROMPTS[0]} ${PROMPTS[2]} ${PROMPTS[0]}`;
+  const ask = (prompt: string) => complete(port, { prompt, n_predict: 8, id_slot: 0 });
+  return {
+    name: 'branching',
+    completions: [await ask(p), await ask(`${p} Then the fox`), await ask(PROMPTS[1]!.repeat(3)), await ask(`${p} Later that day`)],
+  };
+}
 
 /** Collects every line each rank prints from now on (Proc.log keeps only the last lines, and -lv 5 is chatty). */
 function collectLines(chain: Chain): string[][] {
@@ -32,13 +47,13 @@ const RESTORE = /state_read_meta: cell_count = (\d+), dest_seq_id = (\d+)/;
 test('context checkpoints and prompt-cache entries saved and restored on the head are restored on every rank', { timeout: 600_000 }, async () => {
   const model = await makeFixture({ arch: 'gemma3', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256, slidingWindow: 16, swaPattern: 3 });
   const stock = await startStock(model);
-  const want = await multiTurn(stock.port).finally(() => stock.stop());
+  const want = await branching(stock.port).finally(() => stock.stop());
 
   // -lv 5: the head's server logs its checkpoints and prompt-cache steps (trace), every rank its KV restores (debug).
   const chain = await startChain(model, [[0, 2], [2, 3], [3, 6]], ['-lv', '5']);
   const logs = collectLines(chain);
   try {
-    compareScenario(want, await multiTurn(chain.port), 'mirrored state');
+    compareScenario(want, await branching(chain.port), 'mirrored state');
   } finally {
     await chain.stop();
   }
