@@ -56,18 +56,25 @@ export const sshControlArgs = (target: SshTarget, s: SshSettings, op: 'check' | 
   ...sshArgs(target, s),
 ];
 
-/** argv for a local port forward on its own connection, so its lifetime is the process's. */
+/**
+ * The session a forward keeps open instead of `-N`: it ends when ssh's stdin does, so a forward started with stdin kept
+ * open (a pipe from the launcher) ends when the launcher exits, even by SIGKILL. An `ssh -N` would outlive it.
+ */
+export const FORWARD_SESSION = 'exec cat >/dev/null';
+
+/** argv for a local port forward on its own connection, so its lifetime is the process's (see FORWARD_SESSION). */
 export const sshForwardArgs = (
   target: SshTarget,
   s: SshSettings,
   f: { localPort: number; remoteHost: string; remotePort: number },
 ): string[] => [
-  '-N',
+  '-T',
   '-o',
   'ExitOnForwardFailure=yes',
   '-L',
   `127.0.0.1:${f.localPort}:${f.remoteHost}:${f.remotePort}`,
   ...sshArgs(target, s, 'none'),
+  FORWARD_SESSION,
 ];
 
 /** argv for a remote forward (node port -> launcher address) on its own connection; -v reports when it is set up. */
@@ -77,10 +84,11 @@ export const sshReverseForwardArgs = (
   f: { remotePort: number; localHost: string; localPort: number },
 ): string[] => [
   '-v',
-  '-N',
+  '-T',
   '-o',
   'ExitOnForwardFailure=yes',
   '-R',
   `127.0.0.1:${f.remotePort}:${f.localHost}:${f.localPort}`,
   ...sshArgs(target, s, 'none'),
+  FORWARD_SESSION,
 ];

@@ -92,7 +92,8 @@ export class SshTransport implements Transport {
   async forward(remoteHost: string, remotePort: number, wanted?: number): Promise<Forward> {
     const localPort = wanted ?? (await getPort({ host: '127.0.0.1' }));
     const args = sshForwardArgs(this.target, this.settings, { localPort, remoteHost, remotePort });
-    const p = startProcess({ label: `port forward to ${this.name}`, command: 'ssh', args });
+    // stdin stays open: the forward's session ends when it closes (the launcher exited), see FORWARD_SESSION.
+    const p = startProcess({ label: `port forward to ${this.name}`, command: 'ssh', args, keepStdinOpen: true });
     const address = `127.0.0.1:${localPort}`;
     const up = await waitForPort('127.0.0.1', localPort, { timeoutMs: ((this.settings.connectTimeoutSeconds ?? 10) + 5) * 1000, until: p.done });
     if (!up) {
@@ -110,7 +111,7 @@ export class SshTransport implements Transport {
   async reverseForward(remotePort: number, localHost: string, localPort: number): Promise<Forward> {
     let up = false;
     const p = startProcess(
-      { label: `reverse forward to ${this.name}`, command: 'ssh', args: sshReverseForwardArgs(this.target, this.settings, { remotePort, localHost, localPort }) },
+      { label: `reverse forward to ${this.name}`, command: 'ssh', args: sshReverseForwardArgs(this.target, this.settings, { remotePort, localHost, localPort }), keepStdinOpen: true },
       { onLine: (l) => (up ||= /remote forward success/.test(l)) },
     );
     const deadline = Date.now() + ((this.settings.connectTimeoutSeconds ?? 10) + 5) * 1000;

@@ -234,8 +234,14 @@ export async function completeMany(port: number, prompts: string[], body: Record
   return ((await post(port, { ...body, prompt: prompts })) as RawCompletion[]).map(toCompletion);
 }
 
-/** Throws with the first difference: token ids must match, logprobs within tol. */
-export function assertSameCompletion(a: Completion, b: Completion, tol = 1e-4, what = '') {
+/** The n_probs every request of these helpers asks for (post() and scenarios' streaming request). */
+export const N_PROBS = 5;
+
+/**
+ * Throws with the first difference: token ids must match; at each token the chosen token's own logprob and all
+ * `nProbs` top logprobs (both lists exactly that long) within tol. Returns the largest logprob difference seen.
+ */
+export function assertSameCompletion(a: Completion, b: Completion, tol = 1e-4, what = '', nProbs = N_PROBS) {
   const ids = (c: Completion) => c.probs.map((p) => p.id);
   const ia = ids(a);
   const ib = ids(b);
@@ -244,13 +250,20 @@ export function assertSameCompletion(a: Completion, b: Completion, tol = 1e-4, w
     if (ia[i] !== ib[i]) throw new Error(`${what}: token ${i} differs: ${ia[i]} vs ${ib[i]}\n${a.content}\n---\n${b.content}`);
     const pa = a.probs[i]!;
     const pb = b.probs[i]!;
-    for (let k = 0; k < Math.min(pa.top.length, pb.top.length); k++) {
+    if (!(Math.abs(pa.logprob - pb.logprob) <= tol)) {
+      throw new Error(`${what}: token ${i} (${pa.id}) logprob differs: ${pa.logprob} vs ${pb.logprob}`);
+    }
+    if (pa.top.length !== nProbs || pb.top.length !== nProbs) {
+      throw new Error(`${what}: token ${i} has ${pa.top.length} vs ${pb.top.length} top logprobs, want ${nProbs} each`);
+    }
+    for (let k = 0; k < nProbs; k++) {
       const ta = pa.top[k]!;
       const tb = pb.top[k]!;
-      if (ta.id !== tb.id && Math.abs(ta.logprob - tb.logprob) > tol) {
+      // Near-ties may swap places; anything else must be the same candidate.
+      if (ta.id !== tb.id && !(Math.abs(ta.logprob - tb.logprob) <= tol)) {
         throw new Error(`${what}: token ${i} top-${k} differs: ${ta.id}/${ta.logprob} vs ${tb.id}/${tb.logprob}`);
       }
-      if (Math.abs(ta.logprob - tb.logprob) > tol) {
+      if (!(Math.abs(ta.logprob - tb.logprob) <= tol)) {
         throw new Error(`${what}: token ${i} top-${k} logprob differs by ${Math.abs(ta.logprob - tb.logprob)}`);
       }
     }
@@ -263,6 +276,7 @@ export function maxLogprobDelta(a: Completion, b: Completion): number {
   a.probs.forEach((p, i) => {
     const q = b.probs[i];
     if (!q) return;
+    if (q.id === p.id) m = Math.max(m, Math.abs(p.logprob - q.logprob));
     p.top.forEach((t, k) => {
       const u = q.top[k];
       if (u && u.id === t.id) m = Math.max(m, Math.abs(t.logprob - u.logprob));

@@ -2,11 +2,11 @@
 // same pin, with top-5 logprobs within 1e-4, across architectures, splits, endpoints and server features.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { binDirs, startChain, startStock, type Server } from '../helpers/engine.js';
+import { binDirs, complete, completeMany, startChain, startStock, type Server } from '../helpers/engine.js';
 import { makeFixture, type FixtureOptions } from '../helpers/fixtures.js';
 import { quantized } from '../helpers/quantize.js';
 import { realGemma3Path } from '../helpers/real-model.js';
-import { chat, compareScenario, completeStream, contextShift, multiTurn, parallel, sequential } from '../helpers/scenarios.js';
+import { chat, compareScenario, completeStream, contextShift, multiTurn, parallel, PROMPTS, sequential } from '../helpers/scenarios.js';
 import type { Completion } from '../helpers/engine.js';
 import { assertSameCompletion } from '../helpers/engine.js';
 
@@ -161,3 +161,47 @@ describe('exactness: context shift', () => {
     }
   });
 });
+
+describe('exactness: pipelined prefill (prompts many ubatches long)', () => {
+  // -ub 8: every prompt below spans many ubatches, so the head sends ubatches without outputs ahead (pipelining) or,
+  // with --stage-no-pipeline, waits for each; both must match stock run with the same ubatch size.
+  const flags = ['-ub', '8', '-b', '64', '-np', '2'];
+  const long = [PROMPTS[0]!.repeat(4), PROMPTS[1]!.repeat(3)];
+  const run = async (port: number) => [
+    await complete(port, { prompt: long[0], n_predict: 16 }),
+    ...(await completeMany(port, long, { n_predict: 12 })),
+  ];
+  let model = '';
+  let want: Completion[] = [];
+
+  before(async () => {
+    model = await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256 });
+    const stock = await startStock(model, flags);
+    try {
+      const counts = await Promise.all(long.map((p) => tokenCount(stock.port, p)));
+      assert.ok(counts.every((n) => n > 4 * 8), `prompts of ${counts.join(', ')} tokens are not several ubatches of 8`);
+      want = await run(stock.port);
+    } finally {
+      await stock.stop();
+    }
+  });
+
+  for (const mode of [[], ['--stage-no-pipeline']]) {
+    test(`3 ranks, -ub 8${mode.length ? ', --stage-no-pipeline' : ', pipelined'}`, async () => {
+      // --stage-no-pipeline is a head flag.
+      const chain = await startChain(model, [[0, 2], [2, 3], [3, 6]], flags, { perRankArgs: (i) => (i === 0 ? mode : []) });
+      try {
+        const got = await run(chain.port);
+        const worst = Math.max(...want.map((w, i) => assertSameCompletion(w, got[i]!, 1e-4, `prefill ${mode.join(' ') || 'pipelined'} #${i}`)));
+        process.stderr.write(`exactness prefill ${mode.join(' ') || 'pipelined'}: max |dlogprob| = ${worst}\n`);
+      } finally {
+        await chain.stop();
+      }
+    });
+  }
+});
+
+async function tokenCount(port: number, content: string): Promise<number> {
+  const r = await fetch(`http://127.0.0.1:${port}/tokenize`, { method: 'POST', body: JSON.stringify({ content }) });
+  return ((await r.json()) as { tokens: number[] }).tokens.length;
+}

@@ -130,6 +130,12 @@ test('ranks loading rank-slice files answer exactly like the full file', async (
   const want = await complete(stock.port, { prompt: 'The sea is', n_predict: 32 }).finally(() => stock.stop());
   const chain = await startChain(path, ranges, [], { perRankArgs: (i) => ['-m', slices[i]!] });
   try {
+    // Each rank loaded its slice, not the full file that is also on its command line: the process maps the slice
+    // (the loader mmaps the model it reads) and never the full file.
+    for (const [i, r] of chain.ranks.entries()) {
+      const mapped = new Set(readFileSync(`/proc/${r.proc.child.pid}/maps`, 'utf8').split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).filter((f) => f.endsWith('.gguf')));
+      assert.deepEqual([...mapped], [slices[i]], `rank ${i} maps ${[...mapped].join(', ')}`);
+    }
     assertSameCompletion(want, await complete(chain.port, { prompt: 'The sea is', n_predict: 32 }), 1e-4, 'slices');
   } finally {
     await chain.stop();

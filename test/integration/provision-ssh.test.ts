@@ -17,7 +17,9 @@ import { LocalTransport } from '../../src/ssh/local-transport.js';
 import type { Transport } from '../../src/ssh/transport.js';
 import { engineSourceKey, localEngine } from '../../src/provision/local-engine.js';
 import { provision, type ProvisionRequest } from '../../src/services/provision.js';
+import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
+import { skipOrFail } from '../helpers/prereq.js';
 import { pidsMatching, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 
@@ -142,13 +144,11 @@ describe('binary provisioning over ssh', { timeout: 300_000 }, () => {
   });
 
   it('ships the real patched llama.cpp tree and starts building it (stopped after the first build %, nothing left running)', async (t) => {
-    const built = readdirSync(join(process.env.HOME!, '.cache/llama-relay/build'))
-      .filter((d) => d.startsWith(`patched-${engineSourceKey().commit.slice(0, 12)}-${engineSourceKey().key}-`) && !d.endsWith('.log'))
-      .map((d) => join(process.env.HOME!, '.cache/llama-relay/build', d, 'bin/llama-server'))
-      .find((p) => existsSync(p));
-    if (!built) return t.skip('no local patched build (run scripts/build-llama.sh --patched-only)');
+    // The build scripts/build-llama.sh made (or finds cached) for the current pin and patches: no guessed directory names.
+    const built = join((await binDirs()).patched, 'llama-server');
     const local = await localEngine(built);
-    if (!local.source) return t.skip('the local llama.cpp tree is not in the patched state');
+    // build-llama.sh leaves the shared tree patched; another build switching it back to stock is the one reason to skip.
+    if (!local.source) return skipOrFail(t, `the llama.cpp tree is not in the patched state (${engineSourceKey().key})`, 'run scripts/build-llama.sh --patched-only');
     // No local binary: the node must build (a cold build takes ~15 min on 2 cores, so stop at the first build %).
     const { localBinary: _drop, ...engine } = local;
     const marker = uniqueMarker('lrreal');
@@ -171,13 +171,9 @@ describe('binary provisioning over ssh', { timeout: 300_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 10_000), []);
   });
 
-  it('copies the local patched build when the platform matches', async (t) => {
-    // The build scripts/build-llama.sh made for the current pin and patches.
-    const built = readdirSync(join(process.env.HOME!, '.cache/llama-relay/build'))
-      .filter((d) => d.startsWith(`patched-${engineSourceKey().commit.slice(0, 12)}-${engineSourceKey().key}-`) && !d.endsWith('.log'))
-      .map((d) => join(process.env.HOME!, '.cache/llama-relay/build', d, 'bin/llama-server'))
-      .find((p) => existsSync(p));
-    if (!built) return t.skip('no local patched build (run scripts/build-llama.sh --patched-only)');
+  it('copies the local patched build when the platform matches', async () => {
+    // The build scripts/build-llama.sh made (or finds cached) for the current pin and patches.
+    const built = join((await binDirs()).patched, 'llama-server');
     const engine = await localEngine(built);
     const cache = join(work, 'node-cache-copy');
     const events: RelayEvent[] = [];
@@ -281,7 +277,8 @@ describe('slice provisioning over ssh', { timeout: 300_000 }, () => {
       onProgress: (n, total) => n > total / 3 && ac.abort(),
     }).then(() => undefined, (e: unknown) => e);
     assert.ok(first instanceof UserError && /upload of .* was stopped/.test(first.message), String(first));
-    await new Promise((r) => setTimeout(r, 300));
+    // The node-side writer (its argv names the file) must be gone before the partial size is final.
+    assert.deepEqual(await survivorsAfter(`${remote}.part`, 10_000), []);
     const partial = statSync(`${remote}.part`).size;
     assert.ok(partial > 0 && partial < slice.bytes, `partial ${partial} of ${slice.bytes}`);
     assert.ok(!existsSync(remote));

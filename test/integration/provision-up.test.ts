@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
 import { assertSameCompletion, binDirs, complete, startStock, type Server } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
-import { reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
+import { carrying, processKinds, reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import { launchUp } from '../helpers/up-launcher.js';
 
@@ -36,8 +36,7 @@ before(async () => {
 after(async () => {
   if (launcher && launcher.exitCode === null) launcher.kill('SIGKILL');
   await stock?.stop();
-  await new Promise((r) => setTimeout(r, 300));
-  reap(marker);
+  reap(work);
   await sshd?.stop();
   for (const m of mounts) {
     try {
@@ -76,6 +75,12 @@ describe('up provisions a remote node', { timeout: 300_000 }, () => {
     assert.ok(slices[0]!.endsWith(`-L${layers[0]}-${layers[1]}.gguf`), `${slices[0]} holds rank 1's layers ${layers}`);
     assert.ok(statSync(join(nodeCache, 'slices', slices[0]!)).size < statSync(model).size * 0.75);
     assert.equal(readdirSync(join(nodeCache, 'bin')).length, 1);
+    // Positive control for the leftover check at the end: the same query sees both ranks (the remote one runs the
+    // copied binary from the node cache) and the ssh master, which carries only TMPDIR.
+    const running = carrying(work).map((p) => p.args);
+    const kinds = processKinds(running);
+    for (const k of ['rank', 'rank over ssh', 'ssh master']) assert.ok(kinds.has(k), `no ${k} carries ${work}:\n${running.join('\n')}`);
+    assert.ok(running.some((a) => a.startsWith(join(nodeCache, 'bin'))), `the remote rank runs the copied binary:\n${running.join('\n')}`);
 
     stock = await startStock(model);
     const prompt = { prompt: 'Hello there', n_predict: 16 };
@@ -85,7 +90,7 @@ describe('up provisions a remote node', { timeout: 300_000 }, () => {
     stock = undefined;
     launcher.kill('SIGTERM');
     await exit;
-    assert.deepEqual(await survivorsAfter(marker, 10_000), []);
+    assert.deepEqual(await survivorsAfter(work, 10_000), []);
   });
 
   it('a node whose cache disk is too small: exit 2, the node and what to do are named, nothing is left running', async () => {
@@ -105,6 +110,6 @@ describe('up provisions a remote node', { timeout: 300_000 }, () => {
     assert.match(err, /node relaynode: needs [\d.]+ MB in .*-tiny but only [\d.]+ (kB|MB) is free there/);
     assert.match(err, /what to do:[\s\S]*node relaynode: free/);
     assert.deepEqual(readdirSync(tiny), [], 'nothing uploaded');
-    assert.deepEqual(await survivorsAfter(marker, 5000), []);
+    assert.deepEqual(await survivorsAfter(work, 5000), []);
   });
 });

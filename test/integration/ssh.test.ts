@@ -61,9 +61,26 @@ async function masterPid(t: SshTransport): Promise<number> {
 
 describe('ssh transport against a real sshd', { timeout: 240_000 }, () => {
   it('connects through a Host alias and runs commands over one master connection', async () => {
-    const r = await node.exec(['sh', '-c', 'echo "$1 $2"', 'x', 'hello', "it's"]);
-    assert.equal(r.stdout, "hello it's");
+    // sshd (LogLevel VERBOSE) logs each TCP connection's authentication and each session with the connection's port.
+    const newLog = (from: number) => sshd.logs().slice(from);
+    const sessions = (log: string) => [...log.matchAll(/Starting session: command for root from 127\.0\.0\.1 port (\d+)/g)].map((m) => m[1]);
+    const logins = (log: string) => [...log.matchAll(/Accepted publickey for root from 127\.0\.0\.1 port (\d+)/g)].map((m) => m[1]);
+    const masterPort = logins(sshd.logs()).at(-1);
+    const from = sshd.logs().length;
+    for (let i = 0; i < 3; i++) assert.equal((await node.exec(['sh', '-c', 'echo "$1 $2"', 'x', 'hello', "it's"])).stdout, "hello it's");
+    assert.ok(await waitFor(() => sessions(newLog(from)).length === 3, 5000), newLog(from));
+    assert.deepEqual(logins(newLog(from)), [], 'no new ssh connection was authenticated');
+    assert.deepEqual(sessions(newLog(from)), [masterPort, masterPort, masterPort], 'all three sessions ran on the master connection');
     assert.ok((await masterPid(node)) > 0);
+    // Positive control: the same log shows a connection of its own for a transport without a master.
+    const from2 = sshd.logs().length;
+    const { controlDir: _master, ...noMaster } = settings;
+    await new SshTransport({ name: 'relaynode', host: sshd.alias }, noMaster).exec(['true']);
+    assert.ok(await waitFor(() => sessions(newLog(from2)).length === 1, 5000), newLog(from2));
+    const direct = logins(newLog(from2));
+    assert.equal(direct.length, 1, newLog(from2));
+    assert.notEqual(direct[0], masterPort);
+    assert.deepEqual(sessions(newLog(from2)), direct);
   });
 
   it('reports a failing remote command with node, exit meaning and stderr', async () => {
@@ -223,6 +240,15 @@ describe('connection errors name the node and the fix', { timeout: 240_000 }, ()
   });
 });
 
-after(() => {
-  assert.equal(isAlive(process.pid), true);
+describe('closing the transport', { timeout: 60_000 }, () => {
+  it('close() ends the ControlMaster process', async () => {
+    const t = new SshTransport({ name: 'relaynode', host: sshd.alias }, settings);
+    await t.connect();
+    const master = await masterPid(t);
+    assert.equal(isAlive(master), true);
+    await t.close();
+    assert.ok(await waitFor(() => !isAlive(master), 10_000), `master ${master} still running after close()`);
+    assert.equal(await t.masterAlive(), false);
+    await node.connect(); // the suite's own transport shares the master (same control path); the after hook closes it
+  });
 });

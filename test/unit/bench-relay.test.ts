@@ -75,8 +75,8 @@ describe('DelayRelay', () => {
     try {
       const c = await connect(relay.port);
       const { ms } = await roundTrip(c, Buffer.from('ping'));
-      assert.ok(ms >= 29, `round trip took ${ms} ms, want about 2 x 15`);
-      assert.ok(ms < 500, `round trip took ${ms} ms`);
+      // A lower bound only: a loaded machine may add any amount on top of the two delays.
+      assert.ok(ms >= 29, `round trip took ${ms} ms, want at least 2 x 15`);
       const got: Buffer[] = [];
       const all = new Promise<void>((resolve) => {
         let n = 0;

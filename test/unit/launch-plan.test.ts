@@ -44,8 +44,8 @@ describe('rankArgv', () => {
     assert.deepEqual(argv.slice(-2), ['--stage-secret-file', '/run/s']);
   });
   it('refuses an empty or negative range', () => {
-    assert.throws(() => rankArgv({ ...base, layers: [4, 4] }));
-    assert.throws(() => rankArgv({ ...base, layers: [-1, 4] }));
+    assert.throws(() => rankArgv({ ...base, layers: [4, 4] }), { name: 'Error', message: 'bad layer range 4:4' });
+    assert.throws(() => rankArgv({ ...base, layers: [-1, 4] }), { name: 'Error', message: 'bad layer range -1:4' });
   });
   it('recognises the worker ready line', () => {
     const m = stageReadyPattern.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
@@ -76,7 +76,7 @@ describe('planLaunch', () => {
     assert.equal(byRank.get(0)!.next, '127.0.0.1:5001');
     assert.equal(byRank.get(2)!.next, '127.0.0.1:5003');
     assert.ok(byRank.get(2)!.argv.join(' ').includes('--stage-next 127.0.0.1:5003'));
-    assert.throws(() => planLaunch(input({ links: ['x:1'] })));
+    assert.throws(() => planLaunch(input({ links: ['x:1'] })), { name: 'Error', message: 'need 3 links, got 1' });
   });
 
   it('brackets IPv6 stage addresses', () => {
@@ -85,11 +85,12 @@ describe('planLaunch', () => {
     assert.equal(p[0]!.next, '[::1]:5', 'a single rank rings to itself');
   });
 
-  const bad: [string, Partial<LaunchInput>][] = [
-    ['gap in layers', { ranks: [{ node: node('a', 'h'), layerStart: 0, layerEnd: 4 }, { node: node('b', 'h'), layerStart: 5, layerEnd: 8 }], stagePorts: [1, 2] }],
-    ['not starting at 0', { ranks: [{ node: node('a', 'h'), layerStart: 1, layerEnd: 4 }], stagePorts: [1] }],
-    ['port count', { stagePorts: [1] }],
-    ['no ranks', { ranks: [], stagePorts: [] }],
+  const bad: [string, Partial<LaunchInput>, string][] = [
+    ['gap in layers', { ranks: [{ node: node('a', 'h'), layerStart: 0, layerEnd: 4 }, { node: node('b', 'h'), layerStart: 5, layerEnd: 8 }], stagePorts: [1, 2] }, 'rank 1: layers 5:8 do not continue the chain at 4'],
+    ['not starting at 0', { ranks: [{ node: node('a', 'h'), layerStart: 1, layerEnd: 4 }], stagePorts: [1] }, 'rank 0: layers 1:4 do not continue the chain at 0'],
+    ['port count', { stagePorts: [1] }, 'need 3 stage ports, got 1'],
+    ['no ranks', { ranks: [], stagePorts: [] }, 'no ranks to launch'],
   ];
-  for (const [name, over] of bad) it(`refuses: ${name}`, () => assert.throws(() => planLaunch(input(over))));
+  // The class and the whole message: a TypeError from a typo in the planner must not pass as a refusal.
+  for (const [name, over, message] of bad) it(`refuses: ${name}`, () => assert.throws(() => planLaunch(input(over)), { name: 'Error', message }));
 });

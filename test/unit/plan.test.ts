@@ -9,7 +9,7 @@ import { parseNodeList, parseNodeSpec } from '../../src/plan/node-spec.js';
 import { calculatePlan, PlanError } from '../../src/plan/planner.js';
 import { formatBytes, parseByteSize } from '../../src/plan/size.js';
 import { makeFixture } from '../helpers/fixtures.js';
-import { realGemma3Path } from '../helpers/real-model.js';
+import { realGemma3For } from '../helpers/real-model.js';
 
 const GB = 1e9;
 
@@ -118,8 +118,18 @@ test('KV cache: per-layer head_count_kv, key/value lengths, SWA layers, streams 
   assert.equal(kvCells(info, 1, rt({ ctx: 8192, parallel: 4 })), 8192);
   // q8_0 cache
   assert.equal(kvBytes(info, 2, rt({ ctx: 4096, kvElementBytes: 34 / 32 })), 4096 * 4 * 256 * (34 / 32));
-  const m = rankMemory(info, 0, 4, true, rt());
-  assert.equal(m.total, m.weights - m.pageable + m.repack + m.kv + m.recurrent + m.compute + m.output + m.overhead);
+  // The parts against hand-computed values, and the total through what each input adds to it (not a restated sum).
+  const p4k = rt({ ctx: 4096, parallel: 1 });
+  const m = rankMemory(info, 0, 4, true, p4k);
+  assert.equal(m.weights, 4 * 0.5 * GB + 1 * GB, 'four 0.5 GB layers and the 1 GB head');
+  assert.equal(m.kv, (1536 * 8 + 0 + 4096 * 4 + 1536 * 8) * 256 * 2, 'SWA layers 1536 cells, the full layer 4096, f16 K+V');
+  assert.equal(m.output, 32000 * 4, 'one slot of f32 logits');
+  const added = (o: Partial<ModelInfo>, head = true) => rankMemory({ ...info, ...o }, 0, 4, head, p4k).total - m.total;
+  assert.equal(added({ layerWeights: [0.5 * GB + 1e6, 0.5 * GB, 0.5 * GB, 0.5 * GB] }), 1e6, 'a layer weight counts once');
+  assert.equal(added({ layerRepacked: [0, 2e6, 0, 0] }), 2e6, 'repacked copies count on top');
+  assert.equal(added({ recurrentState: [3e6, 0, 0, 0] }), 3e6, 'recurrent state, one slot');
+  assert.equal(added({}, false), -1 * GB, 'a rank without the head drops exactly the head weights');
+  assert.equal(rankMemory(info, 0, 4, true, rt({ ctx: 8192, parallel: 1 })).kv - m.kv, 4096 * 4 * 256 * 2, 'double context: only the full layer grows');
   // an untied token_embd stays paged out on a chain head (no prefetch), but is resident on a single node
   const untied = { ...info, pageableWeights: 0.4 * GB };
   assert.equal(rankMemory(untied, 0, 4, true, rt(), true).pageable, 0.4 * GB - 8 * 2 ** 20);
@@ -127,7 +137,7 @@ test('KV cache: per-layer head_count_kv, key/value lengths, SWA layers, streams 
   assert.ok(rankMemory(untied, 0, 4, false, rt(), true).overhead < rankMemory(untied, 0, 4, false, rt(), false).overhead);
 });
 
-test('model info from a real header: weights are exact, gemma3 SWA pattern as llama.cpp sets it', async () => {
+test('model info from a real header: weights are exact, gemma3 SWA pattern as llama.cpp sets it', async (t) => {
   const f = await makeFixture({ arch: 'gemma3', layers: 7, swaPattern: 3, slidingWindow: 32 });
   const m = await loadGgufModel(f);
   const info = modelInfo(m.metadata, m.tensors);
@@ -140,7 +150,7 @@ test('model info from a real header: weights are exact, gemma3 SWA pattern as ll
   const mi = modelInfo(moe.metadata, moe.tensors);
   assert.deepEqual([mi.nExpert, mi.nExpertUsed, mi.nFf], [4, 2, [64, 64]]);
 
-  const real = await realGemma3Path();
+  const real = await realGemma3For(t);
   if (real) {
     const g = await loadGgufModel(real);
     const gi = modelInfo(g.metadata, g.tensors);

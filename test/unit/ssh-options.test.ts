@@ -43,6 +43,9 @@ describe('ssh argv builders', () => {
     assert.ok(a.includes('127.0.0.1:8000:127.0.0.1:47103'));
     assert.ok(a.includes('ExitOnForwardFailure=yes'));
     assert.equal(opt(a, 'ControlPath'), 'ControlPath=none');
+    // Not -N: a session that ends with ssh's stdin, so the forward ends with the launcher (up-ssh's SIGKILL test).
+    assert.ok(!a.includes('-N'));
+    assert.deepEqual(a.slice(-2), ['gpu-box', 'exec cat >/dev/null']);
   });
 });
 

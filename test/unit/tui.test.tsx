@@ -82,12 +82,26 @@ describe('TUI driven by the real event stream', () => {
     bus.emit({ kind: 'memory', rank: 1, rssBytes: 115 * 1024 * 1024 });
     bus.emit({ kind: 'hop-time', rank: 1, ms: 1.25 });
     const f2 = await waitForContent(lastFrame, /8:16\s+ready\s+115 MiB\s+-\s+1\.3 ms/);
-    assert.ok(f2);
+    // Only rank 1's row changed: the others keep their phase and progress.
+    assert.match(f2, /0\*\s+local\s+0:8\s+load .* 100%/);
+    assert.match(f2, /2\s+bob@gpu-box\s+16:24\s+build .* 50%/);
+    assert.doesNotMatch(f2, /upload/);
   });
 
   it('streams tokens, batching a flood into few renders, and shows tok/s and the API line', async () => {
-    const { bus, lastFrame } = mount();
+    const { bus, lastFrame, frames } = mount();
     plan.forEach(bus.emit);
+    await waitForContent(lastFrame, /bob@gpu-box/);
+    // A flood: 1,000 tokens, each arriving on its own turn of the event loop as network reads do.
+    const before = frames.length;
+    for (let i = 0; i < 1000; i++) {
+      bus.emit({ kind: 'token', text: i === 999 ? ' last-of-the-flood' : ' x' });
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitForContent(lastFrame, /last-of-the-flood/);
+    const renders = frames.length - before;
+    process.stderr.write(`tui flood: 1000 tokens, ${renders} renders\n`);
+    assert.ok(renders >= 1 && renders <= 100, `1000 tokens took ${renders} renders`);
     for (const t of ['Hello', ' from', ' the', ' relay', ' chain', '.']) bus.emit({ kind: 'token', text: t });
     bus.emit({ kind: 'generation-done', tokens: 6, seconds: 0.5 });
     bus.emit({ kind: 'api-listening', url: 'http://127.0.0.1:8000', model: 'tiny' });
