@@ -27,9 +27,13 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** A model argument that names a file (possibly only on remote nodes), not an Ollama model. */
+export function looksLikeModelPath(input: string): boolean {
+  return input.endsWith('.gguf') || /^[./~]/.test(input);
+}
+
 export async function resolveModel(input: string, roots: readonly string[]): Promise<ResolvedModel> {
-  const looksLikePath = input.endsWith('.gguf') || /^[./~]/.test(input);
-  if (looksLikePath || (await exists(input))) {
+  if (looksLikeModelPath(input) || (await exists(input))) {
     let p = resolvePath(input);
     const s = parseSplitName(p);
     if (s) p = splitPath(s.prefix, 1, s.count);

@@ -21,6 +21,8 @@ import { provisionChain } from './provision.js';
 import { makeTransport, nodeName, sshEndpoints, sshSettings } from './node-transports.js';
 import { modelChatTemplate } from './model-template.js';
 import { planModel } from './plan.js';
+import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
+import { candidateRoots } from '../ollama/roots.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
 import { bindRefusal } from '../cluster/api-guard.js';
 import { ChainMetrics } from '../events/chain-metrics.js';
@@ -232,7 +234,9 @@ async function layerRanges(
 ): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; memory?: number[]; params?: Record<string, unknown>; system?: string }> {
   if (o.layers !== undefined) {
     if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
-    return { ranges: evenSplit(o.layers, specs.length), modelPath: o.model };
+    // --layers skips planning (the path may exist only on the nodes), but an Ollama name still resolves to its blob.
+    const modelPath = looksLikeModelPath(o.model) ? o.model : (await resolveModel(o.model, candidateRoots([]))).ggufPath;
+    return { ranges: evenSplit(o.layers, specs.length), modelPath };
   }
   const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
   return {

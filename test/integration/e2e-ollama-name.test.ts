@@ -82,5 +82,16 @@ describe('up with an Ollama model name, real engine', { timeout: 600_000 }, () =
     assert.match(run.stderr(), /generated 40 tokens/);
     assert.ok(wordsIn(run.stdout()).length >= 10, `not real text: ${JSON.stringify(run.stdout())}`);
     assert.deepEqual(await work.survivors(15_000), []);
+
+    // --layers skips planning; the name still resolves to the store's blob.
+    const manual = runCli(
+      work,
+      ['up', 'gemma3-e2e:270m', '--layers', '18', '--nodes', 'local,local', '--llama-server', llamaServer, '--ctx', '1024', '--threads', '1', '--run-dir', work.path,
+        '--api-port', String(await getPort()), '--stage-port-base', String(await stagePortBase(2)), '--prompt', 'The three primary colours are', '--max-tokens', '8'],
+      env,
+    );
+    assert.equal(await manual.exit, 0, manual.stderr());
+    assert.match(manual.stderr(), /generated 8 tokens/);
+    assert.deepEqual(await work.survivors(15_000), []);
   });
 });
