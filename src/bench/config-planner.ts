@@ -35,25 +35,14 @@ export function planConfigs(o: BenchOptions, layers: number): BenchConfig[] {
     });
   }
   if (n >= 2) {
-    all.push({
-      id: `chain-${n}-nopipe`,
-      kind: 'chain',
-      description: `llama-relay chain, ${n} ranks, prefill pipelining off`,
-      ranks: ranksFor(o, layers, n),
-      pipeline: false,
-      hops: n,
-    });
-  }
-  if (n >= 2) {
-    all.push({
-      id: `chain-${n}-noenc`,
-      kind: 'chain',
-      description: `llama-relay chain, ${n} ranks, link encryption off`,
-      ranks: ranksFor(o, layers, n),
-      pipeline: true,
-      encrypt: false,
-      hops: n,
-    });
+    // The full chain again with one engine feature off, for the on/off ratios.
+    const variants = [
+      { suffix: 'nopipe', off: 'prefill pipelining off', pipeline: false },
+      { suffix: 'noenc', off: 'link encryption off', pipeline: true, encrypt: false },
+    ];
+    for (const { suffix, off, ...flags } of variants) {
+      all.push({ id: `chain-${n}-${suffix}`, kind: 'chain', description: `llama-relay chain, ${n} ranks, ${off}`, ranks: ranksFor(o, layers, n), hops: n, ...flags });
+    }
   }
   if (o.rpc && n >= 2) {
     all.push({
