@@ -91,7 +91,7 @@ function checkStructure(r: BenchReport, ids: string[], remote: string): void {
 describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
   it('local head, remote second node: stock, chains, chain without pipelining and RPC; nothing left running', async () => {
     const { report, stdout, svg } = await bench(`local,${sshd.alias}`);
-    checkStructure(report, ['stock', 'chain-1', 'chain-2', 'chain-2-nopipe', 'rpc-2'], sshd.alias);
+    checkStructure(report, ['stock', 'chain-1', 'chain-2', 'chain-2-nopipe', 'chain-2-noenc', 'rpc-2'], sshd.alias);
     assert.deepEqual(report.settings.nodes, ['local0', sshd.alias]);
     const rpcServer = report.configs.find((c) => c.id === 'rpc-2')!.nodes.find((n) => n.role === 'rpc-server')!;
     assert.equal(rpcServer.node, sshd.alias);

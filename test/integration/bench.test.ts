@@ -53,7 +53,7 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
   assert.ok(seen.has('llama-server') && seen.has('ggml-rpc-server'), `the marker query saw ${[...seen].join(', ')} while the bench ran`);
 
   const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
-  const ids = ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'rpc-3'];
+  const ids = ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'rpc-3'];
   assert.deepEqual(r.configs.map((c) => c.id), ids);
   for (const c of r.configs) {
     assert.equal(c.error, undefined, `${c.id}: ${c.error}`);
