@@ -3,7 +3,7 @@
 // proxy token for token as stock llama-server does; the file names this machine and a node behind a real sshd.
 import assert from 'node:assert/strict';
 import { symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
 import { binDirs, startStock, type Server } from '../helpers/engine.js';
@@ -82,8 +82,11 @@ describe('up with nodes from a cluster file, real engine', { timeout: 900_000 },
       assert.equal(running.filter((l) => /^\d+ \S*\/llama-server -m .*--layer-range/.test(l)).length, 2, `positive control:\n${running.join('\n')}`);
 
       stock = await startStock(m);
+      // The proxy serves one model under one name (the file's stem) and refuses others.
+      const models = (await (await fetch(`http://127.0.0.1:${apiPort}/v1/models`)).json()) as { data: { id: string }[] };
+      assert.equal(models.data[0]?.id, basename(m, '.gguf'));
       const body = {
-        model: 'gemma3',
+        model: models.data[0]!.id,
         messages: [{ role: 'user', content: 'Name three rivers of Europe.' }],
         temperature: 0,
         max_tokens: 32,
