@@ -70,13 +70,14 @@ describe('the TUI in tmux, real engine', { timeout: 600_000 }, () => {
     const cmd = [
       'env', `TMPDIR=${work.path}`, process.execPath, cliPath, 'up', model, '--nodes', 'local,local', '--llama-server', llamaServer,
       '--ctx', '1024', '--threads', '1', '--run-dir', work.path, '--api-port', String(await getPort()),
-      '--stage-port-base', String(await stagePortBase(2)), '--prompt', 'Once upon a time, in a small village by the sea,', '--max-tokens', '60',
+      '--stage-port-base', String(await stagePortBase(2)), '--prompt', 'Once upon a time, in a small village by the sea,', '--max-tokens', '100',
     ].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const exitFile = join(work.path, 'exit-code');
     execFileSync('tmux', ['-S', socket, '-f', conf, 'new-session', '-d', '-s', session, '-x', '110', '-y', '40', `${cmd}; echo $? > '${exitFile}'`]);
     const exitCode = () => (existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() || undefined : undefined);
 
-    // While it runs: the header, one row per rank (the head starred) and tokens arriving in the box.
+    // While it runs: the header, one row per rank (the head starred) and tokens arriving in the box. (100 tokens keep
+    // the stream on screen for several seconds, so a poll cannot miss it, and stay under the box's 600-character tail.)
     let during = '';
     let ranks: string[] = [];
     const live = await poll(() => {
