@@ -2,7 +2,7 @@
 // tar stream, the node builds llama-server from it, and the result is the patched engine. A cold build takes
 // ~10 minutes on 2 cores, so it runs when LLAMA_RELAY_TEST_REMOTE_BUILD=1 (.ci/run sets it).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RelayEvent } from '../../src/events/events.js';
@@ -12,6 +12,7 @@ import { LocalTransport } from '../../src/ssh/local-transport.js';
 import { makeControlDir, SshTransport } from '../../src/ssh/ssh-transport.js';
 import type { Transport } from '../../src/ssh/transport.js';
 import { survivorsAfter, uniqueMarker } from '../helpers/processes.js';
+import { binDirs } from '../helpers/engine.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 
 const enabled = process.env.LLAMA_RELAY_TEST_REMOTE_BUILD === '1';
@@ -34,19 +35,16 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-function localPatchedBuild(): string | undefined {
-  const root = join(process.env.HOME!, '.cache/llama-relay/build');
-  const { commit, key } = engineSourceKey();
-  return readdirSync(root)
-    .filter((d) => d.startsWith(`patched-${commit.slice(0, 12)}-${key}-`) && !d.endsWith('.log'))
-    .map((d) => join(root, d, 'bin/llama-server'))
-    .find((p) => existsSync(p));
+/** The patched llama-server scripts/build-llama.sh built here (it prints where; cached, so seconds). */
+async function localPatchedBuild(): Promise<string | undefined> {
+  const p = join((await binDirs()).patched, 'llama-server');
+  return existsSync(p) ? p : undefined;
 }
 
 describe('cold build of the patched engine on a remote node', { timeout: 3_600_000 }, () => {
   it('ships the pinned, patched tree over ssh, builds llama-server there, and the node binary is the patched engine', async (t) => {
     if (!enabled) return t.skip('set LLAMA_RELAY_TEST_REMOTE_BUILD=1 (a cold build takes ~10 min on 2 cores; .ci/run does)');
-    const built = localPatchedBuild();
+    const built = await localPatchedBuild();
     assert.ok(built, 'scripts/build-llama.sh has built the patched engine');
     const local = await localEngine(built);
     assert.ok(local.source, 'the local llama.cpp tree is in the patched state');
