@@ -59,7 +59,7 @@ async function stagePortBase(): Promise<number> {
 async function launch(nodes: string, extra: string[] = [], llamaServer = fixtureBin('fake-llama-server.mjs')): Promise<Launch> {
   const marker = uniqueMarker('lrup');
   const dir = join(work, marker);
-  mkdirSync(dir);
+  mkdirSync(dir, { mode: 0o700 }); // the rank wrapper refuses a run dir others can read
   markers.push(dir);
   const model = join(dir, `${marker}.gguf`);
   writeFileSync(model, 'not a real model');
@@ -281,7 +281,7 @@ describe('up: bad input names the node and what to do', { timeout: 240_000 }, ()
     const blocker = net.createServer().listen(l0, '127.0.0.1');
     try {
       const dir = join(work, uniqueMarker('lrup'));
-      mkdirSync(dir);
+      mkdirSync(dir, { mode: 0o700 });
       markers.push(dir);
       const model = join(dir, 'm.gguf');
       writeFileSync(model, '');
