@@ -23,15 +23,19 @@ export async function headHealth(apiUrl: string, signal?: AbortSignal): Promise<
         return { ok: true };
       }
     }
-    let message = body;
-    try {
-      message = (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? body;
-    } catch {
-      /* not JSON */
-    }
-    return { ok: false, status: res.status, message };
+    return { ok: false, status: res.status, message: headErrorMessage(body) };
   } catch (err) {
     return { ok: false, status: 0, message: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** The message in llama-server's error body (`{"error": {"message"}}` or `{"error": "..."}`), else the body itself. */
+export function headErrorMessage(body: string): string {
+  try {
+    const e = (JSON.parse(body) as { error?: { message?: string } | string }).error;
+    return typeof e === 'string' ? e : (e?.message ?? body);
+  } catch {
+    return body; // not JSON
   }
 }
 

@@ -9,7 +9,7 @@ import type { ChainLimits } from '../ollama-api/options.js';
 import { parseBody, requireModel, wantsStream, type Body } from '../ollama-api/request-body.js';
 import { namesModel, type ServedModel } from '../ollama-api/served-model.js';
 import type { LlamaTimings } from '../ollama-api/timings.js';
-import { sseData } from './head-client.js';
+import { headErrorMessage, sseData } from './head-client.js';
 
 export interface OllamaContext {
   model: ServedModel;
@@ -93,15 +93,7 @@ async function post(c: OllamaContext, path: string, body: unknown, signal: Abort
     throw new OllamaApiError(502, `the chain's head is unavailable (${(err as Error).message}); a rank may be restarting, retry shortly`);
   }
   if (!r.ok) {
-    const text = await r.text();
-    let message = text;
-    try {
-      const e = (JSON.parse(text) as { error?: { message?: string } | string }).error;
-      message = typeof e === 'string' ? e : (e?.message ?? text);
-    } catch {
-      /* not JSON */
-    }
-    throw new OllamaApiError(r.status, message);
+    throw new OllamaApiError(r.status, headErrorMessage(await r.text()));
   }
   return r;
 }
