@@ -17,7 +17,7 @@ const session = 'lre2e';
 let llamaServer = '';
 
 const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
-const capture = () => tmux('capture-pane', '-p', '-J', '-t', session);
+const tmuxIn = (conf: string, ...args: string[]) => execFileSync('tmux', ['-S', socket, '-f', conf, ...args], { encoding: 'utf8' });
 
 before(async () => {
   try {
@@ -58,23 +58,33 @@ function tokenBox(screen: string): string {
     .join(' ');
 }
 
+/** Starts `up` inside a detached tmux session; `env` entries are set (a value) or unset (undefined) for it. */
+async function launch(name: string, model: string, maxTokens: number, env: Record<string, string | undefined>) {
+  const conf = join(work.path, 'tmux.conf');
+  // Keep the pane after the command exits, so the last frame can be read.
+  writeFileSync(conf, 'set -g remain-on-exit on\nset -g history-limit 5000\n');
+  const envArgs = Object.entries(env).flatMap(([k, v]) => (v === undefined ? ['-u', k] : [`${k}=${v}`]));
+  const cmd = [
+    'env', ...envArgs, `TMPDIR=${work.path}`, process.execPath, cliPath, 'up', model, '--nodes', 'local,local', '--llama-server', llamaServer,
+    '--ctx', '1024', '--threads', '1', '--run-dir', work.path, '--api-port', String(await getPort()),
+    '--stage-port-base', String(await stagePortBase(2)), '--prompt', 'Once upon a time, in a small village by the sea,', '--max-tokens', String(maxTokens),
+  ].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const exitFile = join(work.path, `${name}.exit-code`);
+  tmuxIn(conf, 'new-session', '-d', '-s', name, '-x', '110', '-y', '40', `${cmd}; echo $? > '${exitFile}'`);
+  return {
+    capture: () => tmux('capture-pane', '-p', '-J', '-t', name),
+    exitCode: () => (existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() || undefined : undefined),
+  };
+}
+
 describe('the TUI in tmux, real engine', { timeout: 600_000 }, () => {
   it('shows both node rows and the streamed answer, then the final frame stays with the tokens', async (t) => {
     const real = await realModelOrSkip(t);
     if (!real) return;
     const model = join(work.path, 'gemma3-270m.gguf');
     symlinkSync(real, model);
-    // Keep the pane after the command exits, so the last frame can be read.
-    const conf = join(work.path, 'tmux.conf');
-    writeFileSync(conf, 'set -g remain-on-exit on\nset -g history-limit 5000\n');
-    const cmd = [
-      'env', `TMPDIR=${work.path}`, process.execPath, cliPath, 'up', model, '--nodes', 'local,local', '--llama-server', llamaServer,
-      '--ctx', '1024', '--threads', '1', '--run-dir', work.path, '--api-port', String(await getPort()),
-      '--stage-port-base', String(await stagePortBase(2)), '--prompt', 'Once upon a time, in a small village by the sea,', '--max-tokens', '100',
-    ].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const exitFile = join(work.path, 'exit-code');
-    execFileSync('tmux', ['-S', socket, '-f', conf, 'new-session', '-d', '-s', session, '-x', '110', '-y', '40', `${cmd}; echo $? > '${exitFile}'`]);
-    const exitCode = () => (existsSync(exitFile) ? readFileSync(exitFile, 'utf8').trim() || undefined : undefined);
+    // A user's terminal, not a CI job: Ink draws only the last frame when it sees CI (which .ci/run exports).
+    const { capture, exitCode } = await launch(session, model, 100, { CI: undefined, CONTINUOUS_INTEGRATION: undefined });
 
     // While it runs: the header, one row per rank (the head starred) and tokens arriving in the box. (100 tokens keep
     // the stream on screen for several seconds, so a poll cannot miss it, and stay under the box's 600-character tail.)
@@ -102,7 +112,21 @@ describe('the TUI in tmux, real engine', { timeout: 600_000 }, () => {
     const liveWords = wordsIn(tokenBox(during)).slice(0, -1);
     assert.deepEqual(wordsIn(answer).slice(0, liveWords.length), liveWords, `live:\n${during}\nfinal:\n${last}`);
 
-    tmux('kill-server');
+    tmux('kill-session', '-t', session);
+    assert.deepEqual(await work.survivors(15_000), []);
+  });
+
+  it('in a CI job on a terminal, prints the plain lines instead of a TUI that would show only its last frame', async (t) => {
+    const real = await realModelOrSkip(t);
+    if (!real) return;
+    const { capture, exitCode } = await launch('lre2eci', real, 8, { CI: 'true' });
+    assert.ok(await poll(() => exitCode() !== undefined, 300_000), `up did not finish:\n${capture()}`);
+    const screen = capture();
+    assert.equal(exitCode(), '0', `up exited with a failure:\n${screen}`);
+    assert.match(screen, /chain ready: 2 ranks/);
+    assert.doesNotMatch(screen, /RANK\s+NODE\s+LAYERS\s+PHASE/, 'the TUI table was drawn in a CI job');
+    assert.doesNotMatch(screen, /╭/, 'the TUI token box was drawn in a CI job');
+    tmux('kill-session', '-t', 'lre2eci');
     assert.deepEqual(await work.survivors(15_000), []);
   });
 });

@@ -4,6 +4,7 @@ import { parseEnvPairs, withSignalAbort } from '../abort-on-signals.js';
 import { EventBus } from '../../events/event-bus.js';
 import { attachOutput } from '../output.js';
 import { runNode } from '../../services/node.js';
+import { tuiFits } from '../terminal.js';
 
 interface Args {
   model: string;
@@ -61,7 +62,7 @@ export const nodeCommand: CommandModule<object, Args> = {
     const bus = new EventBus();
     await withSignalAbort(async (signal, interrupt) => {
       // Plain lines as before; a chat on a terminal gets the TUI and its prompt line.
-      const tui = a.interactive && !!process.stdout.isTTY && !a.json;
+      const tui = a.interactive && tuiFits(a.json);
       const output = await attachOutput(bus, { tui, json: a.json, verbose: a.verbose, interactive: a.interactive, interrupt });
       try {
         await runNode(

@@ -7,6 +7,7 @@ import { attachOutput } from '../output.js';
 import { DEFAULT_PROMPT, defaultModelPath } from '../../services/default-model.js';
 import { up } from '../../services/up.js';
 import { apiKeyFromArgs } from '../api-key-option.js';
+import { tuiFits } from '../terminal.js';
 
 interface Args {
   model?: string;
@@ -91,7 +92,7 @@ export const upCommand: CommandModule<object, Args> = {
     delete process.env.LLAMA_RELAY_API_KEY; // read once; the ranks and ssh never inherit it
     const bus = new EventBus();
     await withSignalAbort(async (signal, interrupt) => {
-      const tui = !!process.stdout.isTTY && !a.json;
+      const tui = tuiFits(a.json);
       const output = await attachOutput(bus, { tui, json: a.json, verbose: a.verbose, interactive: a.interactive, interrupt });
       try {
         const env = parseEnvPairs(a['rank-env']);
