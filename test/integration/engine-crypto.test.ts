@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, createHmac, randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { aeadSeal } from '../../src/engine/stage-protocol.js';
+import { aeadSeal } from '../helpers/stage-protocol.js';
 import { binDirs } from '../helpers/engine.js';
 
 let server = '';
