@@ -50,6 +50,26 @@ describe('SHA-256 (FIPS 180-4 examples)', () => {
   });
 });
 
+describe('SHA-256 and HMAC-SHA256 at the block boundaries, against OpenSSL', () => {
+  test('every message length 0..200 (padding at 55/56, 64, 119/120, ...) and keys of 1..64..200 bytes', async () => {
+    const lines: string[] = [];
+    const want: string[] = [];
+    for (let n = 0; n <= 200; n++) {
+      const msg = randomBytes(n);
+      lines.push(`sha256 ${hex(msg)}`);
+      want.push(createHash('sha256').update(msg).digest('hex'));
+    }
+    // keys shorter than, equal to and longer than the 64-byte block (longer ones are hashed first)
+    for (const k of [1, 20, 32, 63, 64, 65, 100, 128, 131, 200]) {
+      const key = randomBytes(k);
+      const msg = randomBytes(randomInt(0, 300));
+      lines.push(`hmac ${hex(key)} ${hex(msg)}`);
+      want.push(createHmac('sha256', key).update(msg).digest('hex'));
+    }
+    assert.deepEqual(await selftest(lines), want);
+  });
+});
+
 describe('HMAC-SHA256 (RFC 4231)', () => {
   test('test cases 1-7', async () => {
     const big = rep(0xaa, 131);
