@@ -51,9 +51,19 @@ PL = int(os.environ.get("PL", "240"))
 def prompt(i): return " ".join(words[(i + k) % len(words)] for k in range(PL))
 post("/completion", {"prompt": "warm up", "n_predict": 4})
 results = []
+gaps = []  # per request: the median gap between streamed tokens (robust to steps that carry others' prefill)
 def one(i):
-    r = post("/completion", {"prompt": f"{i} " + prompt(i), "n_predict": gen, "temperature": 0, "cache_prompt": False, "ignore_eos": True})
-    results.append(r["timings"])
+    body = {"prompt": f"{i} " + prompt(i), "n_predict": gen, "temperature": 0, "cache_prompt": False, "ignore_eos": True, "stream": True}
+    r = urllib.request.Request(f"http://127.0.0.1:{H}/completion", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    times = []
+    with urllib.request.urlopen(r, timeout=600) as resp:
+        for line in resp:
+            if not line.startswith(b"data: "): continue
+            d = json.loads(line[6:])
+            times.append(time.monotonic())
+            if d.get("stop"): results.append(d["timings"]); break
+    g = sorted(b - a for a, b in zip(times[1:-1], times[2:-1]))
+    gaps.append(1000 * g[len(g) // 2])
 s0 = [sched(p.pid) for p in procs]; t0 = time.time()
 for rnd in range(2):
     th = [threading.Thread(target=one, args=(rnd * 10 + i,)) for i in range(par)]
@@ -61,7 +71,8 @@ for rnd in range(2):
 dt = time.time() - t0; s1 = [sched(p.pid) for p in procs]
 steps = 2 * gen  # decode steps (each step decodes all par streams)
 per_tok = sum(r["predicted_ms"] for r in results) / sum(r["predicted_n"] for r in results)
-print(f"{mode} par={par}: decode ms/token per stream {per_tok:.1f} (ms/step), agg tok/s {1000*par/per_tok:.1f}; wall {dt:.1f}s")
+gaps.sort()
+print(f"{mode} par={par}: decode ms/token per stream {per_tok:.1f} (ms/step), agg tok/s {1000*par/per_tok:.1f}; median gap between tokens {gaps[len(gaps)//2]:.1f} ms; wall {dt:.1f}s")
 for p, a, b in zip(procs, s0, s1):
     print(f"  pid {p.pid}: cpu {(b[0]-a[0])/1e6/steps:.1f} ms/step, runqueue wait {(b[1]-a[1])/1e6/steps:.1f} ms/step")
 if mode != "stock":
