@@ -14,8 +14,9 @@ A graph builder is splittable when its constructor has the common decoder layer 
 The loop then runs over this rank's layer range only, `stage_in` swaps the embeddings for the hidden
 state that arrives from upstream (on non-head ranks), and `stage_out` ends a worker's graph after its
 last layer (or, on the head, sends the hidden state and receives the last rank's rows before the
-output norm). The list of patched builders is written to src/llama-stage-archs.cpp, which the
-runtime uses to refuse an architecture that cannot be split, at start-up.
+output norm). The list of patched builders, and the reasons the others cannot be split (DENY), are
+written to src/llama-stage-archs.cpp, which the runtime uses to refuse an architecture at start-up,
+and with --archs-json to llama-relay's src/plan/splittable-archs.json, which the planner reads.
 
 The edit is mechanical and idempotent; on a new pin, rerun it and regenerate the patch (see
 patches/README.md).
@@ -25,18 +26,49 @@ import re
 import sys
 
 LOOP = "    for (int il = 0; il < n_layer; ++il) {"
-# builders that match the pattern textually but carry state besides the residual stream
+
+# The one list of reasons an architecture cannot be split. This script writes it, with the list of
+# splittable architectures, into the generated C++ (src/llama-stage-archs.cpp: the engine's refusal at
+# start-up) and into llama-relay's src/plan/splittable-archs.json (the planner's and `discover`'s
+# refusal), so the two always say the same thing.
+# Builders listed here would match the loop pattern textually (or nearly) but carry state besides the
+# residual stream, or are not causal decoders.
+EMBEDDINGS = "encoder-only (embedding) model: the engine splits causal decoders"
+DIFFUSION = "diffusion model: it decodes non-causally"
 DENY = {
-    "gemma3n-iswa.cpp", "gemma4-iswa.cpp", "gemma4.cpp", "gemma3n.cpp",  # per-layer embeddings, KV reuse
-    "deepseek4.cpp", "qwen4exp.cpp", "kimi-k3.cpp",                        # multi-stream state
-    "qwen3vl.cpp", "qwen3vl-moe.cpp",                                      # deepstack
-    "lfm2.cpp",                                                            # carries cur across layers
-    "t5-dec.cpp", "t5-enc.cpp", "t5encoder.cpp", "t5.cpp",                 # encoder-decoder
-    "bert.cpp", "eurobert.cpp", "modern-bert.cpp", "neo-bert.cpp",         # encoders / embedding models
-    "gemma-embedding.cpp", "pangu-embed.cpp",
-    "dream.cpp", "llada.cpp", "llada-moe.cpp", "rnd1.cpp",                 # diffusion: non-causal decoding
-    "qwen3vlmoe.cpp",                                                      # deepstack
+    "gemma3n.cpp": "per-layer embeddings and KV reuse across layers",
+    "gemma3n-iswa.cpp": "per-layer embeddings and KV reuse across layers",
+    "gemma4.cpp": "per-layer embeddings and KV reuse across layers",
+    "gemma4-iswa.cpp": "per-layer embeddings and KV reuse across layers",
+    "deepseek4.cpp": "multi-stream state across layers",
+    "qwen4exp.cpp": "multi-stream state across layers",
+    "kimi-k3.cpp": "multi-stream state across layers",
+    "qwen3vl.cpp": "deepstack image features are added to the hidden state of its early layers",
+    "qwen3vl-moe.cpp": "deepstack image features are added to the hidden state of its early layers",
+    "qwen3vlmoe.cpp": "deepstack image features are added to the hidden state of its early layers",
+    "lfm2.cpp": "its layer loop carries state besides the residual stream",
+    "t5.cpp": "encoder-decoder model: the engine splits causal decoders",
+    "t5-dec.cpp": "encoder-decoder model: the engine splits causal decoders",
+    "t5-enc.cpp": "encoder-decoder model: the engine splits causal decoders",
+    "t5encoder.cpp": EMBEDDINGS,
+    "bert.cpp": EMBEDDINGS,
+    "eurobert.cpp": EMBEDDINGS,
+    "modern-bert.cpp": EMBEDDINGS,
+    "neo-bert.cpp": EMBEDDINGS,
+    "nomic-bert.cpp": EMBEDDINGS,
+    "nomic-bert-moe.cpp": EMBEDDINGS,
+    "jina-bert-v2.cpp": EMBEDDINGS,
+    "jina-bert-v3.cpp": EMBEDDINGS,
+    "gemma-embedding.cpp": EMBEDDINGS,
+    # a causal decoder (openPangu-Embedded) that matches the loop; not yet compared with stock on a chain
+    "pangu-embed.cpp": "not yet checked against stock llama-server on a chain",
+    "dream.cpp": DIFFUSION,
+    "llada.cpp": DIFFUSION,
+    "llada-moe.cpp": DIFFUSION,
+    "rnd1.cpp": DIFFUSION,
 }
+# every other architecture the script does not patch: its builder has another loop shape
+OTHERWISE = "its graph does not follow the common decoder layer loop the engine splits"
 
 
 def patch_file(path):
@@ -78,6 +110,11 @@ def classes_of(lines):
     return out
 
 
+def classes_defined(text):
+    """Model classes with a member defined in a builder file (some define their graph elsewhere)."""
+    return set(re.findall(r"^\S[^\n(]*?\b(llama_model_\w+)::", text, re.M))
+
+
 def arch_names(tree, classes):
     """GGUF architecture names whose model class is one of `classes` (llama-model.cpp + llama-arch.cpp)."""
     with open(os.path.join(tree, "src", "llama-model.cpp")) as f:
@@ -87,34 +124,62 @@ def arch_names(tree, classes):
     return sorted({names[e] for e, c in mapping if c in classes and e in names})
 
 
+def c_string(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_cpp(path, patched, reasons):
+    with open(path, "w") as f:
+        f.write("// Generated by llama-relay patches/tools/stage-loops.py: the graph builders that carry the stage hooks,\n")
+        f.write("// and why the others cannot be split (the same text as llama-relay's src/plan/splittable-archs.json).\n")
+        f.write('#include "llama-stage.h"\n#include "models/models.h"\n\n#include <cstring>\n\n')
+        f.write("bool llama_stage_arch_splittable(const llama_model & model) {\n")
+        for c in patched:
+            f.write("    if (dynamic_cast<const %s *>(&model)) { return true; }\n" % c)
+        f.write("    return false;\n}\n\n")
+        f.write("const char * llama_stage_unsplittable_reason(const char * arch) {\n")
+        f.write("    static const char * const reasons[][2] = {\n")
+        for a in sorted(reasons):
+            f.write("        {%s, %s},\n" % (c_string(a), c_string(reasons[a])))
+        f.write("    };\n")
+        f.write("    for (const auto & r : reasons) {\n")
+        f.write("        if (strcmp(r[0], arch) == 0) { return r[1]; }\n")
+        f.write("    }\n")
+        f.write("    return %s;\n}\n" % c_string(OTHERWISE))
+
+
 def main():
     tree = sys.argv[1]
     archs_json = sys.argv[sys.argv.index("--archs-json") + 1] if "--archs-json" in sys.argv else None
     models = os.path.join(tree, "src", "models")
-    patched, skipped = [], {}
+    patched, skipped, skipped_classes = [], {}, {}
     for name in sorted(os.listdir(models)):
         if not name.endswith(".cpp"):
             continue
+        path = os.path.join(models, name)
         if name in DENY:
             skipped[name] = "deny-list"
-            continue
-        status, classes = patch_file(os.path.join(models, name))
-        if status in ("patched", "already") and classes:
-            patched.extend(c for c in classes if c not in patched)
         else:
-            skipped[name] = status if not classes and status in ("patched", "already") else status
-    gen = os.path.join(tree, "src", "llama-stage-archs.cpp")
-    with open(gen, "w") as f:
-        f.write("// Generated by llama-relay patches/tools/stage-loops.py: the graph builders that carry the stage hooks.\n")
-        f.write('#include "llama-stage.h"\n#include "models/models.h"\n\n')
-        f.write("bool llama_stage_arch_splittable(const llama_model & model) {\n")
-        for c in patched:
-            f.write("    if (dynamic_cast<const %s *>(&model)) { return true; }\n" % c)
-        f.write("    return false;\n}\n")
+            status, classes = patch_file(path)
+            if status in ("patched", "already") and classes:
+                patched.extend(c for c in classes if c not in patched)
+                continue
+            skipped[name] = status
+        with open(path) as f:
+            skipped_classes[name] = classes_defined(f.read())
+    splittable = arch_names(tree, set(patched))
+    # each architecture that is not splittable gets its builder file's reason (the deny list's, or OTHERWISE)
+    reasons = {}
+    for name, classes in sorted(skipped_classes.items()):
+        for arch in arch_names(tree, classes - set(patched)):
+            if arch not in splittable and name in DENY:
+                reasons[arch] = DENY[name]
+    write_cpp(os.path.join(tree, "src", "llama-stage-archs.cpp"), patched, reasons)
     if archs_json:
         import json
         with open(archs_json, "w") as f:
-            json.dump({"generatedBy": "patches/tools/stage-loops.py", "architectures": arch_names(tree, set(patched))}, f, indent=1)
+            json.dump({"generatedBy": "patches/tools/stage-loops.py", "architectures": splittable,
+                       "unsplittable": dict(sorted(reasons.items())), "otherwise": OTHERWISE}, f, indent=1)
             f.write("\n")
     print("stage-loops: %d builders patched, %d files skipped" % (len(patched), len(skipped)), file=sys.stderr)
     for k, v in sorted(skipped.items()):

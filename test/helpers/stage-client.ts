@@ -17,7 +17,7 @@ import {
   FLAG_ENCRYPT,
   type ClientHello,
   type SessionKeys,
-} from '../../src/engine/stage-protocol.js';
+} from './stage-protocol.js';
 import { randomBytes } from 'node:crypto';
 
 export interface ClientOptions {

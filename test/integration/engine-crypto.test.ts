@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, createHmac, randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { aeadSeal } from '../../src/engine/stage-protocol.js';
+import { aeadSeal } from '../helpers/stage-protocol.js';
 import { binDirs } from '../helpers/engine.js';
 
 let server = '';
@@ -47,6 +47,26 @@ describe('SHA-256 (FIPS 180-4 examples)', () => {
       'cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1',
       'cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0',
     ]);
+  });
+});
+
+describe('SHA-256 and HMAC-SHA256 at the block boundaries, against OpenSSL', () => {
+  test('every message length 0..200 (padding at 55/56, 64, 119/120, ...) and keys of 1..64..200 bytes', async () => {
+    const lines: string[] = [];
+    const want: string[] = [];
+    for (let n = 0; n <= 200; n++) {
+      const msg = randomBytes(n);
+      lines.push(`sha256 ${hex(msg)}`);
+      want.push(createHash('sha256').update(msg).digest('hex'));
+    }
+    // keys shorter than, equal to and longer than the 64-byte block (longer ones are hashed first)
+    for (const k of [1, 20, 32, 63, 64, 65, 100, 128, 131, 200]) {
+      const key = randomBytes(k);
+      const msg = randomBytes(randomInt(0, 300));
+      lines.push(`hmac ${hex(key)} ${hex(msg)}`);
+      want.push(createHmac('sha256', key).update(msg).digest('hex'));
+    }
+    assert.deepEqual(await selftest(lines), want);
   });
 });
 

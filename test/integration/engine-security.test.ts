@@ -20,7 +20,7 @@ import {
   encodeDecodeMeta,
   encodeMemory,
   encodeState,
-} from '../../src/engine/stage-protocol.js';
+} from '../helpers/stage-protocol.js';
 import { complete, healthStatus, startChain, waitFor, type Chain } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { StageRelay } from '../helpers/stage-relay.js';

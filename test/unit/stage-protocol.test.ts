@@ -29,7 +29,7 @@ import {
   proof,
   sessionKeys,
   transcript,
-} from '../../src/engine/stage-protocol.js';
+} from '../helpers/stage-protocol.js';
 
 describe('stage protocol codec', () => {
   it('seals the RFC 8439 §2.8.2 example', () => {

@@ -1,4 +1,6 @@
-// The engine's stage-link wire protocol (src/llama-stage-net.cpp in the patches), as a pure codec.
+// Test helper: the engine's stage-link wire protocol (llama-stage-net.cpp and llama-stage-wire.h in
+// patches/0001), as a pure codec for tests that talk to real ranks or relay between them. Its constants
+// are checked against the C++ in the patches by test/unit/engine-facts.test.ts.
 // Handshake: the client sends its hello (magic, nonce, mode, the rank and address it means to reach,
 // the chain's session id), the server answers with its hello (magic, nonce, mode); the client proves
 // the secret over the transcript hash of both hellos, and the server answers with its proof only after
@@ -212,12 +214,14 @@ export interface DecodeMeta {
 }
 
 export const META_ACK = 1;
+/** DECODE metadata header: u32 n_tokens, n_embd, n_outputs, n_seq_ids, flags. */
+export const META_HDR = 20;
 
 export function encodeDecodeMeta(m: DecodeMeta): Buffer {
   const n = m.pos.length;
   const nSeqIds = m.seqIds.reduce((a, s) => a + s.length, 0);
   const nOut = m.output.filter(Boolean).length;
-  const size = (20 + 4 * (2 * n + nSeqIds) + n + 3) & ~3;
+  const size = (META_HDR + 4 * (2 * n + nSeqIds) + n + 3) & ~3;
   const b = Buffer.alloc(size);
   let o = 0;
   for (const v of [n, m.nEmbd, nOut, nSeqIds, m.flags]) o = b.writeUInt32LE(v, o);
@@ -230,14 +234,14 @@ export function encodeDecodeMeta(m: DecodeMeta): Buffer {
 
 /** Parses a DECODE payload: metadata, then n_tokens x n_embd f32 rows, then the timing trailer. */
 export function decodeDecodeFrame(p: Buffer): { meta: DecodeMeta; metaBytes: number; hidden: Buffer; trailer: Buffer } {
-  if (p.length < 20) throw new Error('DECODE frame too short');
+  if (p.length < META_HDR) throw new Error('DECODE frame too short');
   const n = p.readUInt32LE(0);
   const nEmbd = p.readUInt32LE(4);
   const nSeqIds = p.readUInt32LE(12);
   const flags = p.readUInt32LE(16);
-  const metaBytes = (20 + 4 * (2 * n + nSeqIds) + n + 3) & ~3;
+  const metaBytes = (META_HDR + 4 * (2 * n + nSeqIds) + n + 3) & ~3;
   if (p.length < metaBytes + n * nEmbd * 4) throw new Error('DECODE frame shorter than its sizes');
-  let o = 20;
+  let o = META_HDR;
   const pos: number[] = [];
   for (let i = 0; i < n; i++, o += 4) pos.push(p.readInt32LE(o));
   const counts: number[] = [];
