@@ -75,7 +75,7 @@ export class BenchSites {
           transports: new Map(c.ranks.map((r) => [hosts.transport(r.node).name, hosts.transport(r.node)] as const)),
           binary: { engine: await (this.engine ??= localEngine(bins.patchedServer)), local: bins.patchedServer },
           model: { path: model, gguf: this.o.gguf, ...(await this.modelDigest()) },
-          ...(this.o.nodeCacheDir ? { nodeCacheDir: this.o.nodeCacheDir } : {}),
+          nodeCacheDir: this.o.nodeCacheDir,
           emit: this.emit,
           ...this.sig,
         }),

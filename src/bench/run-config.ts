@@ -52,7 +52,7 @@ interface Started {
 }
 
 export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<ConfigResult> {
-  ctx.emit({ kind: 'bench-config-start', id: c.id, description: c.description, ...(ctx.round ? { round: ctx.round } : {}) });
+  ctx.emit({ kind: 'bench-config-start', id: c.id, description: c.description, round: ctx.round });
   const started: Started[] = [];
   const relays: DelayRelay[] = [];
   const forwards: { stop: () => Promise<void> }[] = [];
@@ -86,7 +86,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       nodes: ctx.nodes,
       ports,
       secretFile,
-      ...(sites ? { sites } : {}),
+      sites,
     });
 
     for (const l of plan.links) {
@@ -96,7 +96,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
           listenPort: l.listenPort,
           target: { host: LOOPBACK, port: l.targetPort },
           delayMs: ctx.linkLatencyMs,
-          ...(ctx.signal ? { signal: ctx.signal } : {}),
+          signal: ctx.signal,
         }),
       );
     }
@@ -158,7 +158,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         node: ctx.nodes[s.planned.node]?.name ?? `node ${s.planned.node}`,
         role: s.planned.role,
         layers: s.planned.layers,
-        ...(core !== undefined ? { core } : {}),
+        core,
         loadMs: s.loadMs,
         peakRssBytes: (await s.peakRss()) ?? Number.NaN,
       });

@@ -93,9 +93,9 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     cores,
     rpc: req.rpc,
     stock: req.stock,
-    ...(req.only ? { only: req.only } : {}),
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    only: req.only,
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   const configs = planConfigs(options, layers);
   const slots = Math.max(...req.parallel);
@@ -103,8 +103,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     threads: req.threads,
     ctx: contextSize(req.promptTokens, req.genTokens, slots),
     slots,
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   emit({ kind: 'info', message: `bench: ${configs.map((c) => c.id).join(', ')} on ${resolved.ggufPath} (${layers} layers)` });
   const bins = await binaries(req.binDirs ?? (await buildDirs(req.signal)));
@@ -113,11 +113,11 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const results: ConfigResult[] = [];
   const hosts = nodes.some((n) => n.kind === 'ssh')
     ? await NodeHosts.open(nodes, {
-        ...(req.sshConfig ? { sshConfig: req.sshConfig } : {}),
-        ...(req.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-        ...(req.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: req.connectTimeoutSeconds } : {}),
-        ...(req.runDir ? { runDir: req.runDir } : {}),
-        ...(req.signal ? { signal: req.signal } : {}),
+        sshConfig: req.sshConfig,
+        acceptNewHostKeys: req.acceptNewHostKeys,
+        connectTimeoutSeconds: req.connectTimeoutSeconds,
+        runDir: req.runDir,
+        signal: req.signal,
       })
     : undefined;
   try {
@@ -129,9 +129,9 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             model: resolved.ggufPath,
             gguf,
             bins,
-            ...(req.nodeCacheDir ? { nodeCacheDir: req.nodeCacheDir } : {}),
+            nodeCacheDir: req.nodeCacheDir,
             info: (message) => emit({ kind: 'info', message }),
-            ...(req.signal ? { signal: req.signal } : {}),
+            signal: req.signal,
           }),
         }
       : undefined;
@@ -161,8 +161,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
             emit,
             runTag,
-            ...(remote ? { remote } : {}),
-            ...(req.signal ? { signal: req.signal } : {}),
+            remote,
+            signal: req.signal,
           }),
         );
       }
@@ -177,8 +177,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     nodes: nodes.map((n) => n.name),
     ...sweep,
     ctx: runtime.ctx,
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   return {
     version: 1,

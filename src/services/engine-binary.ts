@@ -12,7 +12,7 @@ export async function patchedLlamaServer(emit: Emit, signal?: AbortSignal): Prom
   const o = await runToCompletion(
     { label: 'build-llama.sh', command: 'bash', args: [script, '--patched-only'] },
     {
-      ...(signal ? { signal } : {}),
+      signal,
       onLine: (line, stream) => {
         if (stream !== 'stderr') return;
         // `build-llama: building patched: 37% (123 of 330)`, whenever the percentage moves

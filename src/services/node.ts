@@ -94,8 +94,8 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     emit: bus.emit,
     readyTimeoutMs: o.readyTimeoutSeconds * 1000,
     heartbeatSeconds: 0, // the wrapper still stops the rank when this process dies (stdin EOF)
-    ...(o.runDir ? { runDir: o.runDir } : {}),
-    ...(o.rankEnv ? { env: o.rankEnv } : {}),
+    runDir: o.runDir,
+    env: o.rankEnv,
   });
   const aborted = rejectedOnAbort(signal);
   try {

@@ -96,7 +96,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const tunnels: Forward[] = [];
   try {
     const { ranges, modelPath, memory, params, system } = await layerRanges(o, specs);
-    const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
+    const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ollamaParams: params, system });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
@@ -110,10 +110,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       binaryGiven: o.llamaServer !== undefined,
       model: modelPath,
       sliceModel: o.layers === undefined,
-      ...(memory ? { memory } : {}),
-      ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
-      ...(o.runDir ? { runDir: o.runDir } : {}),
-      ...(o.provisionLockTimeoutSeconds !== undefined ? { lockWaitSeconds: o.provisionLockTimeoutSeconds } : {}),
+      memory,
+      nodeCacheDir: o.nodeCacheDir,
+      runDir: o.runDir,
+      lockWaitSeconds: o.provisionLockTimeoutSeconds,
       emit,
       signal,
     });
@@ -137,10 +137,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       stagePorts,
       api: { ...api, alias: served.name },
       runtime: o.runtime,
-      ...(o.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: o.stageTimeoutSeconds } : {}),
+      stageTimeoutSeconds: o.stageTimeoutSeconds,
       runName: `lr${o.stagePortBase}`,
-      ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
-      ...(tunnelled ? { links: tunnelled } : {}),
+      extraArgs: o.extraArgs,
+      links: tunnelled,
     });
     emit({ kind: 'info', message: 'launch secret generated; starting ranks downstream-first' });
     run = new ClusterRun(launches, {
@@ -148,8 +148,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       secret: generateSecret(),
       emit,
       readyTimeoutMs: o.readyTimeoutSeconds * 1000,
-      ...(o.runDir ? { runDir: o.runDir } : {}),
-      ...(o.rankEnv ? { env: o.rankEnv } : {}),
+      runDir: o.runDir,
+      env: o.rankEnv,
     });
     const aborted = rejectedOnAbort(signal);
     const started = run;
@@ -159,8 +159,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       upstream: () => started.api,
       emit,
       model: served,
-      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
-      ...(o.apiOrigins ? { origins: o.apiOrigins } : {}),
+      apiKey: o.apiKey,
+      origins: o.apiOrigins,
       metrics: () => metrics.render(),
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EADDRINUSE') throw err;
@@ -242,8 +242,8 @@ async function layerRanges(
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
-    ...(r.model.params ? { params: r.model.params } : {}),
-    ...(r.model.system ? { system: r.model.system } : {}),
+    params: r.model.params,
+    system: r.model.system,
   };
 }
 
