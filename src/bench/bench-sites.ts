@@ -19,7 +19,8 @@ import { LocalTransport } from '../ssh/local-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { BenchConfig } from './bench-config.js';
 import type { NodeHosts } from '../runtime/node-hosts.js';
-import type { Binaries, RankSite } from './launch-plan.js';
+import type { Binaries } from '../provision/llama-builds.js';
+import type { RankSite } from './launch-plan.js';
 import { stockCopyRefusal, wholeModelRefusal } from './remote-prereqs.js';
 import { stockFitRefusal } from './stock-fit.js';
 

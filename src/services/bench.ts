@@ -16,7 +16,7 @@ import { benchNodes, budgetsIgnored, checkRemoteFlags } from '../bench/bench-nod
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
-import { binaries, buildDirs, type BinDirs } from '../bench/llama-builds.js';
+import { binaries, buildDirs, type BinDirs } from '../provision/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { mergeRounds } from '../bench/merge-rounds.js';
 import { runConfig } from '../bench/run-config.js';

@@ -1,8 +1,8 @@
 // The programmatic API: start a chain from code, stream tokens to a callback, stop it. A thin layer over `up` (the same
 // planning, provisioning, supervision and teardown) that keeps serving until stop() instead of printing anything.
 import getPort from 'get-port';
-import { generateOnce } from '../cluster/generate.js';
-import type { GenerationSettings } from '../cluster/generation-settings.js';
+import { generateOnce } from '../serve/generate.js';
+import type { GenerationSettings } from '../serve/generation-settings.js';
 import type { CompletionResult } from '../runtime/head-client.js';
 import { EventBus, type Listener } from '../events/event-bus.js';
 import type { NodeSpec } from '../plan/node-spec.js';

@@ -1,11 +1,11 @@
 // `up`: connect to every node, check what each rank needs, launch the chain downstream-first, serve or generate, tear down.
 import getPort from 'get-port';
-import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
+import { startApiProxy, type ApiProxy } from '../serve/api-proxy.js';
 import { ClusterRun } from '../runtime/cluster-run.js';
 import { evenSplit } from '../runtime/even-split.js';
-import { runChatSession } from '../cluster/chat-session.js';
-import { generationSettings, type GenerationSettings } from '../cluster/generation-settings.js';
-import { generateOnce, promptMode } from '../cluster/generate.js';
+import { runChatSession } from '../serve/chat-session.js';
+import { generationSettings, type GenerationSettings } from '../serve/generation-settings.js';
+import { generateOnce, promptMode } from '../serve/generate.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import type { ChainRuntime } from '../runtime/server-argv.js';
 import { generateSecret } from '../runtime/secret.js';
@@ -16,7 +16,7 @@ import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
-import { patchedLlamaServer } from './engine-binary.js';
+import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { provisionChain } from '../provision/provision-nodes.js';
 import { connectNodes, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
 import { modelChatTemplate } from './model-template.js';
@@ -24,7 +24,7 @@ import { planModel } from './plan.js';
 import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
 import { candidateRoots } from '../ollama/roots.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
-import { bindRefusal } from '../cluster/api-guard.js';
+import { bindRefusal } from '../serve/api-guard.js';
 import { ChainMetrics } from '../events/chain-metrics.js';
 import { describeServedModel, minimalServedModel } from './served-model.js';
 

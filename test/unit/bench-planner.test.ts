@@ -5,7 +5,7 @@ import type { BenchConfig, BenchOptions, BenchRuntime } from '../../src/bench/be
 import { benchNodes, budgetsIgnored, checkRemoteFlags, parseCountList } from '../../src/bench/bench-nodes.js';
 import { contextSize, planConfigs } from '../../src/bench/config-planner.js';
 import { planConfigLaunch as planLaunch, portNodes, portsNeeded, type LaunchInput, type RankSite } from '../../src/bench/launch-plan.js';
-import { parseBuildOutput } from '../../src/bench/llama-builds.js';
+import { parseBuildOutput } from '../../src/provision/llama-builds.js';
 import { banByteTokens, buildPrompt } from '../../src/bench/prompt-tokens.js';
 import { llamaCppLayerDevice, rpcSplit } from '../../src/runtime/rpc-split.js';
 import { parseListeningPorts, pickPorts } from '../../src/runtime/remote-ports.js';
