@@ -20,7 +20,7 @@ import type { Transport } from '../ssh/transport.js';
 import type { BenchConfig } from './bench-config.js';
 import type { NodeHosts } from '../runtime/node-hosts.js';
 import type { Binaries } from '../provision/llama-builds.js';
-import type { RankSite } from './launch-plan.js';
+import type { RankSite } from './config-launch.js';
 import { stockCopyRefusal, wholeModelRefusal } from './remote-prereqs.js';
 import { stockFitRefusal } from './stock-fit.js';
 

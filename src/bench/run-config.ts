@@ -16,7 +16,7 @@ import { DelayRelay } from './delay-relay.js';
 import { startHere, type NodeHosts, type NodeProcess } from '../runtime/node-hosts.js';
 import type { BenchSites } from './bench-sites.js';
 import type { Binaries } from '../provision/llama-builds.js';
-import { planConfigLaunch, portNodes, portsNeeded, type PlannedProcess } from './launch-plan.js';
+import { planConfigLaunch, portNodes, portsNeeded, type PlannedProcess } from './config-launch.js';
 import { measureBatch } from './measure-batch.js';
 import { summarize } from './measurement.js';
 import { buildPrompt, PROMPT_TEXT } from './prompt-tokens.js';

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { BenchConfig, BenchOptions, BenchRuntime } from '../../src/bench/bench-config.js';
 import { benchNodes, budgetsIgnored, checkRemoteFlags, parseCountList } from '../../src/bench/bench-nodes.js';
 import { contextSize, planConfigs } from '../../src/bench/config-planner.js';
-import { planConfigLaunch as planLaunch, portNodes, portsNeeded, type LaunchInput, type RankSite } from '../../src/bench/launch-plan.js';
+import { planConfigLaunch as planLaunch, portNodes, portsNeeded, type LaunchInput, type RankSite } from '../../src/bench/config-launch.js';
 import { parseBuildOutput } from '../../src/provision/llama-builds.js';
 import { banByteTokens, buildPrompt } from '../../src/bench/prompt-tokens.js';
 import { llamaCppLayerDevice, rpcSplit } from '../../src/runtime/rpc-split.js';

@@ -8,7 +8,7 @@ import { streamCompletion as benchStream } from '../../src/bench/completion-clie
 import type { BenchOptions } from '../../src/bench/bench-config.js';
 import { benchNodes } from '../../src/bench/bench-nodes.js';
 import { planConfigs } from '../../src/bench/config-planner.js';
-import { planConfigLaunch, portsNeeded, serverRuntime } from '../../src/bench/launch-plan.js';
+import { planConfigLaunch, portsNeeded, serverRuntime } from '../../src/bench/config-launch.js';
 import { UserError } from '../../src/errors.js';
 import { parseNodeList } from '../../src/plan/node-spec.js';
 import { evenSplit } from '../../src/runtime/even-split.js';
