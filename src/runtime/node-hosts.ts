@@ -30,7 +30,7 @@ export interface HostsOptions {
   signal?: AbortSignal;
 }
 
-/** A process of a configuration, on its node. */
+/** A process started on a node, and how to read its peak memory there. */
 export interface NodeProcess {
   readonly proc: ManagedProcess;
   /** VmHWM of the process on its node, read just before it is stopped. */
