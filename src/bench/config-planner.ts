@@ -1,13 +1,13 @@
 // Which configurations a bench run measures, derived from the nodes and flags. Pure: no IO.
 import { UserError } from '../errors.js';
 import type { BenchConfig, BenchOptions, RankPlan } from './bench-config.js';
-import { evenSplit } from './layer-split.js';
+import { evenSplit } from '../runtime/even-split.js';
 
 function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
   return evenSplit(layers, count).map((range, i) => ({
     node: i,
     layers: range,
-    ...(o.taskset ? { core: i % Math.max(1, o.cores) } : {}),
+    core: o.taskset ? i % Math.max(1, o.cores) : undefined,
   }));
 }
 

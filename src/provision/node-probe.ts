@@ -1,5 +1,5 @@
 // What a node has, asked in one remote command: platform, tools, cache dir, free disk, memory, cached builds, Ollama blobs.
-// The script and its parser are pure data; services/provision.ts runs the script through a Transport.
+// The script and its parser are pure data; provision-nodes.ts runs the script through a Transport.
 
 export interface NodeProbe {
   /** Absolute cache root on the node (binaries, sources, slices live below it). */
@@ -76,8 +76,8 @@ export function parseProbe(stdout: string): NodeProbe {
     libc: one.libc ?? '',
     cpuFlags: (one.cpu ?? '').split(/\s+/).filter(Boolean).sort().join(' '),
     tools,
-    ...(free !== undefined ? { freeBytes: free } : {}),
-    ...(mem !== undefined ? { memTotalBytes: mem } : {}),
+    freeBytes: free,
+    memTotalBytes: mem,
     cpus: Math.max(1, num('cpus') ?? 1),
     cachedBinaries: cached,
     blobs,

@@ -1,5 +1,5 @@
 // What each node needs before its ranks can start, as data: the binary step, the weight steps, and the preflight
-// problems (every missing prerequisite, named per node). Pure: tested table-style, run by services/provision.ts.
+// problems (every missing prerequisite, named per node). Pure: tested table-style, run by provision-nodes.ts.
 import { formatBytes } from '../plan/size.js';
 import type { NodeProbe } from './node-probe.js';
 import { binaryKey, describePlatform, platformMismatch, platformOf, type Platform } from './platform.js';
@@ -72,7 +72,7 @@ export function planBinary(probe: NodeProbe, engine: EngineInput): BinaryStep | 
     sourceBytes: engine.source.bytes,
     jobs: probe.cpus,
     why: mismatch ?? 'platform differs',
-    ...(engine.source.commit ? { commit: engine.source.commit } : {}),
+    commit: engine.source.commit,
   };
 }
 
@@ -139,5 +139,5 @@ export function planNode(
     problems.push(`its ranks need about ${formatBytes(opts.memoryNeeded)} of memory but it has ${formatBytes(probe.memTotalBytes)} in total`);
     next.push(`node ${node}: give it fewer layers (a budget: ${node}=${Math.floor(probe.memTotalBytes / 1e9)}G) or add nodes`);
   }
-  return { node, platform, ...(binary ? { binary } : {}), weights, diskBytes: disk, problems, next };
+  return { node, platform, binary, weights, diskBytes: disk, problems, next };
 }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { availableParallelism, cpus } from 'node:os';
 import { UserError } from '../errors.js';
+import type { Listener } from '../events/event-bus.js';
 import { loadGgufModel } from '../gguf/model.js';
 import type { NodeSpec } from '../plan/node-spec.js';
 import { isGgufArray } from '../gguf/types.js';
@@ -10,13 +11,12 @@ import { candidateRoots } from '../ollama/roots.js';
 import { resolveModel } from '../ollama/resolve.js';
 import { findings, hopOverheads } from '../bench/bench-analysis.js';
 import type { BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
-import type { BenchEvent } from '../bench/bench-events.js';
-import { BenchHosts } from '../bench/bench-hosts.js';
+import { NodeHosts } from '../runtime/node-hosts.js';
 import { benchNodes, budgetsIgnored, checkRemoteFlags } from '../bench/bench-nodes.js';
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
-import { binaries, buildDirs, type BinDirs } from '../bench/llama-builds.js';
+import { binaries, buildDirs, type BinDirs } from '../provision/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { mergeRounds } from '../bench/merge-rounds.js';
 import { runConfig } from '../bench/run-config.js';
@@ -44,7 +44,8 @@ export interface BenchRequest extends BenchSweep {
   /** Pidfile directory of the remote wrapper on the nodes. */
   readonly runDir?: string;
   readonly signal?: AbortSignal;
-  readonly onEvent?: (e: BenchEvent) => void;
+  /** Progress, on the one event stream (bench-* events, info). */
+  readonly onEvent?: Listener;
 }
 
 function check(req: BenchRequest): void {
@@ -92,9 +93,9 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     cores,
     rpc: req.rpc,
     stock: req.stock,
-    ...(req.only ? { only: req.only } : {}),
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    only: req.only,
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   const configs = planConfigs(options, layers);
   const slots = Math.max(...req.parallel);
@@ -102,8 +103,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     threads: req.threads,
     ctx: contextSize(req.promptTokens, req.genTokens, slots),
     slots,
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   emit({ kind: 'info', message: `bench: ${configs.map((c) => c.id).join(', ')} on ${resolved.ggufPath} (${layers} layers)` });
   const bins = await binaries(req.binDirs ?? (await buildDirs(req.signal)));
@@ -111,12 +112,12 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
   const results: ConfigResult[] = [];
   const hosts = nodes.some((n) => n.kind === 'ssh')
-    ? await BenchHosts.open(nodes, {
-        ...(req.sshConfig ? { sshConfig: req.sshConfig } : {}),
-        ...(req.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-        ...(req.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: req.connectTimeoutSeconds } : {}),
-        ...(req.runDir ? { runDir: req.runDir } : {}),
-        ...(req.signal ? { signal: req.signal } : {}),
+    ? await NodeHosts.open(nodes, {
+        sshConfig: req.sshConfig,
+        acceptNewHostKeys: req.acceptNewHostKeys,
+        connectTimeoutSeconds: req.connectTimeoutSeconds,
+        runDir: req.runDir,
+        signal: req.signal,
       })
     : undefined;
   try {
@@ -128,9 +129,9 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             model: resolved.ggufPath,
             gguf,
             bins,
-            ...(req.nodeCacheDir ? { nodeCacheDir: req.nodeCacheDir } : {}),
+            nodeCacheDir: req.nodeCacheDir,
             info: (message) => emit({ kind: 'info', message }),
-            ...(req.signal ? { signal: req.signal } : {}),
+            signal: req.signal,
           }),
         }
       : undefined;
@@ -160,8 +161,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
             emit,
             runTag,
-            ...(remote ? { remote } : {}),
-            ...(req.signal ? { signal: req.signal } : {}),
+            remote,
+            signal: req.signal,
           }),
         );
       }
@@ -176,8 +177,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     nodes: nodes.map((n) => n.name),
     ...sweep,
     ctx: runtime.ctx,
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   return {
     version: 1,

@@ -35,7 +35,7 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   let nodeSpecs: NodeSpec[] | undefined;
   if (req.nodes !== undefined) {
     nodeSpecs = typeof req.nodes === 'string' ? parseNodeList(req.nodes) : [...req.nodes];
-    inputs = nodeSpecs.map((n) => ({ name: n.host, ...(n.memory !== undefined ? { memory: n.memory } : {}) }));
+    inputs = nodeSpecs.map((n) => ({ name: n.host, memory: n.memory }));
   } else if (req.nodeCount !== undefined) {
     if (!Number.isInteger(req.nodeCount) || req.nodeCount < 1) throw new UserError('-n must be a positive integer');
     inputs = Array.from({ length: req.nodeCount }, (_, i) => ({ name: `node ${i}` }));
@@ -45,5 +45,5 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   const { model, info } = await loadModelInfo(req.model, req.roots);
   const runtime: RuntimeParams = { ...DEFAULT_RUNTIME, ...req.runtime };
   const plan = calculatePlan(info, inputs, runtime);
-  return { model, info, plan, ...(nodeSpecs ? { nodeSpecs } : {}) };
+  return { model, info, plan, nodeSpecs };
 }

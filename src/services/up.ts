@@ -1,14 +1,14 @@
 // `up`: connect to every node, check what each rank needs, launch the chain downstream-first, serve or generate, tear down.
 import getPort from 'get-port';
-import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
-import { ClusterRun } from '../cluster/cluster-run.js';
-import { evenSplit } from '../cluster/even-split.js';
-import { runChatSession } from '../cluster/chat-session.js';
-import { generationSettings, type GenerationSettings } from '../cluster/generation-settings.js';
-import { generateOnce, promptMode } from '../cluster/generate.js';
-import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
-import type { ChainRuntime } from '../cluster/llama-server-argv.js';
-import { generateSecret } from '../cluster/secret.js';
+import { startApiProxy, type ApiProxy } from '../serve/api-proxy.js';
+import { ClusterRun } from '../runtime/cluster-run.js';
+import { evenSplit } from '../runtime/even-split.js';
+import { runChatSession } from '../serve/chat-session.js';
+import { generationSettings, type GenerationSettings } from '../serve/generation-settings.js';
+import { generateOnce, promptMode } from '../serve/generate.js';
+import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
+import type { ChainRuntime } from '../runtime/server-argv.js';
+import { generateSecret } from '../runtime/secret.js';
 import { UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
@@ -16,15 +16,15 @@ import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
-import { patchedLlamaServer } from './engine-binary.js';
-import { provisionChain } from './provision.js';
-import { makeTransport, nodeName, sshEndpoints, sshSettings } from './node-transports.js';
+import { patchedLlamaServer } from '../provision/llama-builds.js';
+import { provisionChain } from '../provision/provision-nodes.js';
+import { connectNodes, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
 import { modelChatTemplate } from './model-template.js';
 import { planModel } from './plan.js';
 import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
 import { candidateRoots } from '../ollama/roots.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
-import { bindRefusal } from '../cluster/api-guard.js';
+import { bindRefusal } from '../serve/api-guard.js';
 import { ChainMetrics } from '../events/chain-metrics.js';
 import { describeServedModel, minimalServedModel } from './served-model.js';
 
@@ -90,14 +90,13 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const specs = typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes];
   const control = makeControlDir();
   const settings = sshSettings(control.dir, o);
-  const transports = new Map<string, Transport>();
-  for (const s of specs) if (!transports.has(nodeName(s))) transports.set(nodeName(s), makeTransport(s, settings));
+  const transports = nodeTransports(specs, settings);
   let run: ClusterRun | undefined;
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
   try {
     const { ranges, modelPath, memory, params, system } = await layerRanges(o, specs);
-    const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
+    const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ollamaParams: params, system });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
@@ -111,10 +110,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       binaryGiven: o.llamaServer !== undefined,
       model: modelPath,
       sliceModel: o.layers === undefined,
-      ...(memory ? { memory } : {}),
-      ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
-      ...(o.runDir ? { runDir: o.runDir } : {}),
-      ...(o.provisionLockTimeoutSeconds !== undefined ? { lockWaitSeconds: o.provisionLockTimeoutSeconds } : {}),
+      memory,
+      nodeCacheDir: o.nodeCacheDir,
+      runDir: o.runDir,
+      lockWaitSeconds: o.provisionLockTimeoutSeconds,
       emit,
       signal,
     });
@@ -138,10 +137,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       stagePorts,
       api: { ...api, alias: served.name },
       runtime: o.runtime,
-      ...(o.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: o.stageTimeoutSeconds } : {}),
+      stageTimeoutSeconds: o.stageTimeoutSeconds,
       runName: `lr${o.stagePortBase}`,
-      ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
-      ...(tunnelled ? { links: tunnelled } : {}),
+      extraArgs: o.extraArgs,
+      links: tunnelled,
     });
     emit({ kind: 'info', message: 'launch secret generated; starting ranks downstream-first' });
     run = new ClusterRun(launches, {
@@ -149,8 +148,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       secret: generateSecret(),
       emit,
       readyTimeoutMs: o.readyTimeoutSeconds * 1000,
-      ...(o.runDir ? { runDir: o.runDir } : {}),
-      ...(o.rankEnv ? { env: o.rankEnv } : {}),
+      runDir: o.runDir,
+      env: o.rankEnv,
     });
     const aborted = rejectedOnAbort(signal);
     const started = run;
@@ -160,8 +159,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       upstream: () => started.api,
       emit,
       model: served,
-      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
-      ...(o.apiOrigins ? { origins: o.apiOrigins } : {}),
+      apiKey: o.apiKey,
+      origins: o.apiOrigins,
       metrics: () => metrics.render(),
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EADDRINUSE') throw err;
@@ -236,39 +235,27 @@ async function layerRanges(
     if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
     // --layers skips planning (the path may exist only on the nodes), but an Ollama name still resolves to its blob.
     const modelPath = looksLikeModelPath(o.model) ? o.model : (await resolveModel(o.model, candidateRoots([]))).ggufPath;
-    return { ranges: evenSplit(o.layers, specs.length), modelPath };
+    return { ranges: evenSplit(o.layers, specs.length).map(([layerStart, layerEnd]) => ({ layerStart, layerEnd })), modelPath };
   }
   const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
   return {
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
-    ...(r.model.params ? { params: r.model.params } : {}),
-    ...(r.model.system ? { system: r.model.system } : {}),
+    params: r.model.params,
+    system: r.model.system,
   };
 }
 
 /** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */
 async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Transport>, emit: Emit, signal: AbortSignal): Promise<string[]> {
   const ranksOf = (name: string) => specs.flatMap((s, i) => (nodeName(s) === name ? [i] : []));
-  const endpoints = new Map<string, { nodeAddress: string; launcherAddress: string }>();
-  const errors: Error[] = [];
-  await Promise.all(
-    [...transports.values()].map(async (t) => {
-      for (const rank of ranksOf(t.name)) emit({ kind: 'node-phase', rank, node: t.name, phase: 'connect' });
-      try {
-        await t.connect(signal);
-        if (!t.isLocal) endpoints.set(t.name, await sshEndpoints(t));
-      } catch (err) {
-        for (const rank of ranksOf(t.name)) emit({ kind: 'node-phase', rank, node: t.name, phase: 'failed', detail: 'cannot connect' });
-        errors.push(err as Error);
-      }
-    }),
-  );
-  if (errors.length) throw errors[0];
-  // Local ranks bind where the remote nodes see this machine; an all-local chain stays on loopback.
-  const launcherAddress = [...endpoints.values()][0]?.launcherAddress ?? '127.0.0.1';
-  return specs.map((s) => endpoints.get(nodeName(s))?.nodeAddress ?? launcherAddress);
+  const addresses = await connectNodes(transports.values(), {
+    signal,
+    onConnect: (t) => ranksOf(t.name).forEach((rank) => emit({ kind: 'node-phase', rank, node: t.name, phase: 'connect' })),
+    onFailed: (t) => ranksOf(t.name).forEach((rank) => emit({ kind: 'node-phase', rank, node: t.name, phase: 'failed', detail: 'cannot connect' })),
+  });
+  return specs.map((s) => addresses.get(nodeName(s))!);
 }
 
 /** Checked before launching, and again when the proxy binds (something may take the port meanwhile). */

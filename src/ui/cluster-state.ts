@@ -85,13 +85,11 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       return e.phase === 'ready' ? { ...s2, failures: s2.failures.filter((f) => f.rank !== e.rank) } : s2;
     }
     case 'engine-build':
-      return { ...s, engineBuild: { variant: e.variant, progress: e.progress, ...(e.detail ? { detail: e.detail } : {}) } };
+      return { ...s, engineBuild: { variant: e.variant, progress: e.progress, detail: e.detail } };
     case 'memory':
       return updateRow(s, e.rank, { rssBytes: e.rssBytes });
     case 'hop-time':
       return updateRow(s, e.rank, { hopMs: e.ms });
-    case 'throughput':
-      return { ...s, tokensPerSecond: e.tokensPerSecond };
     case 'token': {
       const t = s.tokens + e.text;
       return updateChat({ ...s, tokens: t.length > TOKEN_TAIL ? t.slice(-TOKEN_TAIL) : t }, (c) => appendToAnswer(c, e.text));
@@ -117,7 +115,7 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
     case 'generation-done':
       return { ...s, tokensPerSecond: e.tokens / Math.max(e.seconds, 1e-9) };
     case 'api-listening':
-      return { ...s, api: { url: e.url, ...(e.model ? { model: e.model } : {}) } };
+      return { ...s, api: { url: e.url, model: e.model } };
     case 'requests':
       return { ...s, requests: { total: e.total, active: e.active, failed: e.failed } };
     case 'rank-exited': {
@@ -134,6 +132,12 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
     case 'chain-stats':
     case 'generation-served':
       return s; // for /metrics
+    case 'bench-config-start':
+    case 'bench-process-ready':
+    case 'bench-sample':
+    case 'bench-config-done':
+    case 'bench-config-failed':
+      return s; // bench prints lines, not the TUI
     case 'log':
       return s; // Logs reach the screen only through failure rows; plain/--json renderers show them.
   }

@@ -2,11 +2,12 @@
 import { writeFile } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { withSignalAbort } from '../abort-on-signals.js';
-import { formatBenchEvent } from '../../bench/bench-events.js';
 import { parseCountList } from '../../bench/bench-nodes.js';
 import { renderReport } from '../../bench/report-table.js';
 import { renderSvgChart } from '../../bench/svg-chart.js';
 import { UserError } from '../../errors.js';
+import { EventBus } from '../../events/event-bus.js';
+import { attachLineRenderer } from '../../events/line-renderer.js';
 import { nodesFromArgs } from '../nodes-option.js';
 import { runBench } from '../../services/bench.js';
 
@@ -81,11 +82,13 @@ export const benchCommand: CommandModule<object, Args> = {
     if (dirs.filter(Boolean).length === 1) throw new UserError('pass both --patched-bin-dir and --stock-bin-dir, or neither');
     const nodes = nodesFromArgs(a);
     // Signals and the end of the starting process (npx) abort the run, as for `up`.
+    const bus = new EventBus();
+    const detach = a.quiet ? () => undefined : attachLineRenderer(bus);
     await withSignalAbort(async (signal) => {
       const report = await runBench({
         model: a.model,
-        ...(nodes !== undefined ? { nodes } : {}),
-        ...(a.n !== undefined ? { nodeCount: a.n } : {}),
+        nodes,
+        nodeCount: a.n,
         promptTokens: parseCountList('--prompt-tokens', a['prompt-tokens']),
         genTokens: a['gen-tokens'],
         parallel: parseCountList('--parallel', a.parallel, '1,4'),
@@ -96,23 +99,23 @@ export const benchCommand: CommandModule<object, Args> = {
         rpc: a.rpc,
         stock: a.stock,
         ...(a.only ? { only: a.only.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
-        ...(a.batch !== undefined ? { batch: a.batch } : {}),
-        ...(a.ubatch !== undefined ? { ubatch: a.ubatch } : {}),
+        batch: a.batch,
+        ubatch: a.ubatch,
         ...(a['patched-bin-dir'] && a['stock-bin-dir'] ? { binDirs: { patched: a['patched-bin-dir'], stock: a['stock-bin-dir'] } } : {}),
         roots: a.root,
-        ...(a['ssh-config'] ? { sshConfig: a['ssh-config'] } : {}),
-        ...(a['accept-new-host-keys'] ? { acceptNewHostKeys: true } : {}),
+        sshConfig: a['ssh-config'],
+        acceptNewHostKeys: a['accept-new-host-keys'],
         connectTimeoutSeconds: a['connect-timeout'],
-        ...(a['node-cache'] ? { nodeCacheDir: a['node-cache'] } : {}),
-        ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
+        nodeCacheDir: a['node-cache'],
+        runDir: a['run-dir'],
         readyTimeoutMs: a['ready-timeout'] * 1000,
         signal,
-        ...(a.quiet ? {} : { onEvent: (e) => process.stderr.write(`${formatBenchEvent(e)}\n`) }),
+        onEvent: bus.emit,
       });
       process.stdout.write(renderReport(report));
       if (a.json) await writeFile(a.json, `${JSON.stringify(report, null, 2)}\n`);
       if (a.chart) await writeFile(a.chart, renderSvgChart(report));
       if (report.configs.some((c) => c.error)) process.exitCode = 1;
-    });
+    }).finally(detach);
   },
 };

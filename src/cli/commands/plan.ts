@@ -60,8 +60,8 @@ export const planCommand: CommandModule<object, Args> = {
     if (a.n === undefined && nodes === undefined) throw new UserError('say how many nodes: -n N, --nodes SPEC or --cluster FILE', ['example: llama-relay plan llama3:70b -n 3']);
     const r = await planModel({
       model: a.model,
-      ...(a.n !== undefined ? { nodeCount: a.n } : {}),
-      ...(nodes !== undefined ? { nodes } : {}),
+      nodeCount: a.n,
+      nodes,
       runtime: { ctx: a.ctx, parallel: a.parallel, kvUnified: a['kv-unified'], swaFull: a['swa-full'] },
       roots: a.root,
     });
