@@ -25,6 +25,8 @@ export interface PlanNode {
 }
 
 export interface Plan {
+  /** How the ranges were chosen: balanced on memory, by the user (--split, --layers-per-node, layers=), or on speed. */
+  readonly placement: 'memory' | 'manual' | 'speed';
   readonly model: { readonly file: string; readonly arch: string; readonly layers: number; readonly fileType: string };
   readonly runtime: RuntimeParams;
   readonly nodes: readonly PlanNode[];
@@ -33,8 +35,7 @@ export interface Plan {
 
 export class PlanError extends UserError {}
 
-export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], runtime: RuntimeParams): Plan {
-  const n = nodes.length;
+function checkInputs(info: ModelInfo, n: number, runtime: RuntimeParams): void {
   const L = info.nLayer;
   if (n < 1) throw new PlanError('a plan needs at least one node');
   if (n > 1) {
@@ -43,6 +44,62 @@ export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], 
   }
   if (n > L) throw new PlanError(`${n} nodes but the model has only ${L} layers; use at most ${L} nodes`, [`pass -n ${L} or fewer`]);
   if (runtime.ctx < 1 || runtime.parallel < 1) throw new PlanError('--ctx and --parallel must be positive');
+}
+
+/**
+ * The plan of ranges the user chose (already checked to tile the model: plan/manual-split.ts), with each node's memory;
+ * a range over its node's budget is a PlanError naming the node.
+ */
+export function planRanges(
+  info: ModelInfo,
+  nodes: readonly PlanNodeInput[],
+  ranges: readonly { layerStart: number; layerEnd: number }[],
+  runtime: RuntimeParams,
+  placement: Plan['placement'] = 'manual',
+): Plan {
+  checkInputs(info, nodes.length, runtime);
+  if (ranges.length !== nodes.length) throw new Error(`${ranges.length} ranges for ${nodes.length} nodes`);
+  const planNodes = buildNodes(info, nodes, ranges.map((r) => r.layerEnd), runtime);
+  const over = planNodes.filter((p) => p.budget !== undefined && p.memory.total > p.budget);
+  if (over.length) {
+    const lines = over.map((p) => `node ${p.index} (${p.name}): layers ${p.layerStart}:${p.layerEnd} need ~${formatBytes(p.memory.total)} but its budget is ${formatBytes(p.budget!)}`);
+    throw new PlanError(`the split does not fit:\n  ${lines.join('\n  ')}`, ['move layers off the nodes named, or raise their budgets', 'lower --ctx or --parallel', 'or leave the split to the planner']);
+  }
+  return finish(info, planNodes, runtime, placement);
+}
+
+function buildNodes(info: ModelInfo, nodes: readonly PlanNodeInput[], ends: readonly number[], runtime: RuntimeParams): PlanNode[] {
+  const chained = nodes.length > 1;
+  return ends.map((end, j) => {
+    const start = j === 0 ? 0 : ends[j - 1]!;
+    const node: PlanNode = {
+      index: j,
+      name: nodes[j]!.name,
+      layerStart: start,
+      layerEnd: end,
+      embeddings: j === 0,
+      output: j === 0,
+      memory: rankMemory(info, start, end, j === 0, runtime, chained),
+    };
+    const b = nodes[j]!.memory;
+    return b === undefined ? node : { ...node, budget: b };
+  });
+}
+
+function finish(info: ModelInfo, planNodes: readonly PlanNode[], runtime: RuntimeParams, placement: Plan['placement']): Plan {
+  return {
+    placement,
+    model: { file: info.file, arch: info.arch, layers: info.nLayer, fileType: info.fileType },
+    runtime,
+    nodes: planNodes,
+    totalMemory: planNodes.reduce((a, p) => a + p.memory.total, 0),
+  };
+}
+
+export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], runtime: RuntimeParams): Plan {
+  const n = nodes.length;
+  const L = info.nLayer;
+  checkInputs(info, n, runtime);
 
   const budgets = nodes.map((x) => x.memory);
   const given = budgets.filter((b): b is number => b !== undefined);
@@ -63,30 +120,12 @@ export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], 
   const limit = best.value * (1 + 1e-9);
   const even = partition(n, L, (j, a, b, prev) => (r(j, a, b) > limit ? Number.POSITIVE_INFINITY : prev + r(j, a, b) ** 2));
   const ends = Number.isFinite(even.value) ? even.ends : best.ends;
-  const planNodes: PlanNode[] = ends.map((end, j) => {
-    const start = j === 0 ? 0 : ends[j - 1]!;
-    const node: PlanNode = {
-      index: j,
-      name: nodes[j]!.name,
-      layerStart: start,
-      layerEnd: end,
-      embeddings: j === 0,
-      output: j === 0,
-      memory: rankMemory(info, start, end, j === 0, runtime, chained),
-    };
-    const b = budgets[j];
-    return b === undefined ? node : { ...node, budget: b };
-  });
+  const planNodes = buildNodes(info, nodes, ends, runtime);
 
   const over = planNodes.filter((p) => p.budget !== undefined && p.memory.total > p.budget);
   if (over.length) throw infeasible(info, planNodes, runtime);
 
-  return {
-    model: { file: info.file, arch: info.arch, layers: L, fileType: info.fileType },
-    runtime,
-    nodes: planNodes,
-    totalMemory: planNodes.reduce((a, p) => a + p.memory.total, 0),
-  };
+  return finish(info, planNodes, runtime, 'memory');
 }
 
 function infeasible(info: ModelInfo, best: readonly PlanNode[], runtime: RuntimeParams): PlanError {

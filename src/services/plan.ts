@@ -6,7 +6,8 @@ import { resolveModel, type ResolvedModel } from '../ollama/resolve.js';
 import { DEFAULT_RUNTIME, type RuntimeParams } from '../plan/memory.js';
 import { modelInfo, type ModelInfo } from '../plan/model-info.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
-import { calculatePlan, type Plan, type PlanNodeInput } from '../plan/planner.js';
+import { calculatePlan, planRanges, type Plan, type PlanNodeInput } from '../plan/planner.js';
+import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 
 export interface PlanRequest {
   readonly model: string;
@@ -15,6 +16,9 @@ export interface PlanRequest {
   readonly nodes?: string | readonly NodeSpec[];
   readonly runtime?: Partial<RuntimeParams>;
   readonly roots?: readonly string[];
+  /** `--split` / `--layers-per-node` text (at most one; a cluster file's layers= is the third way). */
+  readonly split?: string;
+  readonly layersPerNode?: string;
 }
 
 export interface PlanResult {
@@ -42,8 +46,10 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   } else {
     throw new UserError('say how many nodes: -n N or --nodes host1=24G,host2=16G');
   }
+  // Syntax first: a typo is reported before the model is read.
+  const manual = manualSplitFrom({ split: req.split, layersPerNode: req.layersPerNode, nodeLayers: nodeSpecs?.map((n) => n.layers) });
   const { model, info } = await loadModelInfo(req.model, req.roots);
   const runtime: RuntimeParams = { ...DEFAULT_RUNTIME, ...req.runtime };
-  const plan = calculatePlan(info, inputs, runtime);
+  const plan = manual ? planRanges(info, inputs, resolveSplit(manual, inputs.length, info.nLayer), runtime) : calculatePlan(info, inputs, runtime);
   return { model, info, plan, ...(nodeSpecs ? { nodeSpecs } : {}) };
 }

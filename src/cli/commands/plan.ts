@@ -14,15 +14,24 @@ interface Args {
   parallel: number;
   'kv-unified': boolean;
   'swa-full': boolean;
+  split?: string;
+  'layers-per-node'?: string;
   json: boolean;
   root: string[];
 }
+
+const PLACEMENT = {
+  memory: 'balanced on memory (no speed measurements)',
+  manual: 'as given (manual split)',
+  speed: 'balanced on measured speed',
+} as const;
 
 export function renderPlan(r: PlanResult): string {
   const p = r.plan;
   const lines = [
     `Model: ${r.model.name} (${p.model.arch}, ${p.model.layers} layers, ${p.model.fileType})`,
     `Context: ${p.runtime.ctx} x ${p.runtime.parallel} slot(s)`,
+    `Placement: ${PLACEMENT[p.placement]}`,
     '',
   ];
   for (const n of p.nodes) {
@@ -51,6 +60,9 @@ export const planCommand: CommandModule<object, Args> = {
       .option('parallel', { type: 'number', default: 1, describe: 'slots (llama-server --parallel)' })
       .option('kv-unified', { type: 'boolean', default: false, describe: 'one KV buffer shared by all slots' })
       .option('swa-full', { type: 'boolean', default: false, describe: 'full-size cache for sliding-window layers' })
+      .option('split', { type: 'string', describe: 'explicit layer ranges per node, half-open: 0:4,4:18' })
+      .option('layers-per-node', { type: 'string', describe: 'layer counts per node: 4,14' })
+      .conflicts('split', 'layers-per-node')
       .option('json', { type: 'boolean', default: false })
       .option('root', { type: 'string', array: true, default: [] as string[], describe: 'an extra Ollama models directory' })
       .conflicts('n', ['nodes', 'cluster'])
@@ -64,6 +76,8 @@ export const planCommand: CommandModule<object, Args> = {
       ...(nodes !== undefined ? { nodes } : {}),
       runtime: { ctx: a.ctx, parallel: a.parallel, kvUnified: a['kv-unified'], swaFull: a['swa-full'] },
       roots: a.root,
+      ...(a.split !== undefined ? { split: a.split } : {}),
+      ...(a['layers-per-node'] !== undefined ? { layersPerNode: a['layers-per-node'] } : {}),
     });
     process.stdout.write(a.json ? `${JSON.stringify({ model: r.model, plan: r.plan }, null, 2)}\n` : renderPlan(r));
   },
