@@ -13,6 +13,7 @@ import { UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
+import { formatSplit, manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
@@ -37,6 +38,9 @@ export interface UpOptions {
   llamaServer?: string;
   /** Split this many layers evenly instead of planning from the GGUF header. */
   layers?: number;
+  /** Manual placement: `--split 0:4,4:18` or `--layers-per-node 4,14` (a cluster file's layers= comes with the nodes). */
+  split?: string;
+  layersPerNode?: string;
   apiPort: number;
   /** Address the API binds on this machine (default 127.0.0.1); another needs apiKey or allowNoApiKey. */
   apiHost?: string;
@@ -96,7 +100,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
   try {
-    const { ranges, modelPath, memory, params, system } = await layerRanges(o, specs);
+    const { ranges, modelPath, memory, params, system, placement } = await layerRanges(o, specs);
+    emit({ kind: 'info', message: `placement: ${placement} (${formatSplit(ranges)})` });
     const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
@@ -231,15 +236,19 @@ async function tunnelLinks(nodes: readonly Transport[], stagePorts: readonly num
 async function layerRanges(
   o: UpOptions,
   specs: readonly NodeSpec[],
-): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; memory?: number[]; params?: Record<string, unknown>; system?: string }> {
+): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; placement: string; memory?: number[]; params?: Record<string, unknown>; system?: string }> {
+  const manualFlags = { ...(o.split !== undefined ? { split: o.split } : {}), ...(o.layersPerNode !== undefined ? { layersPerNode: o.layersPerNode } : {}) };
   if (o.layers !== undefined) {
-    if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
+    const manual = manualSplitFrom({ ...manualFlags, nodeLayers: specs.map((s) => s.layers) });
+    if (!manual && o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
+    const ranges = manual ? resolveSplit(manual, specs.length, o.layers) : evenSplit(o.layers, specs.length);
     // --layers skips planning (the path may exist only on the nodes), but an Ollama name still resolves to its blob.
     const modelPath = looksLikeModelPath(o.model) ? o.model : (await resolveModel(o.model, candidateRoots([]))).ggufPath;
-    return { ranges: evenSplit(o.layers, specs.length), modelPath };
+    return { ranges, modelPath, placement: manual ? `as given by ${manual.from}` : `even over --layers ${o.layers}` };
   }
-  const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
+  const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel }, ...manualFlags });
   return {
+    placement: PLACEMENT_NOTE[r.plan.placement],
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
@@ -247,6 +256,8 @@ async function layerRanges(
     ...(r.model.system ? { system: r.model.system } : {}),
   };
 }
+
+const PLACEMENT_NOTE = { memory: 'balanced on memory', manual: 'as given (manual split)', speed: 'balanced on measured speed' } as const;
 
 /** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */
 async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Transport>, emit: Emit, signal: AbortSignal): Promise<string[]> {
