@@ -5,6 +5,7 @@ import { architectureSplittability } from './arch-support.js';
 import { rankMemory, type MemoryBreakdown, type RuntimeParams } from './memory.js';
 import type { ModelInfo } from './model-info.js';
 import { formatBytes } from './size.js';
+import type { Prediction } from './speed-model.js';
 
 export interface PlanNodeInput {
   readonly name: string;
@@ -26,7 +27,11 @@ export interface PlanNode {
 
 export interface Plan {
   /** How the ranges were chosen: balanced on memory, by the user (--split, --layers-per-node, layers=), or on speed. */
-  readonly placement: 'memory' | 'manual' | 'speed';
+  readonly placement: 'memory' | 'manual' | 'speed' | 'compute';
+  /** Predicted decode of this split, where every node's speed was measured (plan/speed-planner.ts). */
+  readonly prediction?: Prediction;
+  /** Where one node could hold the whole model and is predicted faster alone: that node and its prediction. */
+  readonly alone?: { readonly node: string; readonly decodeTokensPerSecond: number };
   readonly model: { readonly file: string; readonly arch: string; readonly layers: number; readonly fileType: string };
   readonly runtime: RuntimeParams;
   readonly nodes: readonly PlanNode[];
@@ -34,6 +39,14 @@ export interface Plan {
 }
 
 export class PlanError extends UserError {}
+
+/** How each placement reads in `plan` and `up` output. */
+export const PLACEMENT_TEXT: Record<Plan['placement'], string> = {
+  memory: 'balanced on memory (no speed measurements)',
+  manual: 'as given (manual split)',
+  speed: 'balanced on measured speed',
+  compute: 'balanced on compute (the ranks share one machine)',
+};
 
 function checkInputs(info: ModelInfo, n: number, runtime: RuntimeParams): void {
   const L = info.nLayer;
@@ -68,7 +81,7 @@ export function planRanges(
   return finish(info, planNodes, runtime, placement);
 }
 
-function buildNodes(info: ModelInfo, nodes: readonly PlanNodeInput[], ends: readonly number[], runtime: RuntimeParams): PlanNode[] {
+export function buildNodes(info: ModelInfo, nodes: readonly PlanNodeInput[], ends: readonly number[], runtime: RuntimeParams): PlanNode[] {
   const chained = nodes.length > 1;
   return ends.map((end, j) => {
     const start = j === 0 ? 0 : ends[j - 1]!;
@@ -86,7 +99,7 @@ function buildNodes(info: ModelInfo, nodes: readonly PlanNodeInput[], ends: read
   });
 }
 
-function finish(info: ModelInfo, planNodes: readonly PlanNode[], runtime: RuntimeParams, placement: Plan['placement']): Plan {
+export function finish(info: ModelInfo, planNodes: readonly PlanNode[], runtime: RuntimeParams, placement: Plan['placement']): Plan {
   return {
     placement,
     model: { file: info.file, arch: info.arch, layers: info.nLayer, fileType: info.fileType },

@@ -14,6 +14,7 @@ import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
 import { formatSplit, manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
+import { PLACEMENT_TEXT } from '../plan/planner.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
@@ -248,7 +249,7 @@ async function layerRanges(
   }
   const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel }, ...manualFlags });
   return {
-    placement: PLACEMENT_NOTE[r.plan.placement],
+    placement: PLACEMENT_TEXT[r.plan.placement],
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
@@ -256,8 +257,6 @@ async function layerRanges(
     ...(r.model.system ? { system: r.model.system } : {}),
   };
 }
-
-const PLACEMENT_NOTE = { memory: 'balanced on memory', manual: 'as given (manual split)', speed: 'balanced on measured speed' } as const;
 
 /** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */
 async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Transport>, emit: Emit, signal: AbortSignal): Promise<string[]> {

@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
 import { formatBytes } from '../../plan/size.js';
+import { PLACEMENT_TEXT } from '../../plan/planner.js';
 import { planModel, type PlanResult } from '../../services/plan.js';
 import { nodesFromArgs } from '../nodes-option.js';
 
@@ -20,18 +21,12 @@ interface Args {
   root: string[];
 }
 
-const PLACEMENT = {
-  memory: 'balanced on memory (no speed measurements)',
-  manual: 'as given (manual split)',
-  speed: 'balanced on measured speed',
-} as const;
-
 export function renderPlan(r: PlanResult): string {
   const p = r.plan;
   const lines = [
     `Model: ${r.model.name} (${p.model.arch}, ${p.model.layers} layers, ${p.model.fileType})`,
     `Context: ${p.runtime.ctx} x ${p.runtime.parallel} slot(s)`,
-    `Placement: ${PLACEMENT[p.placement]}`,
+    `Placement: ${PLACEMENT_TEXT[p.placement]}`,
     '',
   ];
   for (const n of p.nodes) {
