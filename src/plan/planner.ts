@@ -2,15 +2,17 @@
 // token embeddings and the output norm + lm_head. Pure: no IO.
 import { UserError } from '../errors.js';
 import { architectureSplittability } from './arch-support.js';
-import { rankMemory, type MemoryBreakdown, type RuntimeParams } from './memory.js';
+import { computeBytes, kvBytes, rankMemory, type MemoryBreakdown, type RuntimeParams } from './memory.js';
 import type { ModelInfo } from './model-info.js';
 import { formatBytes } from './size.js';
 import type { Prediction } from './speed-model.js';
 
 export interface PlanNodeInput {
   readonly name: string;
-  /** Budget in bytes; undefined = no limit given. */
+  /** Budget in bytes; undefined = no limit given. With a (non-unified) GPU it includes the GPU's free memory. */
   readonly memory?: number;
+  /** The GPU the rank offloads to (--list-devices), where the node has one. */
+  readonly gpu?: { readonly name: string; readonly freeBytes: number; readonly unified: boolean };
 }
 
 export interface PlanNode {
@@ -23,6 +25,8 @@ export interface PlanNode {
   readonly output: boolean;
   readonly memory: MemoryBreakdown;
   readonly budget?: number;
+  /** Layers on the node's GPU (llama-server -ngl): from the range's end, as many as its free memory holds; the rest in RAM. */
+  readonly offload?: { readonly device: string; readonly layers: number; readonly bytes: number };
 }
 
 export interface Plan {
@@ -95,8 +99,34 @@ export function buildNodes(info: ModelInfo, nodes: readonly PlanNodeInput[], end
       memory: rankMemory(info, start, end, j === 0, runtime, chained),
     };
     const b = nodes[j]!.memory;
-    return b === undefined ? node : { ...node, budget: b };
+    const gpu = nodes[j]!.gpu;
+    const withBudget = b === undefined ? node : { ...node, budget: b };
+    return gpu ? { ...withBudget, offload: offload(info, start, end, runtime, gpu) } : withBudget;
   });
+}
+
+/**
+ * How many of a rank's layers go on its GPU: llama.cpp offloads the last -ngl layers, each with its weights and KV
+ * cache; the compute buffer is reserved on the GPU first.
+ */
+export function offload(
+  info: ModelInfo,
+  start: number,
+  end: number,
+  runtime: RuntimeParams,
+  gpu: NonNullable<PlanNodeInput['gpu']>,
+): NonNullable<PlanNode['offload']> {
+  let room = gpu.freeBytes - computeBytes(info, Array.from({ length: end - start }, (_, i) => start + i), runtime);
+  let layers = 0;
+  let bytes = 0;
+  for (let il = end - 1; il >= start; il--) {
+    const need = (info.layerWeights[il] ?? 0) + kvBytes(info, il, runtime) + (info.recurrentState[il] ?? 0) * runtime.parallel;
+    if (need > room) break;
+    room -= need;
+    bytes += need;
+    layers++;
+  }
+  return { device: gpu.name, layers, bytes };
 }
 
 export function finish(info: ModelInfo, planNodes: readonly PlanNode[], runtime: RuntimeParams, placement: Plan['placement']): Plan {

@@ -21,6 +21,25 @@ interface Args {
   root: string[];
 }
 
+/** The predicted decode of the split, per rank, and the single-node verdict; what to do where nothing was measured. */
+export function renderPrediction(r: PlanResult): string[] {
+  const p = r.plan;
+  if (!p.prediction) {
+    return r.nodeSpecs && p.nodes.length > 1 ? ['', 'Predicted speed: not measured yet; `plan --probe` runs a short calibration on these nodes'] : [];
+  }
+  const d = p.prediction;
+  const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
+  const lines = [
+    '',
+    `Predicted decode: ${d.decodeTokensPerSecond.toFixed(1)} tok/s (one request: ${ms(d.tokenSeconds)} a token = ${d.rankSeconds.map(ms).join(' + ')} compute + ${d.hops} hops x ${ms(d.hopSeconds)})`,
+  ];
+  if (p.alone) {
+    lines.push(`Verdict: splitting is predicted slower than running on ${p.alone.node} alone (${d.decodeTokensPerSecond.toFixed(1)} vs ${p.alone.decodeTokensPerSecond.toFixed(1)} tok/s)`);
+  }
+  if (r.speeds) lines.push(`Measured: ${r.speeds.map((s) => `${s.node} at ${s.measuredAt}`).join(', ')}`);
+  return lines;
+}
+
 export function renderPlan(r: PlanResult): string {
   const p = r.plan;
   const lines = [
@@ -36,8 +55,13 @@ export function renderPlan(r: PlanResult): string {
     lines.push(
       `Node ${n.index}:${who}${roles ? ` (${roles})` : ''} Layers: ${n.layerStart} - ${n.layerEnd - 1}, Estimated Memory: ~${formatBytes(n.memory.total)}${budget}`,
     );
+    if (n.offload) {
+      const rest = n.layerEnd - n.layerStart - n.offload.layers;
+      lines.push(`  GPU ${n.offload.device}: ${n.offload.layers} of its ${n.layerEnd - n.layerStart} layers (-ngl ${n.offload.layers}, ~${formatBytes(n.offload.bytes)})${rest ? `; ${rest} stay in RAM` : ''}`);
+    }
   }
   lines.push('', `Total: ~${formatBytes(p.totalMemory)}`);
+  lines.push(...renderPrediction(r));
   return `${lines.join('\n')}\n`;
 }
 
