@@ -1,7 +1,7 @@
 // Measured speeds, kept per (node, binary, model) so the next plan is instant. Pure: the records and how a
 // calibration run's chain timing becomes them; services/speed-store.ts reads and writes the file.
 import type { ModelInfo } from './model-info.js';
-import { secondsPerByteOf } from './speed-model.js';
+import { layerBytes, secondsPerByteOf } from './speed-model.js';
 
 export interface SpeedRecord {
   /** The node as `up` names it ("local", "alice@gpu1:2222"). */
@@ -24,7 +24,7 @@ export interface SpeedRecord {
 export const modelKey = (path: string, bytes: number): string => `${path} (${bytes} bytes)`;
 
 /**
- * A calibration run as one record per node (ranks on the same node averaged): the head's chain timing (/health
+ * A calibration run as one record per node (ranks on the same node pooled): the head's chain timing (/health
  * `chain`: each rank's layers' compute, the round trip through the workers, the hop) and the decode time per token
  * the head's own timings report, whose excess over the head's layers and the round trip is its output part.
  */
@@ -35,15 +35,14 @@ export function recordsFromChainStats(
   decodeMsPerToken: number,
   key: { binary: string; model: string; at: string },
 ): SpeedRecord[] {
-  const byNode = new Map<string, { spb: number[]; layers: string[]; ms: number[]; output?: number }>();
+  const byNode = new Map<string, { bytes: number; layers: string[]; ms: number[]; output?: number }>();
   const head = stats.ranks.find((s) => s.rank === 0);
   for (const s of stats.ranks) {
     const r = ranks[s.rank];
     if (!r) continue;
-    const spb = secondsPerByteOf(info, r.layerStart, r.layerEnd, s.computeMsPerToken);
-    if (spb === undefined) continue;
-    const e = byNode.get(r.node) ?? { spb: [], layers: [], ms: [] };
-    e.spb.push(spb);
+    if (secondsPerByteOf(info, r.layerStart, r.layerEnd, s.computeMsPerToken) === undefined) continue;
+    const e = byNode.get(r.node) ?? { bytes: 0, layers: [], ms: [] };
+    e.bytes += layerBytes(info, r.layerStart, r.layerEnd);
     e.layers.push(`${r.layerStart}:${r.layerEnd}`);
     e.ms.push(s.computeMsPerToken);
     if (s.rank === 0 && head) {
@@ -57,7 +56,8 @@ export function recordsFromChainStats(
     node,
     binary: key.binary,
     model: key.model,
-    secondsPerByte: e.spb.reduce((a, b) => a + b, 0) / e.spb.length,
+    // Ranks on one node: their compute over their bytes together.
+    secondsPerByte: e.ms.reduce((a, b) => a + b, 0) / 1000 / e.bytes,
     ...(e.output !== undefined ? { outputSeconds: e.output } : {}),
     ...hop,
     measuredAt: key.at,

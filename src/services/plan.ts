@@ -26,8 +26,8 @@ export interface PlanRequest {
   readonly layersPerNode?: string;
   /** Measured speeds (default: the cache, services/speed-store.ts); [] plans without them. */
   readonly speeds?: readonly SpeedRecord[];
-  /** Per node, the budget probed on it (RAM + VRAM), used where the node has no mem=. */
-  readonly probedBudgets?: readonly (number | undefined)[];
+  /** Per node, what probing it found (services/probe-speeds.ts probedBudget): its budget where it has no mem=, its GPU. */
+  readonly probed?: readonly ({ memory?: number; gpu?: PlanNodeInput['gpu'] } | undefined)[];
 }
 
 export interface PlanResult {
@@ -53,8 +53,9 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   if (req.nodes !== undefined) {
     nodeSpecs = typeof req.nodes === 'string' ? parseNodeList(req.nodes) : [...req.nodes];
     inputs = nodeSpecs.map((n, i) => {
-      const memory = n.memory ?? req.probedBudgets?.[i];
-      return { name: n.host, ...(memory !== undefined ? { memory } : {}) };
+      const memory = n.memory ?? req.probed?.[i]?.memory;
+      const gpu = req.probed?.[i]?.gpu;
+      return { name: n.host, ...(memory !== undefined ? { memory } : {}), ...(gpu ? { gpu } : {}) };
     });
   } else if (req.nodeCount !== undefined) {
     if (!Number.isInteger(req.nodeCount) || req.nodeCount < 1) throw new UserError('-n must be a positive integer');

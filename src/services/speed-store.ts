@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { localCacheRoot } from '../provision/local-engine.js';
 import { mergeRecords, type SpeedRecord } from '../plan/speed-cache.js';
 
-export const speedFile = (root = localCacheRoot()): string => join(root, 'speeds.json');
+/** LLAMA_RELAY_SPEED_CACHE names another file (tests keep theirs apart from the user's). */
+export const speedFile = (): string => process.env.LLAMA_RELAY_SPEED_CACHE ?? join(localCacheRoot(), 'speeds.json');
 
 export async function readSpeeds(file = speedFile()): Promise<SpeedRecord[]> {
   try {

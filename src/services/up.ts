@@ -15,6 +15,7 @@ import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
 import { formatSplit, manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { PLACEMENT_TEXT } from '../plan/planner.js';
+import type { Prediction } from '../plan/speed-model.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
@@ -101,8 +102,9 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
   try {
-    const { ranges, modelPath, memory, params, system, placement } = await layerRanges(o, specs);
+    const { ranges, modelPath, memory, params, system, placement, prediction } = await layerRanges(o, specs);
     emit({ kind: 'info', message: `placement: ${placement} (${formatSplit(ranges)})` });
+    if (prediction) emit({ kind: 'info', message: `predicted decode: ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s (from the speeds measured on these nodes)` });
     const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
@@ -189,6 +191,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
         run.fatal,
       ]);
       emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
+      // The head's own decode timing: the same measure the prediction was calibrated on.
+      if (prediction && r.decodeTokensPerSecond) {
+        emit({ kind: 'info', message: `decode: measured ${r.decodeTokensPerSecond.toFixed(1)} tok/s, predicted ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s` });
+      }
       return { apiUrl, text: r.text };
     }
     const session = o.chatLines
@@ -237,7 +243,15 @@ async function tunnelLinks(nodes: readonly Transport[], stagePorts: readonly num
 async function layerRanges(
   o: UpOptions,
   specs: readonly NodeSpec[],
-): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; placement: string; memory?: number[]; params?: Record<string, unknown>; system?: string }> {
+): Promise<{
+  ranges: { layerStart: number; layerEnd: number }[];
+  modelPath: string;
+  placement: string;
+  prediction?: Prediction;
+  memory?: number[];
+  params?: Record<string, unknown>;
+  system?: string;
+}> {
   const manualFlags = { ...(o.split !== undefined ? { split: o.split } : {}), ...(o.layersPerNode !== undefined ? { layersPerNode: o.layersPerNode } : {}) };
   if (o.layers !== undefined) {
     const manual = manualSplitFrom({ ...manualFlags, nodeLayers: specs.map((s) => s.layers) });
@@ -250,6 +264,7 @@ async function layerRanges(
   const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel }, ...manualFlags });
   return {
     placement: PLACEMENT_TEXT[r.plan.placement],
+    ...(r.plan.prediction ? { prediction: r.plan.prediction } : {}),
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),

@@ -148,10 +148,11 @@ describe('speed cache', () => {
     const speeds = recs.map((r) => ({ secondsPerByte: r.secondsPerByte, ...(r.outputSeconds !== undefined ? { outputSeconds: r.outputSeconds } : {}) }));
     const p = predictDecode(info, [{ layerStart: 0, layerEnd: 1 }, { layerStart: 1, layerEnd: 18 }], speeds, 0.568e-3)!;
     assert.ok(Math.abs(p.tokenSeconds * 1000 - (104.8 - 42.198 + 41.061 + 2 * 0.568)) < 1e-6);
-    // Two ranks on one node: one record, the mean speed.
+    // Two ranks on one node: one record, their compute over their bytes together.
     const same = recordsFromChainStats(info, [{ node: 'local', layerStart: 0, layerEnd: 1 }, { node: 'local', layerStart: 1, layerEnd: 18 }], stats, 104.8, key);
     assert.equal(same.length, 1);
     assert.equal(same[0]!.layers, '0:1,1:18');
+    assert.ok(Math.abs(same[0]!.secondsPerByte - (1.874 + 41.061) / 1000 / (1800 * MB)) < 1e-18);
   });
 
   it('lookup prefers the binary measured, else the newest; a fresh record replaces its (node, binary, model)', () => {
