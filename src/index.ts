@@ -1,7 +1,7 @@
 // Programmatic API: start a chain and stream its tokens; discover models, load their metadata, calculate a sharding plan.
 export { startCluster, type Cluster, type GenerateOptions, type StartClusterOptions } from './services/start-cluster.js';
 export type { RelayEvent, RelayEventKind } from './events/events.js';
-export type { CompletionResult } from './cluster/head-client.js';
+export type { CompletionResult } from './runtime/head-client.js';
 export type { GenerationSettings } from './cluster/generation-settings.js';
 export { DEFAULT_MODEL, defaultModelPath } from './services/default-model.js';
 export { discoverModels, type DiscoveredModel, type DiscoverResult } from './services/discover.js';

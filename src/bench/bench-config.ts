@@ -1,11 +1,9 @@
 // What a bench run measures, as plain data: the nodes, the runtime every server shares, and the
 // configurations (stock, llama-relay chains, llama.cpp RPC) the planner derives from them.
-import type { NodeSpec } from '../plan/node-spec.js';
+import type { RunNode } from '../runtime/node-hosts.js';
 
-/** A machine that runs processes: this one, or a node reached over ssh (the same `[user@]host[:port]` as `up`). */
-export type BenchNode =
-  | { readonly name: string; readonly kind: 'local' }
-  | { readonly name: string; readonly kind: 'ssh'; readonly spec: NodeSpec };
+/** A machine the bench runs processes on (the runtime's node: this one, or one reached over ssh). */
+export type BenchNode = RunNode;
 
 export type ConfigKind = 'stock' | 'chain' | 'rpc';
 

@@ -1,13 +1,12 @@
 // `--nodes` / `-n` for bench: which machines the ranks run on, and the flags that only make sense on one machine. Pure.
 import { UserError } from '../errors.js';
 import { parseNodeSpec, type NodeSpec } from '../plan/node-spec.js';
+import { isLocalSpec, nodeName } from '../runtime/node-transports.js';
 import type { BenchNode } from './bench-config.js';
-
-const LOCAL = new Set(['local', 'localhost', '127.0.0.1']);
 
 /**
  * A count of local nodes, or the nodes `up` takes: `--nodes` text or the specs of a cluster file. `local` (also
- * `localhost`, `127.0.0.1`) runs here, `[user@]host[:port]` over ssh. Memory budgets do not apply (the bench
+ * `localhost`, `127.0.0.1`: the runtime's isLocalSpec) runs here, `[user@]host[:port]` over ssh. Memory budgets do not apply (the bench
  * splits the layers evenly): see budgetsIgnored().
  */
 export function benchNodes(given: string | readonly NodeSpec[] | undefined, count: number | undefined): BenchNode[] {
@@ -20,7 +19,7 @@ export function benchNodes(given: string | readonly NodeSpec[] | undefined, coun
   const specs = typeof given === 'string' ? given.split(',').map((s) => s.trim()).filter(Boolean).map(parseNodeSpec) : given;
   if (specs.length === 0) throw new UserError('--nodes is empty', ['example: --nodes local,local,local or --nodes local,alice@gpu1']);
   return specs.map((n, i): BenchNode =>
-    LOCAL.has(n.host) && !n.user && n.port === undefined ? { name: `local${i}`, kind: 'local' } : { name: n.spec.replace(/=.*$/, ''), kind: 'ssh', spec: n },
+    isLocalSpec(n) ? { name: `local${i}`, kind: 'local' } : { name: nodeName(n), kind: 'ssh', spec: n },
   );
 }
 
@@ -28,7 +27,7 @@ export function benchNodes(given: string | readonly NodeSpec[] | undefined, coun
 export function budgetsIgnored(given: string | readonly NodeSpec[] | undefined): string[] {
   if (given === undefined) return [];
   const specs = typeof given === 'string' ? given.split(',').map((s) => s.trim()).filter(Boolean).map(parseNodeSpec) : given;
-  return specs.filter((n) => n.memory !== undefined).map((n) => n.spec.replace(/=.*$/, ''));
+  return specs.filter((n) => n.memory !== undefined).map(nodeName);
 }
 
 /** Flags that emulate or pin things on one machine are refused when some node is remote. */

@@ -1,23 +1,11 @@
 // What a bench run found, as plain JSON-ready data (the --json file is exactly a BenchReport).
+import type { BenchSample } from '../events/events.js';
 import type { BenchSweep, ConfigKind } from './bench-config.js';
 import type { ProcessRole } from './launch-plan.js';
 import type { Spread } from './stats.js';
 
-/** One request batch (`parallel` concurrent streaming requests). */
-export interface Sample {
-  /** Mean over the batch's requests: request sent → first streamed token. */
-  readonly ttftMs: number;
-  /** Sum over requests of the server's prompt tokens/s (aggregate when parallel). */
-  readonly prefillTps: number;
-  /** Sum over requests of the server's predicted tokens/s. */
-  readonly decodeTps: number;
-  readonly promptTokens: number;
-  readonly generatedTokens: number;
-  /** Relay bytes (both ways, all links) from the request until every first token. */
-  readonly prefillBytes: number;
-  /** Relay bytes from there to the end. */
-  readonly decodeBytes: number;
-}
+/** One request batch (`parallel` concurrent streaming requests): the event stream's BenchSample. */
+export type Sample = BenchSample;
 
 export interface Measurement {
   readonly promptTokens: number;

@@ -14,17 +14,17 @@ import { platformOf, type Platform } from '../provision/platform.js';
 import type { EngineInput } from '../provision/provision-plan.js';
 import { ensureBinary } from '../provision/remote-binary.js';
 import { pushSlice } from '../provision/remote-slice.js';
-import { provision, type ProvisionReport } from '../services/provision.js';
+import { provision, type ProvisionReport } from '../provision/provision-nodes.js';
 import { LocalTransport } from '../ssh/local-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { BenchConfig } from './bench-config.js';
-import type { BenchHosts } from './bench-hosts.js';
+import type { NodeHosts } from '../runtime/node-hosts.js';
 import type { Binaries, RankSite } from './launch-plan.js';
 import { stockCopyRefusal, wholeModelRefusal } from './remote-prereqs.js';
 import { stockFitRefusal } from './stock-fit.js';
 
 export interface SitesOptions {
-  hosts: BenchHosts;
+  hosts: NodeHosts;
   model: string;
   gguf: GgufModel;
   /** This machine's builds. */

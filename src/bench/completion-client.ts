@@ -1,7 +1,8 @@
 // Streams one /completion request from a llama-server head and times it: first token on the client's clock,
-// prompt and decode rates from the server's own `timings`.
+// prompt and decode rates from the server's own `timings`. The stream is read by the runtime's one SSE reader.
 import { performance } from 'node:perf_hooks';
 import { ExternalError } from '../errors.js';
+import { sseFields } from '../runtime/sse.js';
 
 export interface CompletionRequest {
   readonly prompt: readonly number[];
@@ -68,8 +69,6 @@ export async function streamCompletion(
   if (!r.ok || !r.body) throw new ExternalError(`/completion on port ${port} answered HTTP ${r.status}: ${await r.text()}`);
   let firstTokenAt: number | undefined;
   let timings: Timings | undefined;
-  let buffered = '';
-  const decoder = new TextDecoder();
   const onFrame = (json: string) => {
     const f = JSON.parse(json) as Frame;
     if (f.error) throw new ExternalError(`/completion stream on port ${port} failed: ${typeof f.error === 'string' ? f.error : f.error.message}`);
@@ -79,16 +78,7 @@ export async function streamCompletion(
     }
     if (f.timings && f.stop) timings = f.timings;
   };
-  for await (const chunk of r.body as AsyncIterable<Uint8Array>) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl).trim();
-      buffered = buffered.slice(nl + 1);
-      if (line.startsWith('data: ')) onFrame(line.slice(6));
-      else if (line.startsWith('error: ')) onFrame(line.slice(7));
-    }
-  }
+  for await (const f of sseFields(r.body as AsyncIterable<Uint8Array>)) onFrame(f.value);
   if (!timings) throw new ExternalError(`/completion stream on port ${port} ended without timings`);
   const end = performance.now();
   return {

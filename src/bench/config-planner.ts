@@ -1,7 +1,7 @@
 // Which configurations a bench run measures, derived from the nodes and flags. Pure: no IO.
 import { UserError } from '../errors.js';
 import type { BenchConfig, BenchOptions, RankPlan } from './bench-config.js';
-import { evenSplit } from './layer-split.js';
+import { evenSplit } from '../runtime/even-split.js';
 
 function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
   return evenSplit(layers, count).map((range, i) => ({

@@ -1,26 +1,20 @@
-// A configuration turned into processes to start (in order, each with its readiness probe) and links to relay.
-// Pure: ports and paths come in, data goes out; the runner starts exactly this.
-import { hostPort } from '../cluster/launch-plan.js';
+// A bench configuration turned into processes to start (in order, each with its readiness) and links to relay. Chains
+// are planned by the runtime's chain planner, stock and RPC servers by its argv builders. Pure: ports and paths come
+// in, data goes out; the runner starts exactly this.
 import { BugError } from '../errors.js';
 import type { ProcessSpec } from '../process/process-spec.js';
+import { hostPort } from '../runtime/host-port.js';
+import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
+import type { Readiness } from '../runtime/readiness.js';
+import { rpcSplit } from '../runtime/rpc-split.js';
+import { LOOPBACK, pinToCore, rpcHeadArgv, rpcServerArgv, singleServerArgv, type ChainRuntime } from '../runtime/server-argv.js';
 import type { BenchConfig, BenchNode, BenchRuntime } from './bench-config.js';
-import { rpcSplit } from './rpc-split.js';
-import { chainRankArgs, LOOPBACK, pinToCore, rpcHeadArgs, rpcServerArgs, singleServerArgs } from './server-argv.js';
 
 export interface Binaries {
   readonly patchedServer: string;
   readonly stockServer: string;
   readonly rpcServer: string;
 }
-
-/** How the runner knows a process finished loading. */
-export type ReadyProbe =
-  | { readonly kind: 'http-health'; readonly port: number }
-  | { readonly kind: 'stderr-line'; readonly pattern: RegExp }
-  /** host: where the port is, when not this machine's loopback. */
-  | { readonly kind: 'tcp'; readonly port: number; readonly host?: string }
-  /** A port on its node's loopback, which this machine cannot dial when the node is remote: asked on the node. */
-  | { readonly kind: 'node-listening'; readonly port: number };
 
 export type ProcessRole = 'server' | 'head' | 'worker' | 'rpc-head' | 'rpc-server';
 
@@ -30,7 +24,7 @@ export interface PlannedProcess {
   readonly role: ProcessRole;
   readonly layers: readonly [number, number];
   readonly spec: ProcessSpec;
-  readonly ready: ReadyProbe;
+  readonly ready: Readiness;
   /** The chain secret goes to it in LLAMA_RELAY_SECRET (through the remote wrapper's stdin), not as a file. */
   readonly secretInEnv?: boolean;
 }
@@ -91,7 +85,11 @@ export interface RankSite {
   readonly secretFile?: string;
 }
 
-export const WORKER_READY = /^llama-relay: stage ready layers=(\d+):(\d+) listen=(\S+)/;
+/** The same flags for every server of a run, so stock, chain and RPC compute the same thing. */
+export function serverRuntime(r: BenchRuntime): ChainRuntime {
+  // Chains run without warmup and memory fitting; the others match, and the bench warms every config up itself.
+  return { ctx: r.ctx, parallel: r.slots, threads: r.threads, threadsBatch: r.threads, batch: r.batch, ubatch: r.ubatch, noWarmup: true, fit: 'off' };
+}
 
 /** HTTP port, plus per remote rank a listen port and a relay port (chains: one more pair for the head); no relays when direct. */
 export function portsNeeded(c: BenchConfig, direct = false): number {
@@ -120,7 +118,7 @@ function sameMachine(a: BenchNode | undefined, b: BenchNode | undefined): boolea
   return a.kind === 'local' ? b.kind === 'local' : b.kind === 'ssh' && a.name === b.name;
 }
 
-export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
+export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
   const sites = input.sites;
   if (sites && sites.length !== c.ranks.length) throw new BugError(`${c.id} has ${c.ranks.length} ranks but ${sites.length} sites`);
   const need = portsNeeded(c, !!sites);
@@ -128,84 +126,66 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
   const ports = [...input.ports];
   const take = () => ports.shift()!;
   const httpPort = take();
-  const { runtime } = input;
+  const http = { host: LOOPBACK, port: httpPort };
+  const runtime = serverRuntime(input.runtime);
   const k = c.ranks.length;
   const rank = (i: number) => c.ranks[i]!;
   const binsOf = (i: number) => sites?.[i]!.bins ?? input.bins;
   const modelOf = (i: number) => sites?.[i]!.model ?? input.model;
-  const hostOf = (i: number) => sites?.[i]!.host ?? LOOPBACK;
-  const spec = (i: number, command: string, args: string[]): ProcessSpec =>
-    pinToCore({ label: processLabel(c, i, input.nodes[rank(i).node]), command, args }, rank(i).core);
-  const proc = (i: number, role: ProcessRole, s: ProcessSpec, ready: ReadyProbe): PlannedProcess => ({
+  const spec = (i: number, argv: readonly string[]): ProcessSpec =>
+    pinToCore({ label: processLabel(c, i, input.nodes[rank(i).node]), command: argv[0]!, args: argv.slice(1) }, rank(i).core);
+  const proc = (i: number, role: ProcessRole, argv: readonly string[], ready: Readiness): PlannedProcess => ({
     rank: i,
     node: rank(i).node,
     role,
     layers: rank(i).layers,
-    spec: s,
+    spec: spec(i, argv),
     ready,
   });
 
   if (c.kind === 'stock' || (c.kind === 'chain' && k === 1)) {
-    const bin = c.kind === 'stock' ? binsOf(0).stockServer : binsOf(0).patchedServer;
+    const binary = c.kind === 'stock' ? binsOf(0).stockServer : binsOf(0).patchedServer;
     return {
       httpPort,
-      processes: [proc(0, 'server', spec(0, bin, singleServerArgs(modelOf(0), runtime, httpPort)), { kind: 'http-health', port: httpPort })],
+      processes: [proc(0, 'server', singleServerArgv({ binary, model: modelOf(0), runtime, http }), { kind: 'http-health', ...http })],
       links: [],
     };
   }
 
-  if (c.kind === 'chain' && sites) {
-    // Real links: rank i dials rank i+1's listen address on its node; the last one closes the ring on the head.
-    const listen = c.ranks.map((_, i) => hostPort(hostOf(i), take()));
-    const rankProc = (i: number): PlannedProcess => {
-      const secretFile = sites[i]!.secretFile;
-      const args = chainRankArgs({
-        model: modelOf(i),
-        runtime,
-        layers: rank(i).layers,
-        listen: listen[i]!,
-        next: listen[(i + 1) % k]!,
-        ...(secretFile ? { secretFile } : {}),
-        ...(i === 0 ? { httpPort, noPipeline: !c.pipeline } : {}),
-        ...(c.encrypt === false ? { noEncrypt: true } : {}),
-      });
-      const p =
-        i === 0
-          ? proc(0, 'head', spec(0, binsOf(0).patchedServer, args), { kind: 'http-health', port: httpPort })
-          : proc(i, 'worker', spec(i, binsOf(i).patchedServer, args), { kind: 'stderr-line', pattern: WORKER_READY });
-      return secretFile ? p : { ...p, secretInEnv: true };
-    };
-    return { httpPort, processes: [...Array.from({ length: k - 1 }, (_, j) => k - 1 - j), 0].map(rankProc), links: [] };
-  }
-
   if (c.kind === 'chain') {
+    // Real links (sites): rank i dials rank i+1's listen address on its node. Emulated: every link goes through a
+    // relay on this machine's loopback; link i carries rank i's activations to rank i+1, the last one back to the head.
     const listen = c.ranks.map(() => take());
-    const relay = c.ranks.map(() => take());
-    // Link i carries rank i's activations to rank i+1; the last one is the ring's return link to the head.
-    const links: PlannedLink[] = c.ranks.map((_, i) => ({
+    const relay = sites ? undefined : c.ranks.map(() => take());
+    const node = (i: number): LaunchNode => ({
+      name: input.nodes[rank(i).node]?.name ?? `node ${rank(i).node}`,
+      stageHost: sites?.[i]!.host ?? LOOPBACK,
+      binary: binsOf(i).patchedServer,
+      model: modelOf(i),
+      secretFile: sites ? sites[i]!.secretFile : input.secretFile,
+    });
+    const launches = planLaunch({
+      ranks: c.ranks.map((r, i) => ({ node: node(i), layerStart: r.layers[0], layerEnd: r.layers[1] })),
+      stagePorts: listen,
+      api: http,
+      runtime,
+      runName: c.id,
+      links: relay?.map((p) => hostPort(LOOPBACK, p)),
+      pipeline: c.pipeline,
+      encrypt: c.encrypt,
+    });
+    const processes = launches.map((l): PlannedProcess => {
+      const p = proc(l.rank, l.role, l.argv, l.readiness);
+      return l.node.secretFile ? p : { ...p, secretInEnv: true };
+    });
+    const links: PlannedLink[] = (relay ?? []).map((port, i) => ({
       name: `${i}->${(i + 1) % k}`,
       fromRank: i,
       toRank: (i + 1) % k,
-      listenPort: relay[i]!,
+      listenPort: port,
       targetPort: listen[(i + 1) % k]!,
     }));
-    const rankProc = (i: number): PlannedProcess => {
-      const args = chainRankArgs({
-        model: input.model,
-        runtime,
-        layers: rank(i).layers,
-        listen: `${LOOPBACK}:${listen[i]}`,
-        next: `${LOOPBACK}:${relay[i]}`,
-        secretFile: input.secretFile,
-        ...(i === 0 ? { httpPort, noPipeline: !c.pipeline } : {}),
-        ...(c.encrypt === false ? { noEncrypt: true } : {}),
-      });
-      return i === 0
-        ? proc(0, 'head', spec(0, input.bins.patchedServer, args), { kind: 'http-health', port: httpPort })
-        : proc(i, 'worker', spec(i, input.bins.patchedServer, args), { kind: 'stderr-line', pattern: WORKER_READY });
-    };
-    const order = [...Array.from({ length: k - 1 }, (_, j) => k - 1 - j), 0];
-    return { httpPort, processes: order.map(rankProc), links };
+    return { httpPort, processes, links };
   }
 
   // rpc: ggml-rpc-servers first, then the stock head whose --rpc list points at the relays (remote: at ssh tunnels).
@@ -213,18 +193,15 @@ export function planLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
   const serverPorts = c.ranks.slice(1).map(() => take());
   const relayPorts = c.ranks.slice(1).map(() => take());
   const split = rpcSplit(c.ranks.map((r) => r.layers), c.ranks.at(-1)!.layers[1]);
-  const servers = serverPorts.map((p, j) => {
+  const servers = serverPorts.map((port, j) => {
     const elsewhere = !!sites && !sameMachine(input.nodes[rank(0).node], input.nodes[rank(j + 1).node]);
-    const ready: ReadyProbe = sites ? { kind: 'node-listening', port: p } : { kind: 'tcp', port: p };
-    return { proc: proc(j + 1, 'rpc-server', spec(j + 1, binsOf(j + 1).rpcServer, rpcServerArgs(p, runtime.threads)), ready), elsewhere };
+    const ready: Readiness = sites ? { kind: 'node-listening', port } : { kind: 'tcp', port };
+    return { proc: proc(j + 1, 'rpc-server', rpcServerArgv({ binary: binsOf(j + 1).rpcServer, port, threads: input.runtime.threads }), ready), elsewhere };
   });
   // On the same machine as the head the server is dialled directly; otherwise through a tunnel ending on the head's node.
   const endpoints = serverPorts.map((p, j) => `${LOOPBACK}:${sites && !servers[j]!.elsewhere ? p : relayPorts[j]}`);
-  const head = proc(0, 'rpc-head', spec(0, binsOf(0).stockServer, rpcHeadArgs(modelOf(0), runtime, httpPort, endpoints, split)), {
-    kind: 'http-health',
-    port: httpPort,
-  });
-  const processes = [...servers.map((s) => s.proc), head];
+  const headArgv = rpcHeadArgv({ binary: binsOf(0).stockServer, model: modelOf(0), runtime, http, endpoints, split });
+  const processes = [...servers.map((s) => s.proc), proc(0, 'rpc-head', headArgv, { kind: 'http-health', ...http })];
   if (sites) {
     const tunnels: PlannedTunnel[] = serverPorts.flatMap((p, j) =>
       servers[j]!.elsewhere

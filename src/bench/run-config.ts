@@ -6,22 +6,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import getPort from 'get-port';
-import { formatError } from '../errors.js';
-import { startProcess, type ManagedProcess } from '../process/managed-process.js';
+import { ExternalError, formatError, UserError } from '../errors.js';
+import type { Emit } from '../events/events.js';
+import type { ManagedProcess } from '../process/managed-process.js';
 import type { BenchConfig, BenchNode, BenchRuntime } from './bench-config.js';
-import type { BenchEvent } from './bench-events.js';
 import type { ConfigResult, LinkResult, Measurement, NodeResult, Sample } from './bench-result.js';
 import { tokenize } from './completion-client.js';
 import { DelayRelay } from './delay-relay.js';
-import type { BenchHosts, NodeProcess } from './bench-hosts.js';
+import { startHere, type NodeHosts, type NodeProcess } from '../runtime/node-hosts.js';
 import type { BenchSites } from './bench-sites.js';
-import { planLaunch, portNodes, portsNeeded, type Binaries, type PlannedProcess } from './launch-plan.js';
+import { planConfigLaunch, portNodes, portsNeeded, type Binaries, type PlannedProcess } from './launch-plan.js';
 import { measureBatch } from './measure-batch.js';
 import { summarize } from './measurement.js';
-import { readPeakRss } from './proc-status.js';
 import { buildPrompt, PROMPT_TEXT } from './prompt-tokens.js';
-import { exitError, waitReady } from './readiness.js';
-import { LOOPBACK } from './server-argv.js';
+import { exitError, readyLineWatch, waitReady, type Readiness } from '../runtime/readiness.js';
+import { LOOPBACK } from '../runtime/server-argv.js';
 
 export interface RunContext {
   readonly model: string;
@@ -36,13 +35,13 @@ export interface RunContext {
   readonly logitBias: readonly (readonly [number, false])[];
   readonly readyTimeoutMs: number;
   /** The nodes' transports, when some node is remote: configurations on them run without relays. */
-  readonly remote?: { readonly hosts: BenchHosts; readonly sites: BenchSites };
+  readonly remote?: { readonly hosts: NodeHosts; readonly sites: BenchSites };
   /** Distinguishes this run's wrapper pidfiles on the nodes. */
   readonly runTag?: string;
   /** Which round of the run this is (every round starts the configuration afresh). */
   readonly round?: { readonly index: number; readonly of: number };
   readonly signal?: AbortSignal;
-  readonly emit: (e: BenchEvent) => void;
+  readonly emit: Emit;
 }
 
 interface Started {
@@ -53,7 +52,7 @@ interface Started {
 }
 
 export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<ConfigResult> {
-  ctx.emit({ kind: 'config-start', id: c.id, description: c.description, ...(ctx.round ? { round: ctx.round } : {}) });
+  ctx.emit({ kind: 'bench-config-start', id: c.id, description: c.description, ...(ctx.round ? { round: ctx.round } : {}) });
   const started: Started[] = [];
   const relays: DelayRelay[] = [];
   const forwards: { stop: () => Promise<void> }[] = [];
@@ -80,7 +79,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     const ports = remote
       ? await remote.hosts.ports(portNodes(c, true))
       : await Promise.all(Array.from({ length: portsNeeded(c) }, () => getPort({ host: LOOPBACK })));
-    const plan = planLaunch(c, {
+    const plan = planConfigLaunch(c, {
       model: ctx.model,
       bins: ctx.bins,
       runtime: ctx.runtime,
@@ -105,40 +104,47 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     // A remote head serves HTTP on its node's loopback: this machine reaches it through an ssh forward.
     let httpPort = plan.httpPort;
     for (const planned of plan.processes) {
-      let seen = false;
-      let probe = planned.ready;
-      if (remote && probe.kind === 'http-health') {
-        const f = await remote.hosts.reach(planned.node, probe.port);
+      let ready: Readiness = planned.ready;
+      if (remote && ready.kind === 'http-health') {
+        const f = await remote.hosts.reach(planned.node, ready.port);
         forwards.push(f);
-        probe = { kind: 'http-health', port: f.port };
+        ready = { kind: 'http-health', host: LOOPBACK, port: f.port };
         httpPort = f.port;
       }
       // The RPC head dials its servers on its own loopback: their tunnels go up first.
       if (remote && planned.role === 'rpc-head') {
         for (const t of plan.tunnels ?? []) forwards.push(await remote.hosts.tunnel(t.fromNode, t.listenPort, t.toNode, t.targetPort));
       }
-      const onLine = (line: string) => {
-        if (probe.kind === 'stderr-line' && probe.pattern.test(line)) seen = true;
-      };
+      const line = readyLineWatch(ready);
       const t0 = performance.now();
       const np: NodeProcess = remote
-        ? remote.hosts.start(planned, {
-            onLine,
+        ? remote.hosts.start(planned.node, planned.spec, {
+            onLine: line.onLine,
             wrapperName: `bench-${ctx.runTag ?? 'run'}-${c.id}-r${planned.rank}`,
-            ...(planned.secretInEnv ? { secret } : {}),
-            ...(ctx.signal ? { signal: ctx.signal } : {}),
+            secret: planned.secretInEnv ? secret : undefined,
+            signal: ctx.signal,
           })
-        : localProcess(planned, ctx.signal, onLine);
+        : startHere(planned.spec, { onLine: line.onLine, signal: ctx.signal });
       started.push({ planned, proc: np.proc, peakRss: np.peakRss, loadMs: Number.NaN });
-      await waitReady(np.proc, probe, () => seen, {
+      const command = commandOf(planned, ctx.nodes);
+      const r = await waitReady(np.proc.done, ready, {
+        lineSeen: line.seen,
+        nodeListening: remote ? (port: number) => remote.hosts.listening(planned.node, port) : undefined,
         timeoutMs: ctx.readyTimeoutMs,
-        command: commandOf(planned, ctx.nodes),
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-        ...(remote ? { nodeListening: (port: number) => remote.hosts.listening(planned.node, port) } : {}),
+        pollMs: 25,
+        signal: ctx.signal,
       });
+      if (r.kind === 'aborted') throw new UserError('bench interrupted');
+      if (r.kind === 'exited') throw exitError(r.outcome, 'exited before it was ready', command);
+      if (r.kind === 'timeout') {
+        throw new ExternalError(`${planned.spec.label} was not ready after ${Math.round(ctx.readyTimeoutMs / 1000)} s`, {
+          command,
+          stderrTail: np.proc.tail.last().slice(-15).join('\n'),
+        });
+      }
       const loadMs = performance.now() - t0;
       started[started.length - 1] = { planned, proc: np.proc, peakRss: np.peakRss, loadMs };
-      ctx.emit({ kind: 'process-ready', id: c.id, label: planned.spec.label, loadMs });
+      ctx.emit({ kind: 'bench-process-ready', id: c.id, label: planned.spec.label, loadMs });
     }
     const startCounts = relays.map((r) => r.snapshot());
 
@@ -168,7 +174,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         meanHeldMs: now.heldChunks > start.heldChunks ? (now.heldMsSum - start.heldMsSum) / (now.heldChunks - start.heldChunks) : 0,
       };
     });
-    ctx.emit({ kind: 'config-done', id: c.id });
+    ctx.emit({ kind: 'bench-config-done', id: c.id });
     return {
       ...base,
       nodes,
@@ -179,7 +185,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     };
   } catch (err) {
     const message = describeFailure(err, started);
-    ctx.emit({ kind: 'config-failed', id: c.id, message });
+    ctx.emit({ kind: 'bench-config-failed', id: c.id, message });
     return { ...base, nodes: [], links: [], loadMs: Number.NaN, startBytes: Number.NaN, measurements: [], error: message };
   } finally {
     await Promise.all([...started].reverse().map((s) => s.proc.stop()));
@@ -187,11 +193,6 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     await Promise.all(relays.map((r) => r.close()));
     if (secretDir) await rm(secretDir, { recursive: true, force: true });
   }
-}
-
-function localProcess(planned: PlannedProcess, signal: AbortSignal | undefined, onLine: (line: string) => void): NodeProcess {
-  const proc = startProcess(planned.spec, { ...(signal ? { signal } : {}), forceKillAfterMs: 3000, tailLines: 60, onLine });
-  return { proc, peakRss: () => readPeakRss(proc.pid) };
 }
 
 async function measureAll(
@@ -216,7 +217,7 @@ async function measureAll(
           throw (await exitedProcessError(started, ctx.nodes)) ?? err;
         });
         samples.push(sample);
-        ctx.emit({ kind: 'sample', id: c.id, promptTokens, parallel, repeat: (ctx.round?.index ?? 0) * ctx.repeat + r, sample });
+        ctx.emit({ kind: 'bench-sample', id: c.id, promptTokens, parallel, repeat: (ctx.round?.index ?? 0) * ctx.repeat + r, sample });
       }
       out.push(summarize(promptTokens, parallel, samples));
     }

@@ -3,7 +3,7 @@
 import { ExternalError } from '../errors.js';
 import type { Emit } from '../events/events.js';
 import type { GenerationSettings } from './generation-settings.js';
-import { streamChat, streamCompletion, type ChatMessage, type CompletionResult } from './head-client.js';
+import { streamChat, streamCompletion, type ChatMessage, type CompletionResult } from '../runtime/head-client.js';
 
 /** What one input line asks for. Pure. */
 export type ChatLine = { kind: 'send'; text: string } | { kind: 'exit' } | { kind: 'skip' };

@@ -1,7 +1,7 @@
 // One prompt to the head, the way `ollama run` sends it: a chat message through the model's chat template where it has
 // one (with the model's system prompt), else (or with `raw`) a plain completion; sampling from the generation settings.
 import type { GenerationSettings } from './generation-settings.js';
-import { streamChat, streamCompletion, type ChatMessage, type CompletionResult } from './head-client.js';
+import { streamChat, streamCompletion, type ChatMessage, type CompletionResult } from '../runtime/head-client.js';
 
 export interface PromptOptions {
   maxTokens: number;

@@ -9,7 +9,7 @@ import type { ChainLimits } from '../ollama-api/options.js';
 import { parseBody, requireModel, wantsStream, type Body } from '../ollama-api/request-body.js';
 import { namesModel, type ServedModel } from '../ollama-api/served-model.js';
 import type { LlamaTimings } from '../ollama-api/timings.js';
-import { headErrorMessage, sseData } from './head-client.js';
+import { headErrorMessage, sseData } from '../runtime/head-client.js';
 
 export interface OllamaContext {
   model: ServedModel;

@@ -1,5 +1,21 @@
 // The one typed event stream from the orchestrator to every renderer (Ink TUI, plain lines, --json lines).
 
+/** One measured request batch of a bench configuration (`parallel` concurrent streaming requests). */
+export interface BenchSample {
+  /** Mean over the batch's requests: request sent → first streamed token. */
+  readonly ttftMs: number;
+  /** Sum over requests of the server's prompt tokens/s (aggregate when parallel). */
+  readonly prefillTps: number;
+  /** Sum over requests of the server's predicted tokens/s. */
+  readonly decodeTps: number;
+  readonly promptTokens: number;
+  readonly generatedTokens: number;
+  /** Relay bytes (both ways, all links) from the request until every first token. */
+  readonly prefillBytes: number;
+  /** Relay bytes from there to the end. */
+  readonly decodeBytes: number;
+}
+
 export type NodePhase = 'connect' | 'provision' | 'upload' | 'build' | 'load' | 'ready' | 'failed' | 'stopped';
 
 export type RelayEvent =
@@ -10,7 +26,6 @@ export type RelayEvent =
   /** The launcher builds (or finishes building) an engine on this machine: scripts/build-llama.sh; progress 0..1. */
   | { kind: 'engine-build'; variant: string; progress: number; detail?: string }
   | { kind: 'memory'; rank: number; rssBytes: number }
-  | { kind: 'throughput'; tokensPerSecond: number }
   /** Time one activation hop into this rank took. */
   | { kind: 'hop-time'; rank: number; ms: number }
   | { kind: 'token'; text: string }
@@ -41,6 +56,13 @@ export type RelayEvent =
       lastLines: readonly string[];
       restarting: boolean;
     }
+  /** bench: a configuration starts (afresh in every round). */
+  | { kind: 'bench-config-start'; id: string; description: string; round?: { index: number; of: number } }
+  /** bench: one process of a configuration is ready, loadMs after it was spawned. */
+  | { kind: 'bench-process-ready'; id: string; label: string; loadMs: number }
+  | { kind: 'bench-sample'; id: string; promptTokens: number; parallel: number; repeat: number; sample: BenchSample }
+  | { kind: 'bench-config-done'; id: string }
+  | { kind: 'bench-config-failed'; id: string; message: string }
   | { kind: 'info'; message: string }
   | { kind: 'error'; message: string; next?: readonly string[]; rank?: number; node?: string };
 

@@ -11,7 +11,6 @@ const formatters: Formatters = {
   'node-phase': (e) => `rank ${e.rank} on ${e.node}: ${e.phase}${pct(e.progress)}${e.detail ? ` (${e.detail})` : ''}`,
   'engine-build': (e) => `building the ${e.variant} llama-server on this machine:${pct(e.progress)}${e.detail ? ` (${e.detail})` : ''}`,
   memory: (e, o) => (o.verbose ? `rank ${e.rank}: memory ${mib(e.rssBytes)}` : null),
-  throughput: (e, o) => (o.verbose ? `${e.tokensPerSecond.toFixed(1)} tok/s` : null),
   'hop-time': (e, o) => (o.verbose ? `rank ${e.rank}: hop ${e.ms.toFixed(1)} ms` : null),
   token: () => null, // Tokens go to stdout as raw text, not as status lines.
   'generation-done': (e) => `generated ${e.tokens} tokens in ${e.seconds.toFixed(1)} s (${(e.tokens / Math.max(e.seconds, 1e-9)).toFixed(1)} tok/s)`,
@@ -29,6 +28,13 @@ const formatters: Formatters = {
       `rank ${e.rank} on ${e.node} exited: ${e.meaning}${e.restarting ? '; restarting' : ''}`,
       ...e.lastLines.map((l) => `  | ${l}`),
     ].join('\n'),
+  'bench-config-start': (e) => `[${e.id}] ${e.description}${e.round && e.round.of > 1 ? ` (round ${e.round.index + 1}/${e.round.of})` : ''}`,
+  'bench-process-ready': (e) => `[${e.id}] ${e.label} ready in ${(e.loadMs / 1000).toFixed(2)} s`,
+  'bench-sample': (e) =>
+    `[${e.id}] prompt ${e.promptTokens} x${e.parallel} #${e.repeat + 1}: ttft ${e.sample.ttftMs.toFixed(1)} ms, ` +
+    `prefill ${e.sample.prefillTps.toFixed(1)} tok/s, decode ${e.sample.decodeTps.toFixed(1)} tok/s`,
+  'bench-config-done': (e) => `[${e.id}] done`,
+  'bench-config-failed': (e) => `[${e.id}] FAILED: ${e.message}`,
   info: (e) => e.message,
   error: (e) => [`error: ${e.message}`, ...(e.next ?? []).map((s) => `  - ${s}`)].join('\n'),
 };

@@ -1,5 +1,5 @@
 // What a node has, asked in one remote command: platform, tools, cache dir, free disk, memory, cached builds, Ollama blobs.
-// The script and its parser are pure data; services/provision.ts runs the script through a Transport.
+// The script and its parser are pure data; provision-nodes.ts runs the script through a Transport.
 
 export interface NodeProbe {
   /** Absolute cache root on the node (binaries, sources, slices live below it). */

@@ -1,5 +1,5 @@
 // What each node needs before its ranks can start, as data: the binary step, the weight steps, and the preflight
-// problems (every missing prerequisite, named per node). Pure: tested table-style, run by services/provision.ts.
+// problems (every missing prerequisite, named per node). Pure: tested table-style, run by provision-nodes.ts.
 import { formatBytes } from '../plan/size.js';
 import type { NodeProbe } from './node-probe.js';
 import { binaryKey, describePlatform, platformMismatch, platformOf, type Platform } from './platform.js';

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { availableParallelism, cpus } from 'node:os';
 import { UserError } from '../errors.js';
+import type { Listener } from '../events/event-bus.js';
 import { loadGgufModel } from '../gguf/model.js';
 import type { NodeSpec } from '../plan/node-spec.js';
 import { isGgufArray } from '../gguf/types.js';
@@ -10,8 +11,7 @@ import { candidateRoots } from '../ollama/roots.js';
 import { resolveModel } from '../ollama/resolve.js';
 import { findings, hopOverheads } from '../bench/bench-analysis.js';
 import type { BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
-import type { BenchEvent } from '../bench/bench-events.js';
-import { BenchHosts } from '../bench/bench-hosts.js';
+import { NodeHosts } from '../runtime/node-hosts.js';
 import { benchNodes, budgetsIgnored, checkRemoteFlags } from '../bench/bench-nodes.js';
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
@@ -44,7 +44,8 @@ export interface BenchRequest extends BenchSweep {
   /** Pidfile directory of the remote wrapper on the nodes. */
   readonly runDir?: string;
   readonly signal?: AbortSignal;
-  readonly onEvent?: (e: BenchEvent) => void;
+  /** Progress, on the one event stream (bench-* events, info). */
+  readonly onEvent?: Listener;
 }
 
 function check(req: BenchRequest): void {
@@ -111,7 +112,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const startedAt = new Date().toISOString();
   const results: ConfigResult[] = [];
   const hosts = nodes.some((n) => n.kind === 'ssh')
-    ? await BenchHosts.open(nodes, {
+    ? await NodeHosts.open(nodes, {
         ...(req.sshConfig ? { sshConfig: req.sshConfig } : {}),
         ...(req.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
         ...(req.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: req.connectTimeoutSeconds } : {}),

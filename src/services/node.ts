@@ -1,12 +1,12 @@
 // `node`: the original tool's per-machine launcher. Every machine runs one rank by hand; the shared plan makes them agree.
 import { readFileSync } from 'node:fs';
-import { ClusterRun } from '../cluster/cluster-run.js';
-import { evenSplit } from '../cluster/even-split.js';
+import { ClusterRun } from '../runtime/cluster-run.js';
+import { evenSplit } from '../runtime/even-split.js';
 import { runChatSession } from '../cluster/chat-session.js';
-import { streamCompletion } from '../cluster/head-client.js';
-import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
-import { MIN_SECRET_BITS, secretBits } from '../cluster/secret.js';
-import type { ChainRuntime } from '../cluster/llama-server-argv.js';
+import { streamCompletion } from '../runtime/head-client.js';
+import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
+import { MIN_SECRET_BITS, secretBits } from '../runtime/secret.js';
+import type { ChainRuntime } from '../runtime/server-argv.js';
 import { UserError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import { LocalTransport } from '../ssh/local-transport.js';
@@ -79,7 +79,7 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     o.layers !== undefined
       ? manual
         ? resolveSplit(manual, o.worldSize, o.layers)
-        : evenSplit(o.layers, o.worldSize)
+        : evenSplit(o.layers, o.worldSize).map(([layerStart, layerEnd]) => ({ layerStart, layerEnd }))
       : (await planModel({ model: o.model, nodeCount: o.worldSize, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel }, ...manualFlags })).plan.nodes;
   const binary = o.llamaServer ?? (await patchedLlamaServer(bus.emit, signal));
   const self = `rank${o.rank}`;

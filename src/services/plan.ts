@@ -11,7 +11,7 @@ import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { stat } from 'node:fs/promises';
 import { lookupSpeed, modelKey, type SpeedRecord } from '../plan/speed-cache.js';
 import { planOnSpeed, withPrediction } from '../plan/speed-planner.js';
-import { nodeName } from './node-transports.js';
+import { isLocalSpec, nodeName } from '../runtime/node-transports.js';
 import { readSpeeds } from './speed-store.js';
 
 export interface PlanRequest {
@@ -81,7 +81,7 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
     if (known) plan = withPrediction(plan, info, known.map(speedOf), hopSeconds);
   } else if (known) {
     plan = planOnSpeed(info, inputs.map((x, i) => ({ ...x, speed: speedOf(known[i]!) })), runtime, { hopSeconds, objective });
-  } else if (names && names.length > 1 && new Set(names).size === 1) {
+  } else if (names && nodeSpecs && names.length > 1 && (new Set(names).size === 1 || nodeSpecs.every(isLocalSpec))) {
     // One machine's ranks run at one speed: balance their compute (memory still bounds each).
     plan = planOnSpeed(info, inputs.map((x) => ({ ...x, speed: { secondsPerByte: 1 } })), runtime, { hopSeconds: 0, objective, relative: true });
   } else {

@@ -5,7 +5,7 @@
 // with the node's own llama-server where there is one).
 import { stat } from 'node:fs/promises';
 import getPort from 'get-port';
-import { headHealth, type ChainStats } from '../cluster/head-client.js';
+import { headHealth, type ChainStats } from '../runtime/head-client.js';
 import { ExternalError, UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
@@ -15,7 +15,7 @@ import { probeNodeDevices } from '../provision/probe-devices.js';
 import { modelKey, recordsFromChainStats, type SpeedRecord } from '../plan/speed-cache.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import { patchedLlamaServer } from './engine-binary.js';
-import { makeTransport, nodeName, sshSettings } from './node-transports.js';
+import { makeTransport, nodeName, sshSettings } from '../runtime/node-transports.js';
 import { planModel, type PlanResult } from './plan.js';
 import { saveSpeeds } from './speed-store.js';
 import { up } from './up.js';

@@ -3,7 +3,7 @@
 import getPort from 'get-port';
 import { generateOnce } from '../cluster/generate.js';
 import type { GenerationSettings } from '../cluster/generation-settings.js';
-import type { CompletionResult } from '../cluster/head-client.js';
+import type { CompletionResult } from '../runtime/head-client.js';
 import { EventBus, type Listener } from '../events/event-bus.js';
 import type { NodeSpec } from '../plan/node-spec.js';
 import { defaultModelPath } from './default-model.js';

@@ -1,14 +1,14 @@
 // `up`: connect to every node, check what each rank needs, launch the chain downstream-first, serve or generate, tear down.
 import getPort from 'get-port';
 import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
-import { ClusterRun } from '../cluster/cluster-run.js';
-import { evenSplit } from '../cluster/even-split.js';
+import { ClusterRun } from '../runtime/cluster-run.js';
+import { evenSplit } from '../runtime/even-split.js';
 import { runChatSession } from '../cluster/chat-session.js';
 import { generationSettings, type GenerationSettings } from '../cluster/generation-settings.js';
 import { generateOnce, promptMode } from '../cluster/generate.js';
-import { planLaunch, type LaunchNode } from '../cluster/launch-plan.js';
-import type { ChainRuntime } from '../cluster/llama-server-argv.js';
-import { generateSecret } from '../cluster/secret.js';
+import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
+import type { ChainRuntime } from '../runtime/server-argv.js';
+import { generateSecret } from '../runtime/secret.js';
 import { UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
@@ -20,8 +20,8 @@ import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
 import { patchedLlamaServer } from './engine-binary.js';
-import { provisionChain } from './provision.js';
-import { makeTransport, nodeName, sshEndpoints, sshSettings } from './node-transports.js';
+import { provisionChain } from '../provision/provision-nodes.js';
+import { connectNodes, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
 import { modelChatTemplate } from './model-template.js';
 import { planModel } from './plan.js';
 import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
@@ -96,8 +96,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const specs = typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes];
   const control = makeControlDir();
   const settings = sshSettings(control.dir, o);
-  const transports = new Map<string, Transport>();
-  for (const s of specs) if (!transports.has(nodeName(s))) transports.set(nodeName(s), makeTransport(s, settings));
+  const transports = nodeTransports(specs, settings);
   let run: ClusterRun | undefined;
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
@@ -256,7 +255,7 @@ async function layerRanges(
   if (o.layers !== undefined) {
     const manual = manualSplitFrom({ ...manualFlags, nodeLayers: specs.map((s) => s.layers) });
     if (!manual && o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
-    const ranges = manual ? resolveSplit(manual, specs.length, o.layers) : evenSplit(o.layers, specs.length);
+    const ranges = manual ? resolveSplit(manual, specs.length, o.layers) : evenSplit(o.layers, specs.length).map(([layerStart, layerEnd]) => ({ layerStart, layerEnd }));
     // --layers skips planning (the path may exist only on the nodes), but an Ollama name still resolves to its blob.
     const modelPath = looksLikeModelPath(o.model) ? o.model : (await resolveModel(o.model, candidateRoots([]))).ggufPath;
     return { ranges, modelPath, placement: manual ? `as given by ${manual.from}` : `even over --layers ${o.layers}` };
@@ -276,24 +275,12 @@ async function layerRanges(
 /** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */
 async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Transport>, emit: Emit, signal: AbortSignal): Promise<string[]> {
   const ranksOf = (name: string) => specs.flatMap((s, i) => (nodeName(s) === name ? [i] : []));
-  const endpoints = new Map<string, { nodeAddress: string; launcherAddress: string }>();
-  const errors: Error[] = [];
-  await Promise.all(
-    [...transports.values()].map(async (t) => {
-      for (const rank of ranksOf(t.name)) emit({ kind: 'node-phase', rank, node: t.name, phase: 'connect' });
-      try {
-        await t.connect(signal);
-        if (!t.isLocal) endpoints.set(t.name, await sshEndpoints(t));
-      } catch (err) {
-        for (const rank of ranksOf(t.name)) emit({ kind: 'node-phase', rank, node: t.name, phase: 'failed', detail: 'cannot connect' });
-        errors.push(err as Error);
-      }
-    }),
-  );
-  if (errors.length) throw errors[0];
-  // Local ranks bind where the remote nodes see this machine; an all-local chain stays on loopback.
-  const launcherAddress = [...endpoints.values()][0]?.launcherAddress ?? '127.0.0.1';
-  return specs.map((s) => endpoints.get(nodeName(s))?.nodeAddress ?? launcherAddress);
+  const addresses = await connectNodes(transports.values(), {
+    signal,
+    onConnect: (t) => ranksOf(t.name).forEach((rank) => emit({ kind: 'node-phase', rank, node: t.name, phase: 'connect' })),
+    onFailed: (t) => ranksOf(t.name).forEach((rank) => emit({ kind: 'node-phase', rank, node: t.name, phase: 'failed', detail: 'cannot connect' })),
+  });
+  return specs.map((s) => addresses.get(nodeName(s))!);
 }
 
 /** Checked before launching, and again when the proxy binds (something may take the port meanwhile). */

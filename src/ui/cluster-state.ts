@@ -90,8 +90,6 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       return updateRow(s, e.rank, { rssBytes: e.rssBytes });
     case 'hop-time':
       return updateRow(s, e.rank, { hopMs: e.ms });
-    case 'throughput':
-      return { ...s, tokensPerSecond: e.tokensPerSecond };
     case 'token': {
       const t = s.tokens + e.text;
       return updateChat({ ...s, tokens: t.length > TOKEN_TAIL ? t.slice(-TOKEN_TAIL) : t }, (c) => appendToAnswer(c, e.text));
@@ -134,6 +132,12 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
     case 'chain-stats':
     case 'generation-served':
       return s; // for /metrics
+    case 'bench-config-start':
+    case 'bench-process-ready':
+    case 'bench-sample':
+    case 'bench-config-done':
+    case 'bench-config-failed':
+      return s; // bench prints lines, not the TUI
     case 'log':
       return s; // Logs reach the screen only through failure rows; plain/--json renderers show them.
   }

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { BenchHosts } from '../../src/bench/bench-hosts.js';
+import { NodeHosts } from '../../src/runtime/node-hosts.js';
 import { benchNodes } from '../../src/bench/bench-nodes.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import { sshConfigIn } from '../helpers/e2e-run.js';
@@ -15,7 +15,7 @@ import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-tunnels');
 let sshd: TestSshd;
-let hosts: BenchHosts;
+let hosts: NodeHosts;
 let echo: net.Server;
 let echoPort = 0;
 const savedTmp = process.env.TMPDIR;
@@ -25,7 +25,7 @@ before(async () => {
   // The ssh config lives in the work dir (every ssh process carries -F with its path), with a second alias: node "b".
   const config = sshConfigIn(work, sshd, ['relaynode-b']);
   process.env.TMPDIR = work.path; // ssh control sockets go into the work dir
-  hosts = await BenchHosts.open(benchNodes(`local,${sshd.alias},relaynode-b`, undefined), { sshConfig: config, runDir: work.path });
+  hosts = await NodeHosts.open(benchNodes(`local,${sshd.alias},relaynode-b`, undefined), { sshConfig: config, runDir: work.path });
   echo = net.createServer((s) => s.pipe(s)).listen(0, '127.0.0.1');
   await new Promise((r) => echo.once('listening', r));
   echoPort = (echo.address() as net.AddressInfo).port;

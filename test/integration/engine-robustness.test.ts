@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { headHealth } from '../../src/cluster/head-client.js';
+import { headHealth } from '../../src/runtime/head-client.js';
 import { FrameType } from '../../src/engine/stage-protocol.js';
 import { complete, healthStatus, startChain, waitFor, type Chain } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';

@@ -10,7 +10,7 @@ import { UserError } from '../../src/errors.js';
 import type { RelayEvent } from '../../src/events/events.js';
 import { loadGgufModel } from '../../src/gguf/model.js';
 import { acquireNodeLock, lockPath, type NodeLock } from '../../src/provision/node-lock.js';
-import { provision, type ProvisionRequest } from '../../src/services/provision.js';
+import { provision, type ProvisionRequest } from '../../src/provision/provision-nodes.js';
 import { LocalTransport } from '../../src/ssh/local-transport.js';
 import { makeControlDir, SshTransport } from '../../src/ssh/ssh-transport.js';
 import type { Transport } from '../../src/ssh/transport.js';

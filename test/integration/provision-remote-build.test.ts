@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RelayEvent } from '../../src/events/events.js';
 import { engineSourceKey, localEngine } from '../../src/provision/local-engine.js';
-import { provision } from '../../src/services/provision.js';
+import { provision } from '../../src/provision/provision-nodes.js';
 import { LocalTransport } from '../../src/ssh/local-transport.js';
 import { makeControlDir, SshTransport } from '../../src/ssh/ssh-transport.js';
 import type { Transport } from '../../src/ssh/transport.js';

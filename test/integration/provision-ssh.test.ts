@@ -16,7 +16,7 @@ import { makeControlDir, SshTransport } from '../../src/ssh/ssh-transport.js';
 import { LocalTransport } from '../../src/ssh/local-transport.js';
 import type { Transport } from '../../src/ssh/transport.js';
 import { engineSourceKey, localEngine } from '../../src/provision/local-engine.js';
-import { provision, type ProvisionRequest } from '../../src/services/provision.js';
+import { provision, type ProvisionRequest } from '../../src/provision/provision-nodes.js';
 import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { skipOrFail } from '../helpers/prereq.js';

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { streamCompletion } from '../../src/cluster/head-client.js';
+import { streamCompletion } from '../../src/runtime/head-client.js';
 import { carrying, fixtureBin, isAlive, pidsMatching, processKinds, reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
 import { skipOrFail } from '../helpers/prereq.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';

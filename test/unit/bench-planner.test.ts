@@ -4,14 +4,15 @@ import { describe, it } from 'node:test';
 import type { BenchConfig, BenchOptions, BenchRuntime } from '../../src/bench/bench-config.js';
 import { benchNodes, budgetsIgnored, checkRemoteFlags, parseCountList } from '../../src/bench/bench-nodes.js';
 import { contextSize, planConfigs } from '../../src/bench/config-planner.js';
-import { evenSplit } from '../../src/bench/layer-split.js';
-import { planLaunch, portNodes, portsNeeded, WORKER_READY, type LaunchInput, type RankSite } from '../../src/bench/launch-plan.js';
+import { planConfigLaunch as planLaunch, portNodes, portsNeeded, type LaunchInput, type RankSite } from '../../src/bench/launch-plan.js';
 import { parseBuildOutput } from '../../src/bench/llama-builds.js';
 import { banByteTokens, buildPrompt } from '../../src/bench/prompt-tokens.js';
-import { llamaCppLayerDevice, rpcSplit } from '../../src/bench/rpc-split.js';
-import { parseListeningPorts, pickPorts } from '../../src/bench/remote-ports.js';
-import { pinToCore } from '../../src/bench/server-argv.js';
+import { llamaCppLayerDevice, rpcSplit } from '../../src/runtime/rpc-split.js';
+import { parseListeningPorts, pickPorts } from '../../src/runtime/remote-ports.js';
+import { pinToCore } from '../../src/runtime/server-argv.js';
 import { UserError } from '../../src/errors.js';
+import { evenSplit } from '../../src/runtime/even-split.js';
+import { STAGE_READY_LINE } from '../../src/runtime/readiness.js';
 import { parseNodeSpec } from '../../src/plan/node-spec.js';
 
 const options = (o: Partial<BenchOptions> = {}): BenchOptions => ({
@@ -70,31 +71,6 @@ describe('benchNodes and count lists', () => {
     assert.deepEqual(parseCountList('--parallel', 4), [4]);
     for (const bad of ['', '0', '1,x', '2.5', '-1']) assert.throws(() => parseCountList('--parallel', bad), UserError, bad);
   });
-});
-
-describe('evenSplit', () => {
-  const table: [number, number, [number, number][]][] = [
-    [6, 3, [[0, 2], [2, 4], [4, 6]]],
-    [18, 3, [[0, 6], [6, 12], [12, 18]]],
-    [7, 3, [[0, 2], [2, 4], [4, 7]]],
-    [8, 3, [[0, 2], [2, 5], [5, 8]]],
-    [5, 1, [[0, 5]]],
-    [2, 2, [[0, 1], [1, 2]]],
-  ];
-  for (const [layers, parts, want] of table) it(`${layers} layers over ${parts}`, () => assert.deepEqual(evenSplit(layers, parts), want));
-  it('covers every layer once with sizes within one of each other', () => {
-    for (let layers = 1; layers <= 40; layers++) {
-      for (let parts = 1; parts <= Math.min(layers, 8); parts++) {
-        const s = evenSplit(layers, parts);
-        assert.equal(s[0]![0], 0);
-        assert.equal(s.at(-1)![1], layers);
-        s.forEach(([a], i) => i > 0 && assert.equal(a, s[i - 1]![1]));
-        const sizes = s.map(([a, b]) => b - a);
-        assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1);
-      }
-    }
-  });
-  it('refuses more parts than layers', () => assert.throws(() => evenSplit(2, 3), UserError));
 });
 
 describe('rpcSplit', () => {
@@ -176,7 +152,7 @@ describe('planLaunch', () => {
     assert.equal(flag(s.args, '-c'), '2304');
     assert.equal(flag(s.args, '-np'), '4');
     assert.equal(flag(s.args, '-t'), '1');
-    assert.deepEqual(p.processes[0]!.ready, { kind: 'http-health', port: 9000 });
+    assert.deepEqual(p.processes[0]!.ready, { kind: 'http-health', host: '127.0.0.1', port: 9000 });
     assert.deepEqual(p.links, []);
   });
 
@@ -193,14 +169,14 @@ describe('planLaunch', () => {
     }
     const head = p.processes.find((x) => x.rank === 0)!;
     assert.equal(head.role, 'head');
-    assert.deepEqual(head.ready, { kind: 'http-health', port: p.httpPort });
+    assert.deepEqual(head.ready, { kind: 'http-health', host: '127.0.0.1', port: p.httpPort });
     assert.ok(!head.spec.args.includes('--stage-no-pipeline'));
     assert.equal(flag(head.spec.args, '--layer-range'), '0:2');
     const w = p.processes.find((x) => x.rank === 2)!;
-    assert.equal(w.ready.kind, 'stderr-line');
+    assert.deepEqual(w.ready, { kind: 'stage-ready-line', layers: [4, 6] });
     assert.ok(!w.spec.args.includes('--port'));
     assert.equal(flag(w.spec.args, '--stage-secret-file'), '/tmp/secret');
-    assert.ok(WORKER_READY.test('llama-relay: stage ready layers=4:6 listen=127.0.0.1:9003'));
+    assert.ok(STAGE_READY_LINE.test('llama-relay: stage ready layers=4:6 listen=127.0.0.1:9003'));
     assert.deepEqual(p.processes.map((x) => x.spec.args[1]), ['0', '1', '0']);
   });
 

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BenchReport, ConfigResult } from '../../src/bench/bench-result.js';
-import { formatBenchEvent } from '../../src/bench/bench-events.js';
+import type { RelayEvent } from '../../src/events/events.js';
+import { formatPlain } from '../../src/events/plain-format.js';
 import { summarize } from '../../src/bench/measurement.js';
 import { formatBytes, renderReport } from '../../src/bench/report-table.js';
 import { escapeXml, niceMax, renderSvgChart } from '../../src/bench/svg-chart.js';
@@ -108,10 +109,12 @@ describe('renderSvgChart', () => {
   });
 });
 
-describe('formatBenchEvent', () => {
+describe('bench events on the one event stream', () => {
+  const formatBenchEvent = (e: RelayEvent) => formatPlain(e) ?? '';
   it('has one line per kind', () => {
-    assert.equal(formatBenchEvent({ kind: 'process-ready', id: 'chain-2', label: 'chain-2 rank 1 on local1', loadMs: 1500 }), '[chain-2] chain-2 rank 1 on local1 ready in 1.50 s');
-    assert.match(formatBenchEvent({ kind: 'sample', id: 'stock', promptTokens: 64, parallel: 1, repeat: 0, sample: sample(100, 1000) }), /prompt 64 x1 #1: .*decode 100\.0 tok\/s/);
-    assert.equal(formatBenchEvent({ kind: 'config-failed', id: 'rpc-2', message: 'x' }), '[rpc-2] FAILED: x');
+    assert.equal(formatBenchEvent({ kind: 'bench-process-ready', id: 'chain-2', label: 'chain-2 rank 1 on local1', loadMs: 1500 }), '[chain-2] chain-2 rank 1 on local1 ready in 1.50 s');
+    assert.match(formatBenchEvent({ kind: 'bench-sample', id: 'stock', promptTokens: 64, parallel: 1, repeat: 0, sample: sample(100, 1000) }), /prompt 64 x1 #1: .*decode 100\.0 tok\/s/);
+    assert.equal(formatBenchEvent({ kind: 'bench-config-failed', id: 'rpc-2', message: 'x' }), '[rpc-2] FAILED: x');
+    assert.equal(formatBenchEvent({ kind: 'bench-config-start', id: 'chain-2', description: 'd', round: { index: 1, of: 3 } }), '[chain-2] d (round 2/3)');
   });
 });

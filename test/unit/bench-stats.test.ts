@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { effectiveLinkMs, findings, hopOverheads } from '../../src/bench/bench-analysis.js';
 import type { ConfigResult, Sample } from '../../src/bench/bench-result.js';
 import { summarize } from '../../src/bench/measurement.js';
-import { parseVmHwm } from '../../src/bench/proc-status.js';
+import { parseVmHwm } from '../../src/runtime/proc-status.js';
 import { mean, median, spread } from '../../src/bench/stats.js';
 
 const sample = (decodeTps: number, prefillTps = 1000, o: Partial<Sample> = {}): Sample => ({

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planLaunch, type LaunchInput, type LaunchNode } from '../../src/cluster/launch-plan.js';
-import { rankArgv, runtimeArgs, stageReadyPattern } from '../../src/cluster/llama-server-argv.js';
+import { planLaunch, type LaunchInput, type LaunchNode } from '../../src/runtime/launch-plan.js';
+import { STAGE_READY_LINE } from '../../src/runtime/readiness.js';
+import { rankArgv, runtimeArgs } from '../../src/runtime/server-argv.js';
 
 const node = (name: string, stageHost: string): LaunchNode => ({ name, stageHost, binary: '/opt/lr/llama-server', model: '/m/model.gguf' });
 
@@ -44,11 +45,11 @@ describe('rankArgv', () => {
     assert.deepEqual(argv.slice(-2), ['--stage-secret-file', '/run/s']);
   });
   it('refuses an empty or negative range', () => {
-    assert.throws(() => rankArgv({ ...base, layers: [4, 4] }), { name: 'Error', message: 'bad layer range 4:4' });
-    assert.throws(() => rankArgv({ ...base, layers: [-1, 4] }), { name: 'Error', message: 'bad layer range -1:4' });
+    assert.throws(() => rankArgv({ ...base, layers: [4, 4] }), { name: 'BugError', message: 'bad layer range 4:4' });
+    assert.throws(() => rankArgv({ ...base, layers: [-1, 4] }), { name: 'BugError', message: 'bad layer range -1:4' });
   });
   it('recognises the worker ready line', () => {
-    const m = stageReadyPattern.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
+    const m = STAGE_READY_LINE.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
     assert.deepEqual(m?.slice(1), ['4', '8', '127.0.0.1:47101']);
   });
 });
@@ -76,7 +77,7 @@ describe('planLaunch', () => {
     assert.equal(byRank.get(0)!.next, '127.0.0.1:5001');
     assert.equal(byRank.get(2)!.next, '127.0.0.1:5003');
     assert.ok(byRank.get(2)!.argv.join(' ').includes('--stage-next 127.0.0.1:5003'));
-    assert.throws(() => planLaunch(input({ links: ['x:1'] })), { name: 'Error', message: 'need 3 links, got 1' });
+    assert.throws(() => planLaunch(input({ links: ['x:1'] })), { name: 'BugError', message: 'need 3 links, got 1' });
   });
 
   it('brackets IPv6 stage addresses', () => {
@@ -92,5 +93,5 @@ describe('planLaunch', () => {
     ['no ranks', { ranks: [], stagePorts: [] }, 'no ranks to launch'],
   ];
   // The class and the whole message: a TypeError from a typo in the planner must not pass as a refusal.
-  for (const [name, over, message] of bad) it(`refuses: ${name}`, () => assert.throws(() => planLaunch(input(over)), { name: 'Error', message }));
+  for (const [name, over, message] of bad) it(`refuses: ${name}`, () => assert.throws(() => planLaunch(input(over)), { name: 'BugError', message }));
 });

@@ -2,11 +2,12 @@
 import { writeFile } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { withSignalAbort } from '../abort-on-signals.js';
-import { formatBenchEvent } from '../../bench/bench-events.js';
 import { parseCountList } from '../../bench/bench-nodes.js';
 import { renderReport } from '../../bench/report-table.js';
 import { renderSvgChart } from '../../bench/svg-chart.js';
 import { UserError } from '../../errors.js';
+import { EventBus } from '../../events/event-bus.js';
+import { attachLineRenderer } from '../../events/line-renderer.js';
 import { nodesFromArgs } from '../nodes-option.js';
 import { runBench } from '../../services/bench.js';
 
@@ -81,6 +82,8 @@ export const benchCommand: CommandModule<object, Args> = {
     if (dirs.filter(Boolean).length === 1) throw new UserError('pass both --patched-bin-dir and --stock-bin-dir, or neither');
     const nodes = nodesFromArgs(a);
     // Signals and the end of the starting process (npx) abort the run, as for `up`.
+    const bus = new EventBus();
+    const detach = a.quiet ? () => undefined : attachLineRenderer(bus);
     await withSignalAbort(async (signal) => {
       const report = await runBench({
         model: a.model,
@@ -107,12 +110,12 @@ export const benchCommand: CommandModule<object, Args> = {
         ...(a['run-dir'] ? { runDir: a['run-dir'] } : {}),
         readyTimeoutMs: a['ready-timeout'] * 1000,
         signal,
-        ...(a.quiet ? {} : { onEvent: (e) => process.stderr.write(`${formatBenchEvent(e)}\n`) }),
+        onEvent: bus.emit,
       });
       process.stdout.write(renderReport(report));
       if (a.json) await writeFile(a.json, `${JSON.stringify(report, null, 2)}\n`);
       if (a.chart) await writeFile(a.chart, renderSvgChart(report));
       if (report.configs.some((c) => c.error)) process.exitCode = 1;
-    });
+    }).finally(detach);
   },
 };

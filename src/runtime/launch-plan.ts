@@ -1,5 +1,9 @@
-// The launch as data: which process runs where with which argv, in which order. Pure; tests assert it before anything runs.
-import { rankArgv, type ChainRuntime } from './llama-server-argv.js';
+// A chain's launch as data: which rank runs where with which argv, in which order, and how each is known to be ready.
+// Pure; tests assert it before anything runs. `up`, `node` and the bench's chain configurations all plan through it.
+import { BugError } from '../errors.js';
+import { hostPort } from './host-port.js';
+import type { Readiness } from './readiness.js';
+import { rankArgv, type ChainRuntime, type HttpBind } from './server-argv.js';
 
 export interface LaunchNode {
   /** The node as the user wrote it ("bob@gpu-box", "local"). */
@@ -10,6 +14,8 @@ export interface LaunchNode {
   binary: string;
   /** The model (or this rank's slice) on that node. */
   model: string;
+  /** The secret file on that node; without it the rank reads LLAMA_RELAY_SECRET. */
+  secretFile?: string;
 }
 
 export interface LaunchInput {
@@ -18,7 +24,7 @@ export interface LaunchInput {
   /** One stage port per rank. */
   stagePorts: readonly number[];
   /** The head's HTTP API, as bound on the head's node; `alias`: the served model name (llama-server --alias). */
-  api: { host: string; port: number; alias?: string };
+  api: HttpBind;
   runtime: ChainRuntime;
   stageTimeoutSeconds?: number;
   /** Names pidfiles on the nodes, so a stale run of the same cluster is cleaned at the next start. */
@@ -26,11 +32,11 @@ export interface LaunchInput {
   extraArgs?: readonly string[];
   /** Per rank, the address it dials downstream, when links do not go straight to the next listen address (ssh tunnels). */
   links?: readonly string[];
+  /** false: the head waits for every ubatch (--stage-no-pipeline). */
+  pipeline?: boolean;
+  /** false: links authenticated, not encrypted (--stage-no-encrypt), on every rank. */
+  encrypt?: boolean;
 }
-
-export type Readiness =
-  | { kind: 'stage-ready-line'; layers: readonly [number, number] }
-  | { kind: 'http-health'; host: string; port: number };
 
 export interface RankLaunch {
   rank: number;
@@ -45,18 +51,16 @@ export interface RankLaunch {
   readiness: Readiness;
 }
 
-export const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
-
 /** Ranks in start order: downstream first (last worker … rank 1), the head last, so each link finds its peer listening. */
 export function planLaunch(input: LaunchInput): RankLaunch[] {
   const n = input.ranks.length;
-  if (n === 0) throw new Error('no ranks to launch');
-  if (input.stagePorts.length !== n) throw new Error(`need ${n} stage ports, got ${input.stagePorts.length}`);
-  if (input.links && input.links.length !== n) throw new Error(`need ${n} links, got ${input.links.length}`);
+  if (n === 0) throw new BugError('no ranks to launch');
+  if (input.stagePorts.length !== n) throw new BugError(`need ${n} stage ports, got ${input.stagePorts.length}`);
+  if (input.links && input.links.length !== n) throw new BugError(`need ${n} links, got ${input.links.length}`);
   input.ranks.forEach((r, i) => {
     const expectedStart = i === 0 ? 0 : input.ranks[i - 1]!.layerEnd;
     if (r.layerStart !== expectedStart || r.layerEnd <= r.layerStart) {
-      throw new Error(`rank ${i}: layers ${r.layerStart}:${r.layerEnd} do not continue the chain at ${expectedStart}`);
+      throw new BugError(`rank ${i}: layers ${r.layerStart}:${r.layerEnd} do not continue the chain at ${expectedStart}`);
     }
   });
   const listen = input.ranks.map((r, i) => hostPort(r.node.stageHost, input.stagePorts[i]!));
@@ -78,9 +82,12 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         listen: listen[i]!,
         next,
         runtime: input.runtime,
-        ...(input.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: input.stageTimeoutSeconds } : {}),
-        ...(head ? { http: input.api } : {}),
-        ...(input.extraArgs ? { extra: input.extraArgs } : {}),
+        stageTimeoutSeconds: input.stageTimeoutSeconds,
+        secretFile: r.node.secretFile,
+        http: head ? input.api : undefined,
+        noPipeline: head && input.pipeline === false,
+        noEncrypt: input.encrypt === false,
+        extra: input.extraArgs,
       }),
       wrapperName: `${input.runName}-rank${i}`,
       readiness: head ? { kind: 'http-health', host: input.api.host, port: input.api.port } : { kind: 'stage-ready-line', layers },

@@ -1,5 +1,6 @@
 // Talks to the head's llama-server HTTP API: health and streamed completions, with errors that never hang.
 import { ExternalError } from '../errors.js';
+import { sseFields } from './sse.js';
 
 /** The head's per-token chain timing (patched llama-server /health `chain`). */
 export interface ChainStats {
@@ -129,16 +130,8 @@ export async function streamChat(
 
 /** The `data:` payloads of a server-sent event stream; an `error:` line (llama-server's stream error) throws. */
 export async function* sseData(body: AsyncIterable<Uint8Array>): AsyncGenerator<string> {
-  let buf = '';
-  const decoder = new TextDecoder();
-  for await (const chunk of body) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (line.startsWith('error:')) throw new ExternalError(`generation failed on the chain: ${line.slice(6).trim()}`);
-      if (line.startsWith('data:')) yield line.slice(5).trim();
-    }
+  for await (const f of sseFields(body)) {
+    if (f.field === 'error') throw new ExternalError(`generation failed on the chain: ${f.value}`);
+    yield f.value;
   }
 }

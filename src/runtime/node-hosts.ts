@@ -1,20 +1,25 @@
-// The machines a bench runs on: a transport per node (this machine, or ssh with one ControlMaster each), the address
-// each node's processes bind, free ports there, and processes started on them through the process module: remote
-// ones under the remote wrapper, so nothing outlives the bench, a Ctrl-C or a dropped connection.
+// The machines a run's processes start on, by index: a transport per node (this machine, or ssh with one ControlMaster
+// each), the address each node's processes bind, free ports there, and processes started through the process module:
+// remote ones under the remote wrapper, so nothing outlives the run, a Ctrl-C or a dropped connection.
 import getPort from 'get-port';
 import { BugError } from '../errors.js';
+import type { NodeSpec } from '../plan/node-spec.js';
 import { startProcess, type ManagedProcess } from '../process/managed-process.js';
+import type { ProcessSpec } from '../process/process-spec.js';
 import { startWrapped, type WrappedProcess } from '../process/wrapped-process.js';
-import { isLocalSpec, makeTransport, sshEndpoints, sshSettings } from '../services/node-transports.js';
 import { LocalTransport } from '../ssh/local-transport.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Transport } from '../ssh/transport.js';
-import type { BenchNode } from './bench-config.js';
-import type { PlannedProcess } from './launch-plan.js';
+import { connectNodes, nodeTransports, sshSettings } from './node-transports.js';
 import { parseVmHwm, readPeakRss } from './proc-status.js';
 import { tcpAccepting } from './readiness.js';
 import { listeningPortsArgv, parseListeningPorts, pickPorts } from './remote-ports.js';
 import { LOOPBACK } from './server-argv.js';
+
+/** A machine that runs processes: this one, or a node reached over ssh (the same `[user@]host[:port]` as `up`). */
+export type RunNode =
+  | { readonly name: string; readonly kind: 'local' }
+  | { readonly name: string; readonly kind: 'ssh'; readonly spec: NodeSpec };
 
 export interface HostsOptions {
   sshConfig?: string;
@@ -41,11 +46,20 @@ export interface StartOnNode {
   wrapperName: string;
 }
 
-export class BenchHosts {
+/** Starts a process on this machine (the secret, if any, in LLAMA_RELAY_SECRET); its peak RSS from /proc. */
+export function startHere(spec: ProcessSpec, o: Omit<StartOnNode, 'wrapperName'>): NodeProcess {
+  const proc = startProcess(
+    o.secret === undefined ? spec : { ...spec, env: { ...spec.env, LLAMA_RELAY_SECRET: o.secret } },
+    { signal: o.signal, forceKillAfterMs: 3000, tailLines: 60, onLine: o.onLine },
+  );
+  return { proc, peakRss: () => readPeakRss(proc.pid) };
+}
+
+export class NodeHosts {
   private readonly given = new Map<string, Set<number>>();
 
   private constructor(
-    readonly nodes: readonly BenchNode[],
+    readonly nodes: readonly RunNode[],
     private readonly transports: readonly Transport[],
     /** Per node: the address its processes bind and the others dial. */
     private readonly addresses: readonly string[],
@@ -54,32 +68,19 @@ export class BenchHosts {
   ) {}
 
   /** Connects to every remote node (in parallel) and learns the addresses the nodes and this machine see each other at. */
-  static async open(nodes: readonly BenchNode[], o: HostsOptions = {}): Promise<BenchHosts> {
+  static async open(nodes: readonly RunNode[], o: HostsOptions = {}): Promise<NodeHosts> {
     const control = nodes.some((n) => n.kind === 'ssh') ? makeControlDir() : undefined;
-    const settings = sshSettings(control?.dir, o);
-    const byName = new Map<string, Transport>();
-    const transports = nodes.map((n) => {
-      if (n.kind === 'local' || isLocalSpec(n.spec)) return new LocalTransport() as Transport;
-      const t = byName.get(n.name) ?? makeTransport(n.spec, settings);
-      byName.set(n.name, t);
-      return t;
-    });
+    const remote = nodeTransports(nodes.flatMap((n) => (n.kind === 'ssh' ? [n.spec] : [])), sshSettings(control?.dir, o));
+    const here = new LocalTransport();
+    const transports = nodes.map((n): Transport => (n.kind === 'ssh' ? remote.get(n.name)! : here));
     const close = async () => {
-      await Promise.all([...byName.values()].map((t) => t.close().catch(() => undefined)));
+      await Promise.all([...remote.values()].map((t) => t.close().catch(() => undefined)));
       control?.remove();
     };
     try {
-      const endpoints = new Map<string, { nodeAddress: string; launcherAddress: string }>();
-      await Promise.all(
-        [...byName.values()].map(async (t) => {
-          await t.connect(o.signal);
-          endpoints.set(t.name, await sshEndpoints(t));
-        }),
-      );
       // Local processes bind where the remote nodes see this machine; an all-local run stays on loopback.
-      const launcher = [...endpoints.values()][0]?.launcherAddress ?? LOOPBACK;
-      const addresses = transports.map((t) => (t.isLocal ? launcher : endpoints.get(t.name)!.nodeAddress));
-      return new BenchHosts(nodes, transports, addresses, o.runDir, close);
+      const addresses = await connectNodes([here, ...remote.values()], { signal: o.signal });
+      return new NodeHosts(nodes, transports, transports.map((t) => addresses.get(t.name)!), o.runDir, close);
     } catch (err) {
       await close();
       throw err;
@@ -96,7 +97,7 @@ export class BenchHosts {
 
   transport(node: number): Transport {
     const t = this.transports[node];
-    if (!t) throw new Error(`no node ${node}`);
+    if (!t) throw new BugError(`no node ${node}`);
     return t;
   }
 
@@ -124,32 +125,25 @@ export class BenchHosts {
     return out;
   }
 
-  /** Starts a planned process on its node: here directly, remotely under the wrapper (secret on stdin, heartbeat). */
-  start(p: PlannedProcess, o: StartOnNode): NodeProcess {
-    const t = this.transport(p.node);
-    const sig = o.signal ? { signal: o.signal } : {};
-    if (t.isLocal) {
-      const proc = startProcess(
-        { ...p.spec, ...(o.secret !== undefined ? { env: { ...p.spec.env, LLAMA_RELAY_SECRET: o.secret } } : {}) },
-        { ...sig, forceKillAfterMs: 3000, tailLines: 60, onLine: o.onLine },
-      );
-      return { proc, peakRss: () => readPeakRss(proc.pid) };
-    }
+  /** Starts a process on node `node`: here directly, remotely under the wrapper (secret on stdin, heartbeat). */
+  start(node: number, spec: ProcessSpec, o: StartOnNode): NodeProcess {
+    const t = this.transport(node);
+    if (t.isLocal) return startHere(spec, o);
     const proc: WrappedProcess = startWrapped(
       t,
       {
-        label: p.spec.label,
-        argv: [p.spec.command, ...p.spec.args],
-        ...(o.secret !== undefined ? { secret: o.secret } : {}),
+        label: spec.label,
+        argv: [spec.command, ...spec.args],
+        secret: o.secret,
         wrapper: {
           name: o.wrapperName,
           graceSeconds: 3,
           heartbeatSeconds: 3,
-          ...(o.secret !== undefined ? { secretEnv: 'LLAMA_RELAY_SECRET' } : {}),
-          ...(this.runDir ? { runDir: this.runDir } : {}),
+          secretEnv: o.secret !== undefined ? 'LLAMA_RELAY_SECRET' : undefined,
+          runDir: this.runDir,
         },
       },
-      { ...sig, tailLines: 60, onLine: o.onLine },
+      { signal: o.signal, tailLines: 60, onLine: o.onLine },
     );
     return {
       proc,

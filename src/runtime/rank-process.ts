@@ -4,10 +4,9 @@ import type { ProcessOutcome } from '../process/process-spec.js';
 import { startWrapped, type WrappedProcess } from '../process/wrapped-process.js';
 import { SshTransport } from '../ssh/ssh-transport.js';
 import type { Transport } from '../ssh/transport.js';
-import { headHealth } from './head-client.js';
 import type { RankLaunch } from './launch-plan.js';
-import { stageReadyPattern } from './llama-server-argv.js';
 import { rankFailure } from './rank-failure.js';
+import { readyLineWatch, waitReady } from './readiness.js';
 
 export interface RankStartOptions {
   transport: Transport;
@@ -33,7 +32,7 @@ export interface RankHandle {
 export function startRank(l: RankLaunch, o: RankStartOptions): RankHandle {
   const ssh = o.transport instanceof SshTransport ? { target: o.transport.target, ...(o.transport.settings.configFile ? { configFile: o.transport.settings.configFile } : {}) } : undefined;
   const failure = (outcome: ProcessOutcome) => rankFailure(l, outcome, ssh);
-  let sawReady = false;
+  const line = readyLineWatch(l.readiness);
   o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'load' });
   const proc = startWrapped(
     o.transport,
@@ -51,32 +50,20 @@ export function startRank(l: RankLaunch, o: RankStartOptions): RankHandle {
       },
     },
     {
-      onLine: (line, stream) => {
-        if (l.readiness.kind === 'stage-ready-line' && stageReadyPattern.test(line)) sawReady = true;
-        o.emit({ kind: 'log', rank: l.rank, node: l.node.name, stream, line });
+      onLine: (text, stream) => {
+        line.onLine(text);
+        o.emit({ kind: 'log', rank: l.rank, node: l.node.name, stream, line: text });
       },
     },
   );
 
   const ready = (async () => {
-    const deadline = Date.now() + o.readyTimeoutMs;
-    let exited: ProcessOutcome | undefined;
-    void proc.done.then((x) => (exited = x));
-    let lastHealth = '';
-    while (Date.now() < deadline) {
-      if (exited) throw failure(exited);
-      if (l.readiness.kind === 'stage-ready-line' && sawReady) return;
-      if (l.readiness.kind === 'http-health') {
-        const url = o.apiUrl?.();
-        if (url) {
-          const h = await headHealth(url);
-          if (h.ok) return;
-          lastHealth = h.message;
-        }
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // Heads: /health through apiUrl (direct or forwarded), which is known once the launcher exposed the API.
+    const r = await waitReady(proc.done, l.readiness, { lineSeen: line.seen, healthUrl: () => o.apiUrl?.(), timeoutMs: o.readyTimeoutMs });
+    if (r.kind === 'ready') return;
+    if (r.kind === 'exited') throw failure(r.outcome);
     await proc.stop();
+    const lastHealth = r.kind === 'timeout' ? r.lastHealth : '';
     throw rankFailure(l, {
       ...(await proc.done),
       meaning: `not ready after ${Math.round(o.readyTimeoutMs / 1000)} s${lastHealth ? `; /health said: ${lastHealth}` : ''}`,

@@ -8,12 +8,12 @@ import type { Emit, NodePhase } from '../events/events.js';
 import { loadGgufModel, type GgufModel } from '../gguf/model.js';
 import { shellJoin } from '../process/shell-quote.js';
 import type { Transport } from '../ssh/transport.js';
-import { localCacheRoot, localEngine, identity, modelDigest } from '../provision/local-engine.js';
-import { localSlice, pruneLocalCache, sliceName, type LocalSlice } from '../provision/local-files.js';
-import { acquireNodeLock, describeOwner } from '../provision/node-lock.js';
-import { parseProbe, probeArgv, type NodeProbe } from '../provision/node-probe.js';
-import { planNode, type EngineInput, type NodePlan } from '../provision/provision-plan.js';
-import { runNodePlan, type NodeResult } from '../provision/run-node.js';
+import { localCacheRoot, localEngine, identity, modelDigest } from './local-engine.js';
+import { localSlice, pruneLocalCache, sliceName, type LocalSlice } from './local-files.js';
+import { acquireNodeLock, describeOwner } from './node-lock.js';
+import { parseProbe, probeArgv, type NodeProbe } from './node-probe.js';
+import { planNode, type EngineInput, type NodePlan } from './provision-plan.js';
+import { runNodePlan, type NodeResult } from './run-node.js';
 
 export interface ProvisionRank {
   rank: number;
