@@ -147,3 +147,12 @@ export function ramBudget(d: NodeDevices): number | undefined {
 export function mainGpu(d: NodeDevices): Device | undefined {
   return [...(d.devices ?? [])].filter((x) => x.kind === 'gpu' && x.freeBytes > 0).sort((a, b) => b.freeBytes - a.freeBytes)[0];
 }
+
+/** The budget a node's devices give where it has no mem=: available RAM (cgroup-capped), plus a discrete GPU's free memory. */
+export function nodeBudget(d: NodeDevices | undefined): { memory?: number; gpu?: { name: string; freeBytes: number; unified: boolean } } {
+  if (!d) return {};
+  const ram = ramBudget(d);
+  const gpu = mainGpu(d);
+  const memory = ram === undefined ? undefined : ram + (gpu && !gpu.unified ? gpu.freeBytes : 0);
+  return { ...(memory !== undefined ? { memory } : {}), ...(gpu ? { gpu: { name: gpu.name, freeBytes: gpu.freeBytes, unified: gpu.unified } } : {}) };
+}

@@ -12,7 +12,8 @@ import { stat } from 'node:fs/promises';
 import { lookupSpeed, modelKey, type SpeedRecord } from '../plan/speed-cache.js';
 import { planOnSpeed, withPrediction } from '../plan/speed-planner.js';
 import { isLocalSpec, nodeName } from '../runtime/node-transports.js';
-import { readSpeeds } from './speed-store.js';
+import { readDevices, readSpeeds } from './speed-store.js';
+import { nodeBudget } from '../provision/node-devices.js';
 
 export interface PlanRequest {
   readonly model: string;
@@ -68,6 +69,12 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   const { model, info } = await loadModelInfo(req.model, req.roots);
   const runtime: RuntimeParams = { ...DEFAULT_RUNTIME, ...req.runtime };
   const names = nodeSpecs?.map(nodeName);
+  // Nodes without mem= and not just probed: the devices and memory they reported at their last probe.
+  if (nodeSpecs && !req.probed) {
+    const last = await readDevices();
+    const probed = nodeSpecs.map((s) => nodeBudget(last[nodeName(s)]));
+    inputs = inputs.map((x, i) => ({ ...x, ...(x.memory === undefined && probed[i]!.memory !== undefined ? { memory: probed[i]!.memory } : {}), ...(probed[i]!.gpu ? { gpu: probed[i]!.gpu } : {}) }));
+  }
   const records = req.speeds ?? (names ? await readSpeeds() : []);
   const key = modelKey(model.ggufPath, (await stat(model.ggufPath)).size);
   const measured = names?.map((n) => lookupSpeed(records, n, key));

@@ -10,14 +10,14 @@ import { ExternalError, UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
-import { mainGpu, ramBudget, type NodeDevices } from '../provision/node-devices.js';
+import { nodeBudget, type NodeDevices } from '../provision/node-devices.js';
 import { probeNodeDevices } from '../provision/probe-devices.js';
 import { modelKey, recordsFromChainStats, type SpeedRecord } from '../plan/speed-cache.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import { patchedLlamaServer } from './engine-binary.js';
 import { makeTransport, nodeName, sshSettings } from '../runtime/node-transports.js';
 import { planModel, type PlanResult } from './plan.js';
-import { saveSpeeds } from './speed-store.js';
+import { saveDevices, saveSpeeds } from './speed-store.js';
 import { up } from './up.js';
 
 export interface ProbeRequest {
@@ -109,6 +109,7 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
   );
   await saveSpeeds(records);
   const devices = await nodeDevices(specs, binary, req);
+  await saveDevices(Object.fromEntries(specs.flatMap((s, i) => (devices[i] ? [[nodeName(s), devices[i]!]] : []))));
   return { records, devices, measured: { split, decodeTokensPerSecond: 1000 / measuredRun.decodeMs } };
 }
 
@@ -152,13 +153,6 @@ async function nodeDevices(specs: readonly NodeSpec[], binary: string, req: Prob
   }
 }
 
-/** The budget a node's devices give where it has no mem=: available RAM (cgroup-capped), plus a discrete GPU's free memory. */
-export function probedBudget(d: NodeDevices | undefined): { memory?: number; gpu?: { name: string; freeBytes: number; unified: boolean } } {
-  if (!d) return {};
-  const ram = ramBudget(d);
-  const gpu = mainGpu(d);
-  const memory = ram === undefined ? undefined : ram + (gpu && !gpu.unified ? gpu.freeBytes : 0);
-  return { ...(memory !== undefined ? { memory } : {}), ...(gpu ? { gpu: { name: gpu.name, freeBytes: gpu.freeBytes, unified: gpu.unified } } : {}) };
-}
 
+export { nodeBudget as probedBudget };
 export type { PlanResult };

@@ -14,7 +14,7 @@ import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
 import { formatSplit, manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
-import { PLACEMENT_TEXT } from '../plan/planner.js';
+import { PLACEMENT_TEXT, type PlanNode } from '../plan/planner.js';
 import type { Prediction } from '../plan/speed-model.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
@@ -101,8 +101,11 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
   try {
-    const { ranges, modelPath, memory, params, system, placement, prediction } = await layerRanges(o, specs);
+    const { ranges, modelPath, memory, params, system, placement, prediction, offload } = await layerRanges(o, specs);
     emit({ kind: 'info', message: `placement: ${placement} (${formatSplit(ranges)})` });
+    offload?.forEach((g, i) => {
+      if (g) emit({ kind: 'info', message: `rank ${i}: ${g.layers} of its layers on ${g.device} (-ngl ${g.layers}), the rest in RAM` });
+    });
     if (prediction) emit({ kind: 'info', message: `predicted decode: ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s (from the speeds measured on these nodes)` });
     const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
@@ -140,7 +143,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       ranks: ranges.map((r, i) => {
         const stageHost = tunnelled ? '127.0.0.1' : addresses[i]!;
         const node: LaunchNode = { name: nodeName(specs[i]!), stageHost, binary: resources[i]!.binary, model: resources[i]!.model };
-        return { node, ...r };
+        const gpuLayers = offload?.[i]?.layers;
+        return { node, ...r, ...(gpuLayers ? { gpuLayers } : {}) };
       }),
       stagePorts,
       api: { ...api, alias: served.name },
@@ -247,6 +251,8 @@ async function layerRanges(
   modelPath: string;
   placement: string;
   prediction?: Prediction;
+  /** Per rank, its GPU offload where its node has a GPU (from the node's last probe). */
+  offload?: (PlanNode['offload'] | undefined)[];
   memory?: number[];
   params?: Record<string, unknown>;
   system?: string;
@@ -264,6 +270,7 @@ async function layerRanges(
   return {
     placement: PLACEMENT_TEXT[r.plan.placement],
     ...(r.plan.prediction ? { prediction: r.plan.prediction } : {}),
+    ...(r.plan.nodes.some((n) => n.offload) ? { offload: r.plan.nodes.map((n) => n.offload) } : {}),
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
