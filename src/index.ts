@@ -2,7 +2,7 @@
 export { startCluster, type Cluster, type GenerateOptions, type StartClusterOptions } from './services/start-cluster.js';
 export type { RelayEvent, RelayEventKind } from './events/events.js';
 export type { CompletionResult } from './runtime/head-client.js';
-export type { GenerationSettings } from './cluster/generation-settings.js';
+export type { GenerationSettings } from './serve/generation-settings.js';
 export { DEFAULT_MODEL, defaultModelPath } from './services/default-model.js';
 export { discoverModels, type DiscoveredModel, type DiscoverResult } from './services/discover.js';
 export { loadModelInfo, planModel, type PlanRequest, type PlanResult } from './services/plan.js';

@@ -1,7 +1,7 @@
 // What a bench run found, as plain JSON-ready data (the --json file is exactly a BenchReport).
 import type { BenchSample } from '../events/events.js';
 import type { BenchSweep, ConfigKind } from './bench-config.js';
-import type { ProcessRole } from './launch-plan.js';
+import type { ProcessRole } from './config-launch.js';
 import type { Spread } from './stats.js';
 
 /** One request batch (`parallel` concurrent streaming requests): the event stream's BenchSample. */

@@ -19,7 +19,8 @@ import { LocalTransport } from '../ssh/local-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { BenchConfig } from './bench-config.js';
 import type { NodeHosts } from '../runtime/node-hosts.js';
-import type { Binaries, RankSite } from './launch-plan.js';
+import type { Binaries } from '../provision/llama-builds.js';
+import type { RankSite } from './config-launch.js';
 import { stockCopyRefusal, wholeModelRefusal } from './remote-prereqs.js';
 import { stockFitRefusal } from './stock-fit.js';
 
@@ -75,7 +76,7 @@ export class BenchSites {
           transports: new Map(c.ranks.map((r) => [hosts.transport(r.node).name, hosts.transport(r.node)] as const)),
           binary: { engine: await (this.engine ??= localEngine(bins.patchedServer)), local: bins.patchedServer },
           model: { path: model, gguf: this.o.gguf, ...(await this.modelDigest()) },
-          ...(this.o.nodeCacheDir ? { nodeCacheDir: this.o.nodeCacheDir } : {}),
+          nodeCacheDir: this.o.nodeCacheDir,
           emit: this.emit,
           ...this.sig,
         }),

@@ -40,7 +40,7 @@ export async function tokenize(port: number, content: string, signal?: AbortSign
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ content, add_special: false }),
-    ...(signal ? { signal } : {}),
+    signal,
   });
   if (!r.ok) throw new ExternalError(`/tokenize on port ${port} answered HTTP ${r.status}: ${await r.text()}`);
   return ((await r.json()) as { tokens: number[] }).tokens;
@@ -64,7 +64,7 @@ export async function streamCompletion(
       temperature: 0,
       ...(req.logitBias?.length ? { logit_bias: req.logitBias } : {}),
     }),
-    ...(opts.signal ? { signal: opts.signal } : {}),
+    signal: opts.signal,
   });
   if (!r.ok || !r.body) throw new ExternalError(`/completion on port ${port} answered HTTP ${r.status}: ${await r.text()}`);
   let firstTokenAt: number | undefined;

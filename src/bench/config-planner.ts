@@ -8,7 +8,7 @@ function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
   return ranges.map((range, i) => ({
     node: i,
     layers: range,
-    ...(o.taskset ? { core: i % Math.max(1, o.cores) } : {}),
+    core: o.taskset ? i % Math.max(1, o.cores) : undefined,
   }));
 }
 

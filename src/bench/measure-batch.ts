@@ -31,7 +31,7 @@ export async function measureBatch(
         port,
         { prompt, nPredict, logitBias },
         {
-          ...(signal ? { signal } : {}),
+          signal,
           onFirstToken: () => {
             if (++firsts === prompts.length) b1 = relayBytes(relays);
           },

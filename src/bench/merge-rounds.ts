@@ -1,12 +1,13 @@
 // One configuration measured in several rounds (each round starts it, measures every point once, stops it) as one
 // result: samples pooled per point, load time as the median round, peak RSS as the largest. Pure.
+import { BugError } from '../errors.js';
 import type { ConfigResult, LinkResult, Measurement, NodeResult } from './bench-result.js';
 import { summarize } from './measurement.js';
 import { median, sum } from './stats.js';
 
 export function mergeRounds(rounds: readonly ConfigResult[]): ConfigResult {
   const first = rounds[0];
-  if (!first) throw new Error('mergeRounds needs at least one round');
+  if (!first) throw new BugError('mergeRounds needs at least one round');
   const failed = rounds.find((r) => r.error !== undefined);
   if (failed) return failed;
   if (rounds.length === 1) return first;

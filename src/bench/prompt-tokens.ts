@@ -1,4 +1,5 @@
 // Prompts of an exact token count, built from a tokenized text, and the logit bias that keeps outputs printable. Pure.
+import { BugError } from '../errors.js';
 
 /** Sample text for the prompt; tokenized by the server under test, then repeated to length. */
 export const PROMPT_TEXT =
@@ -13,7 +14,7 @@ export const PROMPT_TEXT =
  * requests start differently (no prompt-cache reuse even if a server tried).
  */
 export function buildPrompt(base: readonly number[], length: number, variant: number): number[] {
-  if (base.length === 0) throw new Error('cannot build a prompt from no tokens');
+  if (base.length === 0) throw new BugError('cannot build a prompt from no tokens');
   const offset = (variant * 7919) % base.length;
   return Array.from({ length }, (_, i) => base[(offset + i) % base.length]!);
 }

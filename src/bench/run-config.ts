@@ -15,7 +15,8 @@ import { tokenize } from './completion-client.js';
 import { DelayRelay } from './delay-relay.js';
 import { startHere, type NodeHosts, type NodeProcess } from '../runtime/node-hosts.js';
 import type { BenchSites } from './bench-sites.js';
-import { planConfigLaunch, portNodes, portsNeeded, type Binaries, type PlannedProcess } from './launch-plan.js';
+import type { Binaries } from '../provision/llama-builds.js';
+import { planConfigLaunch, portNodes, portsNeeded, type PlannedProcess } from './config-launch.js';
 import { measureBatch } from './measure-batch.js';
 import { summarize } from './measurement.js';
 import { buildPrompt, PROMPT_TEXT } from './prompt-tokens.js';
@@ -52,7 +53,7 @@ interface Started {
 }
 
 export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<ConfigResult> {
-  ctx.emit({ kind: 'bench-config-start', id: c.id, description: c.description, ...(ctx.round ? { round: ctx.round } : {}) });
+  ctx.emit({ kind: 'bench-config-start', id: c.id, description: c.description, round: ctx.round });
   const started: Started[] = [];
   const relays: DelayRelay[] = [];
   const forwards: { stop: () => Promise<void> }[] = [];
@@ -86,7 +87,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       nodes: ctx.nodes,
       ports,
       secretFile,
-      ...(sites ? { sites } : {}),
+      sites,
     });
 
     for (const l of plan.links) {
@@ -96,7 +97,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
           listenPort: l.listenPort,
           target: { host: LOOPBACK, port: l.targetPort },
           delayMs: ctx.linkLatencyMs,
-          ...(ctx.signal ? { signal: ctx.signal } : {}),
+          signal: ctx.signal,
         }),
       );
     }
@@ -158,7 +159,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         node: ctx.nodes[s.planned.node]?.name ?? `node ${s.planned.node}`,
         role: s.planned.role,
         layers: s.planned.layers,
-        ...(core !== undefined ? { core } : {}),
+        core,
         loadMs: s.loadMs,
         peakRssBytes: (await s.peakRss()) ?? Number.NaN,
       });

@@ -29,5 +29,5 @@ export function apiKeyFromArgs(a: ApiKeyArgs, env: NodeJS.ProcessEnv = process.e
   } else if (env.LLAMA_RELAY_API_KEY) {
     key = env.LLAMA_RELAY_API_KEY.trim();
   }
-  return { ...(key ? { apiKey: key } : {}), allowNoApiKey: false };
+  return { apiKey: key, allowNoApiKey: false };
 }

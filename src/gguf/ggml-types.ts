@@ -52,7 +52,6 @@ const TABLE: readonly GgmlTypeInfo[] = [
 export const GGML_TYPE_COUNT = 43;
 
 const BY_ID = new Map(TABLE.map((t) => [t.id, t]));
-const BY_NAME = new Map(TABLE.map((t) => [t.name, t]));
 
 export const GgmlType = {
   F32: 0,
@@ -70,10 +69,6 @@ export function ggmlTypes(): readonly GgmlTypeInfo[] {
 
 export function ggmlTypeInfo(id: number): GgmlTypeInfo | undefined {
   return BY_ID.get(id);
-}
-
-export function ggmlTypeByName(name: string): GgmlTypeInfo | undefined {
-  return BY_NAME.get(name.toUpperCase());
 }
 
 /** Bytes of a tensor with these dims (ne[0] first), or a problem string when the shape is invalid for the type. */

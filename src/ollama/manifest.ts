@@ -1,4 +1,5 @@
 // Ollama manifests (Docker distribution v2 JSON) and the layers that matter to us.
+import { BugError } from '../errors.js';
 import { join } from 'node:path';
 
 export const MEDIA = {
@@ -50,6 +51,6 @@ export function baseMediaType(t: string): string {
 /** blobs/sha256-<hex> below a models root. */
 export function blobPath(root: string, digest: string): string {
   const m = DIGEST.exec(digest);
-  if (!m) throw new Error(`invalid digest ${digest}`);
+  if (!m) throw new BugError(`invalid digest ${digest}`);
   return join(root, 'blobs', `sha256-${m[1]}`);
 }

@@ -64,7 +64,7 @@ export async function resolveModel(input: string, roots: readonly string[]): Pro
     const out: ResolvedModel = { name: e.name, ggufPath: e.modelPath, source: 'ollama', ollama: e };
     const system = await text(e.system);
     const template = await text(e.template);
-    return { ...out, ...(params ? { params } : {}), ...(system !== undefined ? { system } : {}), ...(template !== undefined ? { template } : {}) };
+    return { ...out, params, system, template };
   }
   throw new UserError(`model ${displayName(name)} not found in ${searched.length ? searched.join(', ') : 'any Ollama store (none exist)'}`, [
     'run `llama-relay discover` to list models',

@@ -1,4 +1,5 @@
 // Where a command runs: this machine or a node over ssh. Hosts turn an argv into a ProcessSpec; only src/process runs it.
+import { BugError } from '../errors.js';
 import type { ProcessSpec } from './process-spec.js';
 
 export interface CommandHost {
@@ -14,7 +15,7 @@ export const localHost: CommandHost = {
   isLocal: true,
   commandSpec: (argv, label) => {
     const [command, ...args] = argv;
-    if (command === undefined) throw new Error('empty argv');
+    if (command === undefined) throw new BugError('empty argv');
     return { label, command, args };
   },
 };

@@ -74,7 +74,7 @@ export function startProcess(spec: ProcessSpec, options: StartOptions = {}): Man
       signal,
       meaning: describeExit(exitCode, signal),
       ...flags,
-      ...(spawnError ? { spawnError } : {}),
+      spawnError,
       stderrTail: tail.last(),
     };
   });

@@ -1,6 +1,6 @@
 // A POSIX sh wrapper that gives every rank (local or over ssh) one process group, killed when the launcher goes away.
 // sshd does not signal pty-less commands when the connection drops, so the wrapper watches its stdin instead.
-import { shellJoin } from './shell-quote.js';
+import { BugError } from '../errors.js';
 
 /** Marker in the wrapper's argv ($0), so tests and stale-run checks can find it with pgrep -f. */
 export const WRAPPER_NAME = 'llama-relay-wrapper';
@@ -124,7 +124,7 @@ export interface WrapperOptions {
 
 /** argv that runs `command` under the wrapper: ['sh', '-c', script, name, ...]. */
 export function wrapperArgv(command: readonly string[], o: WrapperOptions): string[] {
-  if (!/^[A-Za-z0-9_.-]+$/.test(o.name)) throw new Error(`wrapper name must be a plain word: ${o.name}`);
+  if (!/^[A-Za-z0-9_.-]+$/.test(o.name)) throw new BugError(`wrapper name must be a plain word: ${o.name}`);
   return [
     'sh', '-c', wrapperScript, WRAPPER_NAME,
     o.runDir ?? '-',
@@ -135,11 +135,6 @@ export function wrapperArgv(command: readonly string[], o: WrapperOptions): stri
     '--',
     ...command,
   ];
-}
-
-/** The same, as one string for ssh's remote command line. */
-export function wrapperCommandLine(command: readonly string[], o: WrapperOptions): string {
-  return shellJoin(wrapperArgv(command, o));
 }
 
 /** Parses the wrapper's own stderr lines ("llama-relay-wrapper: started pgid=123"). */

@@ -1,4 +1,5 @@
 // Starts a long-running command under the remote wrapper on any host, with the secret on stdin and a heartbeat.
+import { BugError } from '../errors.js';
 import type { CommandHost } from './command-host.js';
 import { signalGroup } from './kill-group.js';
 import { startProcess, type ManagedProcess, type StartOptions } from './managed-process.js';
@@ -21,7 +22,7 @@ export interface WrappedProcess extends ManagedProcess {
 
 export function startWrapped(host: CommandHost, cmd: WrappedCommand, options: StartOptions = {}): WrappedProcess {
   if (cmd.secret !== undefined && (!cmd.wrapper.secretEnv || /[\r\n]/.test(cmd.secret))) {
-    throw new Error('a secret needs wrapper.secretEnv and must be one line');
+    throw new BugError('a secret needs wrapper.secretEnv and must be one line');
   }
   const envArgs = Object.entries(cmd.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const inner = envArgs.length ? ['env', ...envArgs, ...cmd.argv] : [...cmd.argv];
@@ -31,7 +32,7 @@ export function startWrapped(host: CommandHost, cmd: WrappedCommand, options: St
   const proc = startProcess(
     {
       ...base,
-      ...(cmd.secret !== undefined ? { input: `${cmd.secret}\n` } : {}),
+      input: cmd.secret !== undefined ? `${cmd.secret}\n` : undefined,
       keepStdinOpen: true,
       stopByClosingStdin: true,
     },

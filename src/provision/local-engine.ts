@@ -74,7 +74,7 @@ export async function localEngine(localBinary: string, opts: { cacheDir?: string
   return {
     sourceKey: key,
     localBinary: { path: localBinary, bytes: statSync(localBinary).size, platform: platformOf(probe) },
-    ...(source ? { source } : {}),
+    source,
     // A CPU build tree of llama-server with the patches is ~300 MB of objects and archives.
     buildOverheadBytes: 400e6,
   };

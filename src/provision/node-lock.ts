@@ -42,7 +42,7 @@ export const ownerLine = (o: { pid: number; host: string }): string => `pid=${o.
 export function parseOwner(text: string): LockOwner {
   const pid = /\bpid=(\d+)/.exec(text)?.[1];
   const host = /\bhost=(\S+)/.exec(text)?.[1];
-  return { ...(pid ? { pid: Number(pid) } : {}), ...(host ? { host } : {}) };
+  return { ...(pid ? { pid: Number(pid) } : {}), host };
 }
 
 export const describeOwner = (o: LockOwner): string =>
@@ -89,7 +89,7 @@ export async function acquireNodeLock(t: Transport, cacheDir: string, o: LockOpt
   const p = startProcess(
     { ...t.commandSpec(wrap(lockArgv(cacheDir, ownerLine(o.owner), o.waitSeconds)), `provisioning lock on ${t.name}`), keepStdinOpen: true, stopByClosingStdin: true },
     {
-      ...(o.signal ? { signal: o.signal } : {}),
+      signal: o.signal,
       forceKillAfterMs: 3000,
       onLine: (line, stream) => {
         const s = stream === 'stdout' ? parseLockLine(line) : undefined;

@@ -123,7 +123,7 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
     const weights = sliced
       ? ranksOn(t.name).map((r) => {
           const s = slices.get(r.rank);
-          return { rank: r.rank, slice: { name: s ? basename(s.path) : '', bytes: s?.bytes ?? 0 }, ...(digest ? { modelDigest: digest } : {}) };
+          return { rank: r.rank, slice: { name: s ? basename(s.path) : '', bytes: s?.bytes ?? 0 }, modelDigest: digest };
         })
       : [];
     const mem = req.memoryNeeded?.get(t.name);
@@ -179,8 +179,8 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
               slices,
               wrap,
               signal: stop.signal,
-              ...(cmakeFlags ? { cmakeFlags } : {}),
-              ...(req.runDir ? { runDir: req.runDir } : {}),
+              cmakeFlags,
+              runDir: req.runDir,
             }),
           );
         } finally {
@@ -239,11 +239,11 @@ export async function provisionChain(o: {
     transports: o.transports,
     binary,
     model,
-    ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
-    ...(o.runDir ? { runDir: o.runDir } : {}),
-    ...(o.lockWaitSeconds !== undefined ? { lockWaitSeconds: o.lockWaitSeconds } : {}),
+    nodeCacheDir: o.nodeCacheDir,
+    runDir: o.runDir,
+    lockWaitSeconds: o.lockWaitSeconds,
     emit: o.emit,
-    ...(o.signal ? { signal: o.signal } : {}),
+    signal: o.signal,
   });
   return r.ranks;
 }

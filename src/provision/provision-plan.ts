@@ -72,7 +72,7 @@ export function planBinary(probe: NodeProbe, engine: EngineInput): BinaryStep | 
     sourceBytes: engine.source.bytes,
     jobs: probe.cpus,
     why: mismatch ?? 'platform differs',
-    ...(engine.source.commit ? { commit: engine.source.commit } : {}),
+    commit: engine.source.commit,
   };
 }
 
@@ -139,5 +139,5 @@ export function planNode(
     problems.push(`its ranks need about ${formatBytes(opts.memoryNeeded)} of memory but it has ${formatBytes(probe.memTotalBytes)} in total`);
     next.push(`node ${node}: give it fewer layers (a budget: ${node}=${Math.floor(probe.memTotalBytes / 1e9)}G) or add nodes`);
   }
-  return { node, platform, ...(binary ? { binary } : {}), weights, diskBytes: disk, problems, next };
+  return { node, platform, binary, weights, diskBytes: disk, problems, next };
 }

@@ -45,7 +45,7 @@ export async function ensureBinary(t: Transport, step: BinaryStep, o: BinaryOpti
   // (sshd leaves pty-less commands running), and a stale build of the same key is stopped at the next start.
   const p = startWrapped(
     t,
-    { label: `build of llama-server on ${t.name}`, argv: wrap(argv), wrapper: { name: `build-${step.to.split('/').at(-2)}`, heartbeatSeconds: 10, ...(o.runDir ? { runDir: o.runDir } : {}) } },
+    { label: `build of llama-server on ${t.name}`, argv: wrap(argv), wrapper: { name: `build-${step.to.split('/').at(-2)}`, heartbeatSeconds: 10, runDir: o.runDir } },
     {
       ...sig,
       tailLines: 40,

@@ -84,7 +84,7 @@ async function appendFrom(t: Transport, slice: LocalSlice, part: string, start: 
   const source = o.source ? o.source(start, attempt) : createReadStream(slice.path, { start });
   const p = startProcess(
     { ...t.commandSpec(wrap(appendArgv(part, start > 0)), `upload of ${part} to ${t.name}`), keepStdinOpen: true },
-    { stdinFrom: source.pipe(counter), ...(o.signal ? { signal: o.signal } : {}) },
+    { stdinFrom: source.pipe(counter), signal: o.signal },
   );
   const out = await p.done;
   if (out.exitCode !== 0) {

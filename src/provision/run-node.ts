@@ -40,7 +40,7 @@ export async function runNodePlan(t: Transport, plan: NodePlan, ctx: NodeRunCont
     res.binary = await ensureBinary(t, b, {
       cmakeFlags: ctx.cmakeFlags ?? llamaCmakeFlags(plan.platform.backend, plan.platform.arch),
       ...sig,
-      ...(ctx.runDir ? { runDir: ctx.runDir } : {}),
+      runDir: ctx.runDir,
       wrap: ctx.wrap,
       onUpload: (n, total) => {
         res.sent = n;

@@ -1,6 +1,6 @@
 // Runs a launch plan: starts ranks downstream-first, exposes the head's API, restarts crashed ranks, tears everything down.
 import type { Emit } from '../events/events.js';
-import { UserError } from '../errors.js';
+import { BugError, UserError } from '../errors.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { headHealth } from './head-client.js';
 import type { RankLaunch } from './launch-plan.js';
@@ -59,7 +59,7 @@ export class ClusterRun {
 
   private transport(l: RankLaunch): Transport {
     const t = this.o.transports.get(l.node.name);
-    if (!t) throw new Error(`no transport for node ${l.node.name}`);
+    if (!t) throw new BugError(`no transport for node ${l.node.name}`);
     return t;
   }
 
@@ -72,8 +72,8 @@ export class ClusterRun {
       readyTimeoutMs: this.o.readyTimeoutMs ?? 120_000,
       graceSeconds: this.o.graceSeconds ?? 3,
       heartbeatSeconds: this.o.heartbeatSeconds ?? 3,
-      ...(this.o.runDir ? { runDir: this.o.runDir } : {}),
-      ...(this.o.env ? { env: this.o.env } : {}),
+      runDir: this.o.runDir,
+      env: this.o.env,
     });
     this.handles.set(l.rank, h);
     void h.process.done.then((outcome) => {

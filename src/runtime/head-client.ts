@@ -65,7 +65,7 @@ export async function streamCompletion(
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ ...req.sampling, prompt: req.prompt, n_predict: req.maxTokens, stream: true, cache_prompt: false }),
-    ...(signal ? { signal } : {}),
+    signal,
   });
   if (!res.ok || !res.body) {
     throw new ExternalError(`the head refused the completion (HTTP ${res.status})`, { stderrTail: await res.text() });
@@ -105,7 +105,7 @@ export async function streamChat(
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ ...req.sampling, messages: req.messages, max_tokens: req.maxTokens, stream: true }),
-    ...(signal ? { signal } : {}),
+    signal,
   });
   if (!res.ok || !res.body) {
     throw new ExternalError(`the head refused the chat request (HTTP ${res.status})`, { stderrTail: await res.text() });

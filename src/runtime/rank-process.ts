@@ -30,7 +30,7 @@ export interface RankHandle {
 }
 
 export function startRank(l: RankLaunch, o: RankStartOptions): RankHandle {
-  const ssh = o.transport instanceof SshTransport ? { target: o.transport.target, ...(o.transport.settings.configFile ? { configFile: o.transport.settings.configFile } : {}) } : undefined;
+  const ssh = o.transport instanceof SshTransport ? { target: o.transport.target, configFile: o.transport.settings.configFile } : undefined;
   const failure = (outcome: ProcessOutcome) => rankFailure(l, outcome, ssh);
   const line = readyLineWatch(l.readiness);
   o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'load' });
@@ -39,14 +39,14 @@ export function startRank(l: RankLaunch, o: RankStartOptions): RankHandle {
     {
       label: `rank ${l.rank} on ${l.node.name}`,
       argv: l.argv,
-      ...(o.env ? { env: o.env } : {}),
+      env: o.env,
       secret: o.secret,
       wrapper: {
         name: l.wrapperName,
         secretEnv: 'LLAMA_RELAY_SECRET',
         graceSeconds: o.graceSeconds,
         heartbeatSeconds: o.heartbeatSeconds,
-        ...(o.runDir ? { runDir: o.runDir } : {}),
+        runDir: o.runDir,
       },
     },
     {

@@ -1,4 +1,5 @@
 // Free ports on a remote node: what listens there (from /proc/net/tcp*), and a random pick of the rest. Pure, plus the argv.
+import { BugError } from '../errors.js';
 
 /** Lists the node's TCP sockets (IPv4 and IPv6); empty where /proc is missing. */
 export const listeningPortsArgv = (): string[] => ['sh', '-c', 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; exit 0'];
@@ -17,7 +18,7 @@ export function parseListeningPorts(text: string): Set<number> {
 export function pickPorts(count: number, taken: ReadonlySet<number>, random: () => number = Math.random, from = 20000, to = 30000): number[] {
   const out: number[] = [];
   const avoid = new Set(taken);
-  if (to - from - avoid.size < count) throw new Error(`not enough free ports in ${from}-${to}`);
+  if (to - from - avoid.size < count) throw new BugError(`not enough free ports in ${from}-${to}`);
   while (out.length < count) {
     const p = from + Math.floor(random() * (to - from));
     if (avoid.has(p)) continue;

@@ -17,7 +17,7 @@ import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
-import { binaries, buildDirs, type BinDirs } from '../bench/llama-builds.js';
+import { binaries, buildDirs, type BinDirs } from '../provision/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { mergeRounds } from '../bench/merge-rounds.js';
 import { runConfig } from '../bench/run-config.js';
@@ -102,9 +102,9 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     cores,
     rpc: req.rpc,
     stock: req.stock,
-    ...(req.only ? { only: req.only } : {}),
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    only: req.only,
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   const split = manual ? resolveSplit(manual, nodes.length, layers).map((r) => [r.layerStart, r.layerEnd] as const) : undefined;
   if (split) emit({ kind: 'info', message: `bench: the ${nodes.length}-rank configurations use the split given, ${split.map(([a, b]) => `${a}:${b}`).join(',')}` });
@@ -114,8 +114,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     threads: req.threads,
     ctx: contextSize(req.promptTokens, req.genTokens, slots),
     slots,
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   emit({ kind: 'info', message: `bench: ${configs.map((c) => c.id).join(', ')} on ${resolved.ggufPath} (${layers} layers)` });
   const bins = await binaries(req.binDirs ?? (await buildDirs(req.signal)));
@@ -124,11 +124,11 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const results: ConfigResult[] = [];
   const hosts = nodes.some((n) => n.kind === 'ssh')
     ? await NodeHosts.open(nodes, {
-        ...(req.sshConfig ? { sshConfig: req.sshConfig } : {}),
-        ...(req.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-        ...(req.connectTimeoutSeconds !== undefined ? { connectTimeoutSeconds: req.connectTimeoutSeconds } : {}),
-        ...(req.runDir ? { runDir: req.runDir } : {}),
-        ...(req.signal ? { signal: req.signal } : {}),
+        sshConfig: req.sshConfig,
+        acceptNewHostKeys: req.acceptNewHostKeys,
+        connectTimeoutSeconds: req.connectTimeoutSeconds,
+        runDir: req.runDir,
+        signal: req.signal,
       })
     : undefined;
   try {
@@ -140,9 +140,9 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             model: resolved.ggufPath,
             gguf,
             bins,
-            ...(req.nodeCacheDir ? { nodeCacheDir: req.nodeCacheDir } : {}),
+            nodeCacheDir: req.nodeCacheDir,
             info: (message) => emit({ kind: 'info', message }),
-            ...(req.signal ? { signal: req.signal } : {}),
+            signal: req.signal,
           }),
         }
       : undefined;
@@ -172,8 +172,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
             emit,
             runTag,
-            ...(remote ? { remote } : {}),
-            ...(req.signal ? { signal: req.signal } : {}),
+            remote,
+            signal: req.signal,
           }),
         );
       }
@@ -188,8 +188,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     nodes: nodes.map((n) => n.name),
     ...sweep,
     ctx: runtime.ctx,
-    ...(req.batch !== undefined ? { batch: req.batch } : {}),
-    ...(req.ubatch !== undefined ? { ubatch: req.ubatch } : {}),
+    batch: req.batch,
+    ubatch: req.ubatch,
   };
   return {
     version: 1,

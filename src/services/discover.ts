@@ -47,7 +47,7 @@ async function describe(e: OllamaEntry): Promise<DiscoveredModel> {
       contextLength: info.ctxTrain,
       quantization: info.fileType,
       splittable: s.splittable,
-      ...(s.reason ? { splitReason: s.reason } : {}),
+      splitReason: s.reason,
     };
   } catch (err) {
     if (!(err instanceof GgufError) && !(err instanceof UserError)) throw err;

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { ClusterRun } from '../runtime/cluster-run.js';
 import { evenSplit } from '../runtime/even-split.js';
-import { runChatSession } from '../cluster/chat-session.js';
+import { runChatSession } from '../serve/chat-session.js';
 import { streamCompletion } from '../runtime/head-client.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import { MIN_SECRET_BITS, secretBits } from '../runtime/secret.js';
@@ -10,7 +10,7 @@ import type { ChainRuntime } from '../runtime/server-argv.js';
 import { UserError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import { LocalTransport } from '../ssh/local-transport.js';
-import { patchedLlamaServer } from './engine-binary.js';
+import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { planModel } from './plan.js';
 import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
@@ -102,8 +102,8 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     emit: bus.emit,
     readyTimeoutMs: o.readyTimeoutSeconds * 1000,
     heartbeatSeconds: 0, // the wrapper still stops the rank when this process dies (stdin EOF)
-    ...(o.runDir ? { runDir: o.runDir } : {}),
-    ...(o.rankEnv ? { env: o.rankEnv } : {}),
+    runDir: o.runDir,
+    env: o.rankEnv,
   });
   const aborted = rejectedOnAbort(signal);
   try {

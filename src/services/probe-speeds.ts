@@ -14,7 +14,7 @@ import { nodeBudget, type NodeDevices } from '../provision/node-devices.js';
 import { probeNodeDevices } from '../provision/probe-devices.js';
 import { modelKey, recordsFromChainStats, type SpeedRecord } from '../plan/speed-cache.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
-import { patchedLlamaServer } from './engine-binary.js';
+import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { makeTransport, nodeName, sshSettings } from '../runtime/node-transports.js';
 import { planModel, type PlanResult } from './plan.js';
 import { saveDevices, saveSpeeds } from './speed-store.js';

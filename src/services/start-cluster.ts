@@ -1,8 +1,8 @@
 // The programmatic API: start a chain from code, stream tokens to a callback, stop it. A thin layer over `up` (the same
 // planning, provisioning, supervision and teardown) that keeps serving until stop() instead of printing anything.
 import getPort from 'get-port';
-import { generateOnce } from '../cluster/generate.js';
-import type { GenerationSettings } from '../cluster/generation-settings.js';
+import { generateOnce } from '../serve/generate.js';
+import type { GenerationSettings } from '../serve/generation-settings.js';
 import type { CompletionResult } from '../runtime/head-client.js';
 import { EventBus, type Listener } from '../events/event-bus.js';
 import type { NodeSpec } from '../plan/node-spec.js';
@@ -73,13 +73,13 @@ export async function startCluster(o: StartClusterOptions = {}): Promise<Cluster
       nodes: o.nodes ?? 'local,local',
       apiPort: o.apiPort ?? (await getPort({ host: '127.0.0.1' })),
       stagePortBase: 47100,
-      runtime: { ctx: o.ctx ?? 4096, parallel: o.parallel ?? 1, ...(o.threads !== undefined ? { threads: o.threads, threadsBatch: o.threads } : {}) },
+      runtime: { ctx: o.ctx ?? 4096, parallel: o.parallel ?? 1, threads: o.threads, threadsBatch: o.threads },
       maxTokens: 256,
       readyTimeoutSeconds: o.readyTimeoutSeconds ?? 600,
-      ...(o.llamaServer ? { llamaServer: o.llamaServer } : {}),
-      ...(o.sshConfig ? { sshConfig: o.sshConfig } : {}),
-      ...(o.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
-      ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
+      llamaServer: o.llamaServer,
+      sshConfig: o.sshConfig,
+      acceptNewHostKeys: o.acceptNewHostKeys,
+      nodeCacheDir: o.nodeCacheDir,
       onReady: ready,
     },
     bus,

@@ -1,11 +1,11 @@
 // `up`: connect to every node, check what each rank needs, launch the chain downstream-first, serve or generate, tear down.
 import getPort from 'get-port';
-import { startApiProxy, type ApiProxy } from '../cluster/api-proxy.js';
+import { startApiProxy, type ApiProxy } from '../serve/api-proxy.js';
 import { ClusterRun } from '../runtime/cluster-run.js';
 import { evenSplit } from '../runtime/even-split.js';
-import { runChatSession } from '../cluster/chat-session.js';
-import { generationSettings, type GenerationSettings } from '../cluster/generation-settings.js';
-import { generateOnce, promptMode } from '../cluster/generate.js';
+import { runChatSession } from '../serve/chat-session.js';
+import { generationSettings, type GenerationSettings } from '../serve/generation-settings.js';
+import { generateOnce, promptMode } from '../serve/generate.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import type { ChainRuntime } from '../runtime/server-argv.js';
 import { generateSecret } from '../runtime/secret.js';
@@ -19,7 +19,7 @@ import type { Prediction } from '../plan/speed-model.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
-import { patchedLlamaServer } from './engine-binary.js';
+import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { provisionChain } from '../provision/provision-nodes.js';
 import { connectNodes, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
 import { modelChatTemplate } from './model-template.js';
@@ -27,7 +27,7 @@ import { planModel } from './plan.js';
 import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
 import { candidateRoots } from '../ollama/roots.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
-import { bindRefusal } from '../cluster/api-guard.js';
+import { bindRefusal } from '../serve/api-guard.js';
 import { ChainMetrics } from '../events/chain-metrics.js';
 import { describeServedModel, minimalServedModel } from './served-model.js';
 
@@ -107,7 +107,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       if (g) emit({ kind: 'info', message: `rank ${i}: ${g.layers} of its layers on ${g.device} (-ngl ${g.layers}), the rest in RAM` });
     });
     if (prediction) emit({ kind: 'info', message: `predicted decode: ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s (from the speeds measured on these nodes)` });
-    const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ...(params ? { ollamaParams: params } : {}), ...(system ? { system } : {}) });
+    const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ollamaParams: params, system });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
@@ -121,10 +121,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       binaryGiven: o.llamaServer !== undefined,
       model: modelPath,
       sliceModel: o.layers === undefined,
-      ...(memory ? { memory } : {}),
-      ...(o.nodeCacheDir ? { nodeCacheDir: o.nodeCacheDir } : {}),
-      ...(o.runDir ? { runDir: o.runDir } : {}),
-      ...(o.provisionLockTimeoutSeconds !== undefined ? { lockWaitSeconds: o.provisionLockTimeoutSeconds } : {}),
+      memory,
+      nodeCacheDir: o.nodeCacheDir,
+      runDir: o.runDir,
+      lockWaitSeconds: o.provisionLockTimeoutSeconds,
       emit,
       signal,
     });
@@ -149,10 +149,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       stagePorts,
       api: { ...api, alias: served.name },
       runtime: o.runtime,
-      ...(o.stageTimeoutSeconds !== undefined ? { stageTimeoutSeconds: o.stageTimeoutSeconds } : {}),
+      stageTimeoutSeconds: o.stageTimeoutSeconds,
       runName: `lr${o.stagePortBase}`,
-      ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
-      ...(tunnelled ? { links: tunnelled } : {}),
+      extraArgs: o.extraArgs,
+      links: tunnelled,
     });
     emit({ kind: 'info', message: 'launch secret generated; starting ranks downstream-first' });
     run = new ClusterRun(launches, {
@@ -160,8 +160,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       secret: generateSecret(),
       emit,
       readyTimeoutMs: o.readyTimeoutSeconds * 1000,
-      ...(o.runDir ? { runDir: o.runDir } : {}),
-      ...(o.rankEnv ? { env: o.rankEnv } : {}),
+      runDir: o.runDir,
+      env: o.rankEnv,
     });
     const aborted = rejectedOnAbort(signal);
     const started = run;
@@ -171,8 +171,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       upstream: () => started.api,
       emit,
       model: served,
-      ...(o.apiKey ? { apiKey: o.apiKey } : {}),
-      ...(o.apiOrigins ? { origins: o.apiOrigins } : {}),
+      apiKey: o.apiKey,
+      origins: o.apiOrigins,
       metrics: () => metrics.render(),
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EADDRINUSE') throw err;
@@ -274,8 +274,8 @@ async function layerRanges(
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
-    ...(r.model.params ? { params: r.model.params } : {}),
-    ...(r.model.system ? { system: r.model.system } : {}),
+    params: r.model.params,
+    system: r.model.system,
   };
 }
 

@@ -85,7 +85,7 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       return e.phase === 'ready' ? { ...s2, failures: s2.failures.filter((f) => f.rank !== e.rank) } : s2;
     }
     case 'engine-build':
-      return { ...s, engineBuild: { variant: e.variant, progress: e.progress, ...(e.detail ? { detail: e.detail } : {}) } };
+      return { ...s, engineBuild: { variant: e.variant, progress: e.progress, detail: e.detail } };
     case 'memory':
       return updateRow(s, e.rank, { rssBytes: e.rssBytes });
     case 'hop-time':
@@ -115,7 +115,7 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
     case 'generation-done':
       return { ...s, tokensPerSecond: e.tokens / Math.max(e.seconds, 1e-9) };
     case 'api-listening':
-      return { ...s, api: { url: e.url, ...(e.model ? { model: e.model } : {}) } };
+      return { ...s, api: { url: e.url, model: e.model } };
     case 'requests':
       return { ...s, requests: { total: e.total, active: e.active, failed: e.failed } };
     case 'rank-exited': {

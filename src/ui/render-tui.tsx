@@ -7,7 +7,7 @@ import { createClusterStore } from './cluster-store.js';
 
 export function renderTui(bus: EventBus, o: { stdout?: NodeJS.WriteStream; chat?: ChatInputCallbacks } = {}): () => void {
   const store = createClusterStore(bus);
-  const app = () => <App store={store} {...(o.chat ? { chat: o.chat } : {})} />;
+  const app = () => <App store={store} chat={o.chat} />;
   const ink = render(app(), { stdout: o.stdout ?? process.stdout, exitOnCtrlC: false, patchConsole: false });
   return () => {
     store.flush();

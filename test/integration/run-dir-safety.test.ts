@@ -121,7 +121,7 @@ describe('run dir safety (up with fixture ranks, local and over ssh)', { timeout
     const base = await stagePortBase();
     const target = join(work.path, 'victim');
     writeFileSync(target, 'precious\n');
-    // The wrapper of rank 1 is named lr<stage port base>-rank1 (src/cluster/launch-plan.ts).
+    // The wrapper of rank 1 is named lr<stage port base>-rank1 (src/runtime/launch-plan.ts).
     symlinkSync(target, join(dir, `lr${base}-rank1.pid`));
     const r = await up(`local,${sshd.alias}`, dir, base);
     assert.equal(r.code, 2, r.stderr);

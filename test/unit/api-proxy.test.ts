@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { startApiProxy, type ApiProxy } from '../../src/cluster/api-proxy.js';
+import { startApiProxy, type ApiProxy } from '../../src/serve/api-proxy.js';
 import type { RelayEvent } from '../../src/events/events.js';
 import type { ServedModel } from '../../src/ollama-api/served-model.js';
 

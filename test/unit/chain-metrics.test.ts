@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { apiKeyFromArgs } from '../../src/cli/api-key-option.js';
-import { bindRefusal } from '../../src/cluster/api-guard.js';
+import { bindRefusal } from '../../src/serve/api-guard.js';
 import { ChainMetrics } from '../../src/events/chain-metrics.js';
 import { UserError } from '../../src/errors.js';
 

@@ -2,8 +2,8 @@
 // sampling params where present, else greedy, and a line that says which.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { promptMode } from '../../src/cluster/generate.js';
-import { chatTemplateOf, generationSettings } from '../../src/cluster/generation-settings.js';
+import { promptMode } from '../../src/serve/generate.js';
+import { chatTemplateOf, generationSettings } from '../../src/serve/generation-settings.js';
 
 test('no params: greedy, and the note says so', () => {
   const g = generationSettings({ chatTemplate: 'present' });

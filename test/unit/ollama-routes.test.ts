@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import getPort from 'get-port';
 import { Ollama } from 'ollama';
-import { startApiProxy } from '../../src/cluster/api-proxy.js';
+import { startApiProxy } from '../../src/serve/api-proxy.js';
 import type { RelayEvent } from '../../src/events/events.js';
 import type { ServedModel } from '../../src/ollama-api/served-model.js';
 

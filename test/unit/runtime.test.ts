@@ -8,7 +8,7 @@ import { streamCompletion as benchStream } from '../../src/bench/completion-clie
 import type { BenchOptions } from '../../src/bench/bench-config.js';
 import { benchNodes } from '../../src/bench/bench-nodes.js';
 import { planConfigs } from '../../src/bench/config-planner.js';
-import { planConfigLaunch, portsNeeded } from '../../src/bench/launch-plan.js';
+import { planConfigLaunch, portsNeeded, serverRuntime } from '../../src/bench/config-launch.js';
 import { UserError } from '../../src/errors.js';
 import { parseNodeList } from '../../src/plan/node-spec.js';
 import { evenSplit } from '../../src/runtime/even-split.js';
@@ -87,6 +87,36 @@ describe('one even split: bench configurations and up --layers launch the same r
   });
   it('refuses more ranks than layers, with a next step', () => {
     assert.throws(() => evenSplit(2, 3), (e: unknown) => e instanceof UserError && e.next.length > 0);
+  });
+});
+
+describe('one argv builder and one readiness: a bench chain is launched as up launches a chain', () => {
+  it('chain-3 with emulated links: every rank has the argv and readiness the runtime planner gives those nodes and ports', () => {
+    const o: BenchOptions = {
+      nodes: benchNodes(undefined, 3), promptTokens: [8], genTokens: 8, parallel: [1], repeat: 1, linkLatencyMs: 0,
+      threads: 2, taskset: false, cores: 1, rpc: false, stock: false,
+    };
+    const c = planConfigs(o, 10).find((x) => x.id === 'chain-3')!;
+    const runtime = { threads: 2, ctx: 512, slots: 2 };
+    const bins = { patchedServer: '/p/llama-server', stockServer: '/s/llama-server', rpcServer: '/s/ggml-rpc-server' };
+    const ports = Array.from({ length: portsNeeded(c) }, (_, i) => 9000 + i);
+    const bench = planConfigLaunch(c, { model: '/m.gguf', bins, runtime, nodes: o.nodes, secretFile: '/tmp/s', ports });
+    const up = planLaunch({
+      ranks: evenSplit(10, 3).map(([layerStart, layerEnd], i) => ({
+        node: { name: `local${i}`, stageHost: '127.0.0.1', binary: '/p/llama-server', model: '/m.gguf', secretFile: '/tmp/s' },
+        layerStart,
+        layerEnd,
+      })),
+      stagePorts: [9001, 9002, 9003],
+      api: { host: '127.0.0.1', port: 9000 },
+      runtime: serverRuntime(runtime),
+      runName: 'x',
+      links: ['127.0.0.1:9004', '127.0.0.1:9005', '127.0.0.1:9006'],
+    });
+    assert.deepEqual(bench.processes.map((p) => [p.spec.command, ...p.spec.args]), up.map((l) => l.argv));
+    assert.deepEqual(bench.processes.map((p) => p.ready), up.map((l) => l.readiness));
+    assert.deepEqual(up[0]!.argv.slice(0, 9), ['/p/llama-server', '-m', '/m.gguf', '--layer-range', '7:10', '--stage-listen', '127.0.0.1:9003', '--stage-next', '127.0.0.1:9006']);
+    assert.deepEqual(up.map((l) => l.readiness.kind), ['stage-ready-line', 'stage-ready-line', 'http-health']);
   });
 });
 

@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import { render } from 'ink-testing-library';
 import { lineQueue } from '../../src/cli/line-source.js';
-import { runChatSession } from '../../src/cluster/chat-session.js';
+import { runChatSession } from '../../src/serve/chat-session.js';
 import type { ChatMessage } from '../../src/runtime/head-client.js';
 import { EventBus } from '../../src/events/event-bus.js';
 import type { RelayEvent } from '../../src/events/events.js';

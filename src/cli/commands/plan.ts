@@ -147,8 +147,8 @@ export const planCommand: CommandModule<object, Args> = {
     }
     const r = await planModel({
       model: a.model,
-      ...(a.n !== undefined ? { nodeCount: a.n } : {}),
-      ...(nodes !== undefined ? { nodes } : {}),
+      nodeCount: a.n,
+      nodes,
       runtime: { ctx: a.ctx, parallel: a.parallel, kvUnified: a['kv-unified'], swaFull: a['swa-full'] },
       roots: a.root,
       ...(a.split !== undefined ? { split: a.split } : {}),

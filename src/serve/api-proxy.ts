@@ -69,7 +69,7 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
   const report = () => o.emit({ kind: 'requests', ...counts });
   const max = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const guard: GuardConfig = {
-    ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+    apiKey: o.apiKey,
     origins: (o.origins ?? []).map((s) => s.toLowerCase().replace(/\/$/, '')),
     localNames: [hostname().toLowerCase(), `${hostname().toLowerCase()}.local`, ...(o.host === '0.0.0.0' || o.host === '::' ? [] : [o.host.toLowerCase()])],
   };
@@ -182,7 +182,7 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
     if (target) return (refuse(res, '/', target), false);
     const path = req.url!;
     const route = path.split('?')[0]!;
-    const hostOrigin = checkHostOrigin({ ...(req.headers.host ? { host: req.headers.host } : {}), ...(req.headers.origin !== undefined ? { origin: req.headers.origin } : {}) }, guard);
+    const hostOrigin = checkHostOrigin({ host: req.headers.host, origin: req.headers.origin }, guard);
     if (hostOrigin) return (refuse(res, path, hostOrigin), false);
     const origin = req.headers.origin;
     const cors = corsHeaders(origin);

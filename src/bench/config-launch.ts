@@ -3,18 +3,13 @@
 // in, data goes out; the runner starts exactly this.
 import { BugError } from '../errors.js';
 import type { ProcessSpec } from '../process/process-spec.js';
+import type { Binaries } from '../provision/llama-builds.js';
 import { hostPort } from '../runtime/host-port.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import type { Readiness } from '../runtime/readiness.js';
 import { rpcSplit } from '../runtime/rpc-split.js';
 import { LOOPBACK, pinToCore, rpcHeadArgv, rpcServerArgv, singleServerArgv, type ChainRuntime } from '../runtime/server-argv.js';
 import type { BenchConfig, BenchNode, BenchRuntime } from './bench-config.js';
-
-export interface Binaries {
-  readonly patchedServer: string;
-  readonly stockServer: string;
-  readonly rpcServer: string;
-}
 
 export type ProcessRole = 'server' | 'head' | 'worker' | 'rpc-head' | 'rpc-server';
 

@@ -22,7 +22,7 @@ const SAMPLING_KEYS = [
 
 export function generationSettings(o: { chatTemplate: ChatTemplate; ollamaParams?: Readonly<Record<string, unknown>>; system?: string }): GenerationSettings {
   const own = Object.fromEntries(SAMPLING_KEYS.flatMap((k) => (o.ollamaParams?.[k] !== undefined ? [[k, o.ollamaParams[k]]] : [])));
-  const base = { chatTemplate: o.chatTemplate, ...(o.system ? { system: o.system } : {}) };
+  const base = { chatTemplate: o.chatTemplate, system: o.system };
   if (Object.keys(own).length) {
     const shown = Object.entries(own).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ');
     return { ...base, sampling: own, samplingNote: `sampling: the model's own params (${shown}); the rest at llama-server's defaults` };
