@@ -61,6 +61,8 @@ export interface BenchOptions extends BenchSweep {
   readonly stock: boolean;
   /** Only these configuration ids, when given. */
   readonly only?: readonly string[];
+  /** The user's split over all the nodes (--split, --layers-per-node, layers=): the N-rank configurations use it. */
+  readonly split?: readonly (readonly [number, number])[];
   readonly batch?: number;
   readonly ubatch?: number;
 }

@@ -4,7 +4,8 @@ import type { BenchConfig, BenchOptions, RankPlan } from './bench-config.js';
 import { evenSplit } from '../runtime/even-split.js';
 
 function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
-  return evenSplit(layers, count).map((range, i) => ({
+  const ranges = o.split && count === o.split.length && count > 1 ? o.split : evenSplit(layers, count);
+  return ranges.map((range, i) => ({
     node: i,
     layers: range,
     core: o.taskset ? i % Math.max(1, o.cores) : undefined,
@@ -14,7 +15,7 @@ function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
 /**
  * stock (one stock llama-server), chain-1..chain-N (chain-1 is the patched server without stage flags),
  * chain-N-nopipe (the head waits for every ubatch), chain-N-noenc (links authenticated, not encrypted), rpc-N (stock llama-server --rpc over N-1 ggml-rpc-servers),
- * each with the same even split of the model's layers. Rank i runs on node i.
+ * each with the same even split of the model's layers (the N-rank ones with the user's split, where given). Rank i runs on node i.
  */
 export function planConfigs(o: BenchOptions, layers: number): BenchConfig[] {
   const n = o.nodes.length;

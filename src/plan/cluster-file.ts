@@ -4,12 +4,16 @@
 //   local mem=8G
 //   alice@gpu1:2222 mem=24G
 //   gpu2
+//   alice@gpu1 layers=14   (layers=: a manual split; on every line or on none)
 import { UserError } from '../errors.js';
 import { parseNodeSpec, type NodeSpec } from './node-spec.js';
 import { parseByteSize } from './size.js';
 
 /** The keys a node line may carry after its address. */
-export const CLUSTER_KEYS = { mem: 'memory budget for the node, like 24G or 512MiB (as host=24G in --nodes)' } as const;
+export const CLUSTER_KEYS = {
+  mem: 'memory budget for the node, like 24G or 512MiB (as host=24G in --nodes)',
+  layers: 'how many layers the node holds, in file order (as --layers-per-node); give it on every line or on none',
+} as const;
 
 type Key = keyof typeof CLUSTER_KEYS;
 const isKey = (k: string): k is Key => Object.hasOwn(CLUSTER_KEYS, k);
@@ -36,10 +40,13 @@ export function parseClusterFile(text: string, file: string): NodeSpec[] {
       if (!isKey(key)) throw fail(`unknown key "${key}"`, [`known keys: ${Object.entries(CLUSTER_KEYS).map(([k, d]) => `${k} (${d})`).join('; ')}`]);
       if (values[key] !== undefined) throw fail(`${key} is given twice`);
       if (key === 'mem' && parseByteSize(value) === undefined) throw fail(`mem "${value}" is not a size like 24G or 512MiB`);
+      if (key === 'layers' && !/^\d+$/.test(value)) throw fail(`layers "${value}" is not a whole number of layers`);
+      if (key === 'layers' && Number(value) === 0) throw fail('layers=0: every node in the chain needs at least one layer', ['drop the line, or give it a layer']);
       values[key] = value;
     }
     try {
-      nodes.push(parseNodeSpec(values.mem !== undefined ? `${address}=${values.mem}` : address));
+      const node = parseNodeSpec(values.mem !== undefined ? `${address}=${values.mem}` : address);
+      nodes.push(values.layers !== undefined ? { ...node, layers: Number(values.layers) } : node);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       throw fail(`"${address}" is not [user@]host[:sshport]${/port .* out of range/.test(err.message) ? ' (the port is out of range)' : ''}`);

@@ -8,6 +8,8 @@ export interface NodeSpec {
   readonly port?: number;
   /** Memory budget in bytes, when given. */
   readonly memory?: number;
+  /** Layers this node holds (a cluster file's layers=, a manual split); undefined = the planner decides. */
+  readonly layers?: number;
   /** The text this node was parsed from. */
   readonly spec: string;
 }

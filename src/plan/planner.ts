@@ -2,14 +2,17 @@
 // token embeddings and the output norm + lm_head. Pure: no IO.
 import { UserError } from '../errors.js';
 import { architectureSplittability } from './arch-support.js';
-import { rankMemory, type MemoryBreakdown, type RuntimeParams } from './memory.js';
+import { computeBytes, kvBytes, rankMemory, type MemoryBreakdown, type RuntimeParams } from './memory.js';
 import type { ModelInfo } from './model-info.js';
 import { formatBytes } from './size.js';
+import type { Prediction } from './speed-model.js';
 
 export interface PlanNodeInput {
   readonly name: string;
-  /** Budget in bytes; undefined = no limit given. */
+  /** Budget in bytes; undefined = no limit given. With a (non-unified) GPU it includes the GPU's free memory. */
   readonly memory?: number;
+  /** The GPU the rank offloads to (--list-devices), where the node has one. */
+  readonly gpu?: { readonly name: string; readonly freeBytes: number; readonly unified: boolean };
 }
 
 export interface PlanNode {
@@ -22,9 +25,17 @@ export interface PlanNode {
   readonly output: boolean;
   readonly memory: MemoryBreakdown;
   readonly budget?: number;
+  /** Layers on the node's GPU (llama-server -ngl): from the range's end, as many as its free memory holds; the rest in RAM. */
+  readonly offload?: { readonly device: string; readonly layers: number; readonly bytes: number };
 }
 
 export interface Plan {
+  /** How the ranges were chosen: balanced on memory, by the user (--split, --layers-per-node, layers=), or on speed. */
+  readonly placement: 'memory' | 'manual' | 'speed' | 'compute';
+  /** Predicted decode of this split, where every node's speed was measured (plan/speed-planner.ts). */
+  readonly prediction?: Prediction;
+  /** Where one node could hold the whole model and is predicted faster alone: that node and its prediction. */
+  readonly alone?: { readonly node: string; readonly decodeTokensPerSecond: number };
   readonly model: { readonly file: string; readonly arch: string; readonly layers: number; readonly fileType: string };
   readonly runtime: RuntimeParams;
   readonly nodes: readonly PlanNode[];
@@ -33,8 +44,15 @@ export interface Plan {
 
 export class PlanError extends UserError {}
 
-export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], runtime: RuntimeParams): Plan {
-  const n = nodes.length;
+/** How each placement reads in `plan` and `up` output. */
+export const PLACEMENT_TEXT: Record<Plan['placement'], string> = {
+  memory: 'balanced on memory (no speed measurements)',
+  manual: 'as given (manual split)',
+  speed: 'balanced on measured speed',
+  compute: 'balanced on compute (the ranks share one machine)',
+};
+
+function checkInputs(info: ModelInfo, n: number, runtime: RuntimeParams): void {
   const L = info.nLayer;
   if (n < 1) throw new PlanError('a plan needs at least one node');
   if (n > 1) {
@@ -43,6 +61,88 @@ export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], 
   }
   if (n > L) throw new PlanError(`${n} nodes but the model has only ${L} layers; use at most ${L} nodes`, [`pass -n ${L} or fewer`]);
   if (runtime.ctx < 1 || runtime.parallel < 1) throw new PlanError('--ctx and --parallel must be positive');
+}
+
+/**
+ * The plan of ranges the user chose (already checked to tile the model: plan/manual-split.ts), with each node's memory;
+ * a range over its node's budget is a PlanError naming the node.
+ */
+export function planRanges(
+  info: ModelInfo,
+  nodes: readonly PlanNodeInput[],
+  ranges: readonly { layerStart: number; layerEnd: number }[],
+  runtime: RuntimeParams,
+  placement: Plan['placement'] = 'manual',
+): Plan {
+  checkInputs(info, nodes.length, runtime);
+  if (ranges.length !== nodes.length) throw new Error(`${ranges.length} ranges for ${nodes.length} nodes`);
+  const planNodes = buildNodes(info, nodes, ranges.map((r) => r.layerEnd), runtime);
+  const over = planNodes.filter((p) => p.budget !== undefined && p.memory.total > p.budget);
+  if (over.length) {
+    const lines = over.map((p) => `node ${p.index} (${p.name}): layers ${p.layerStart}:${p.layerEnd} need ~${formatBytes(p.memory.total)} but its budget is ${formatBytes(p.budget!)}`);
+    throw new PlanError(`the split does not fit:\n  ${lines.join('\n  ')}`, ['move layers off the nodes named, or raise their budgets', 'lower --ctx or --parallel', 'or leave the split to the planner']);
+  }
+  return finish(info, planNodes, runtime, placement);
+}
+
+export function buildNodes(info: ModelInfo, nodes: readonly PlanNodeInput[], ends: readonly number[], runtime: RuntimeParams): PlanNode[] {
+  const chained = nodes.length > 1;
+  return ends.map((end, j) => {
+    const start = j === 0 ? 0 : ends[j - 1]!;
+    const node: PlanNode = {
+      index: j,
+      name: nodes[j]!.name,
+      layerStart: start,
+      layerEnd: end,
+      embeddings: j === 0,
+      output: j === 0,
+      memory: rankMemory(info, start, end, j === 0, runtime, chained),
+    };
+    const b = nodes[j]!.memory;
+    const gpu = nodes[j]!.gpu;
+    const withBudget = b === undefined ? node : { ...node, budget: b };
+    return gpu ? { ...withBudget, offload: offload(info, start, end, runtime, gpu) } : withBudget;
+  });
+}
+
+/**
+ * How many of a rank's layers go on its GPU: llama.cpp offloads the last -ngl layers, each with its weights and KV
+ * cache; the compute buffer is reserved on the GPU first.
+ */
+export function offload(
+  info: ModelInfo,
+  start: number,
+  end: number,
+  runtime: RuntimeParams,
+  gpu: NonNullable<PlanNodeInput['gpu']>,
+): NonNullable<PlanNode['offload']> {
+  let room = gpu.freeBytes - computeBytes(info, Array.from({ length: end - start }, (_, i) => start + i), runtime);
+  let layers = 0;
+  let bytes = 0;
+  for (let il = end - 1; il >= start; il--) {
+    const need = (info.layerWeights[il] ?? 0) + kvBytes(info, il, runtime) + (info.recurrentState[il] ?? 0) * runtime.parallel;
+    if (need > room) break;
+    room -= need;
+    bytes += need;
+    layers++;
+  }
+  return { device: gpu.name, layers, bytes };
+}
+
+export function finish(info: ModelInfo, planNodes: readonly PlanNode[], runtime: RuntimeParams, placement: Plan['placement']): Plan {
+  return {
+    placement,
+    model: { file: info.file, arch: info.arch, layers: info.nLayer, fileType: info.fileType },
+    runtime,
+    nodes: planNodes,
+    totalMemory: planNodes.reduce((a, p) => a + p.memory.total, 0),
+  };
+}
+
+export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], runtime: RuntimeParams): Plan {
+  const n = nodes.length;
+  const L = info.nLayer;
+  checkInputs(info, n, runtime);
 
   const budgets = nodes.map((x) => x.memory);
   const given = budgets.filter((b): b is number => b !== undefined);
@@ -63,30 +163,12 @@ export function calculatePlan(info: ModelInfo, nodes: readonly PlanNodeInput[], 
   const limit = best.value * (1 + 1e-9);
   const even = partition(n, L, (j, a, b, prev) => (r(j, a, b) > limit ? Number.POSITIVE_INFINITY : prev + r(j, a, b) ** 2));
   const ends = Number.isFinite(even.value) ? even.ends : best.ends;
-  const planNodes: PlanNode[] = ends.map((end, j) => {
-    const start = j === 0 ? 0 : ends[j - 1]!;
-    const node: PlanNode = {
-      index: j,
-      name: nodes[j]!.name,
-      layerStart: start,
-      layerEnd: end,
-      embeddings: j === 0,
-      output: j === 0,
-      memory: rankMemory(info, start, end, j === 0, runtime, chained),
-    };
-    const b = budgets[j];
-    return b === undefined ? node : { ...node, budget: b };
-  });
+  const planNodes = buildNodes(info, nodes, ends, runtime);
 
   const over = planNodes.filter((p) => p.budget !== undefined && p.memory.total > p.budget);
   if (over.length) throw infeasible(info, planNodes, runtime);
 
-  return {
-    model: { file: info.file, arch: info.arch, layers: L, fileType: info.fileType },
-    runtime,
-    nodes: planNodes,
-    totalMemory: planNodes.reduce((a, p) => a + p.memory.total, 0),
-  };
+  return finish(info, planNodes, runtime, 'memory');
 }
 
 function infeasible(info: ModelInfo, best: readonly PlanNode[], runtime: RuntimeParams): PlanError {

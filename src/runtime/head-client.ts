@@ -44,7 +44,14 @@ export interface CompletionResult {
   text: string;
   tokens: number;
   seconds: number;
+  /** Decode tok/s as the head timed it (llama-server's `timings.predicted_per_second` on the last frame). */
+  decodeTokensPerSecond?: number;
 }
+
+const decodeRate = (frame: { timings?: { predicted_per_second?: number } }): { decodeTokensPerSecond: number } | Record<string, never> => {
+  const v = frame.timings?.predicted_per_second;
+  return typeof v === 'number' && v > 0 ? { decodeTokensPerSecond: v } : {};
+};
 
 /** Streams /completion (SSE); calls onToken per piece. Rejects with the head's error text if the chain breaks mid-stream. */
 export async function streamCompletion(
@@ -66,14 +73,14 @@ export async function streamCompletion(
   let text = '';
   let tokens = 0;
   for await (const data of sseData(res.body)) {
-    const frame = JSON.parse(data) as { content?: string; stop?: boolean; error?: { message?: string } };
+    const frame = JSON.parse(data) as { content?: string; stop?: boolean; error?: { message?: string }; timings?: { predicted_per_second?: number } };
     if (frame.error) throw new ExternalError(`generation failed on the chain: ${frame.error.message ?? 'unknown error'}`);
     if (frame.content) {
       text += frame.content;
       tokens++;
       onToken(frame.content);
     }
-    if (frame.stop) return { text, tokens, seconds: (performance.now() - t0) / 1000 };
+    if (frame.stop) return { text, tokens, seconds: (performance.now() - t0) / 1000, ...decodeRate(frame) };
   }
   throw new ExternalError('the head closed the stream before the generation finished (a rank may have died)');
 }
@@ -105,9 +112,11 @@ export async function streamChat(
   }
   let text = '';
   let tokens = 0;
+  let rate = {};
   for await (const data of sseData(res.body)) {
-    if (data === '[DONE]') return { text, tokens, seconds: (performance.now() - t0) / 1000 };
-    const frame = JSON.parse(data) as { choices?: { delta?: { content?: string | null } }[]; error?: { message?: string } };
+    if (data === '[DONE]') return { text, tokens, seconds: (performance.now() - t0) / 1000, ...rate };
+    const frame = JSON.parse(data) as { choices?: { delta?: { content?: string | null } }[]; error?: { message?: string }; timings?: { predicted_per_second?: number } };
+    rate = { ...rate, ...decodeRate(frame) };
     if (frame.error) throw new ExternalError(`generation failed on the chain: ${frame.error.message ?? 'unknown error'}`);
     const piece = frame.choices?.[0]?.delta?.content;
     if (piece) {

@@ -20,7 +20,7 @@ export interface LaunchNode {
 
 export interface LaunchInput {
   /** Rank order = chain order; rank 0 is the head. Layer ranges are half-open and must tile 0..N. */
-  ranks: readonly { node: LaunchNode; layerStart: number; layerEnd: number }[];
+  ranks: readonly { node: LaunchNode; layerStart: number; layerEnd: number; gpuLayers?: number }[];
   /** One stage port per rank. */
   stagePorts: readonly number[];
   /** The head's HTTP API, as bound on the head's node; `alias`: the served model name (llama-server --alias). */
@@ -88,6 +88,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         noPipeline: head && input.pipeline === false,
         noEncrypt: input.encrypt === false,
         extra: input.extraArgs,
+        gpuLayers: r.gpuLayers,
       }),
       wrapperName: `${input.runName}-rank${i}`,
       readiness: head ? { kind: 'http-health', host: input.api.host, port: input.api.port } : { kind: 'stage-ready-line', layers },

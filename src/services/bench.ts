@@ -13,6 +13,7 @@ import { findings, hopOverheads } from '../bench/bench-analysis.js';
 import type { BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
 import { NodeHosts } from '../runtime/node-hosts.js';
 import { benchNodes, budgetsIgnored, checkRemoteFlags } from '../bench/bench-nodes.js';
+import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
@@ -29,6 +30,9 @@ export interface BenchRequest extends BenchSweep {
   readonly rpc: boolean;
   readonly stock: boolean;
   readonly only?: readonly string[];
+  /** Manual placement over all the nodes: `--split 0:4,4:18` or `--layers-per-node 4,14` (or the cluster file's layers=). */
+  readonly split?: string;
+  readonly layersPerNode?: string;
   readonly batch?: number;
   readonly ubatch?: number;
   /** Both directories, or neither (then scripts/build-llama.sh finds or builds them). */
@@ -67,6 +71,11 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const emit = req.onEvent ?? (() => undefined);
   const nodes = benchNodes(req.nodes, req.nodeCount);
   checkRemoteFlags(nodes, req);
+  const manual = manualSplitFrom({
+    split: req.split,
+    layersPerNode: req.layersPerNode,
+    nodeLayers: typeof req.nodes === 'object' ? req.nodes.map((n) => n.layers) : undefined,
+  });
   const budgets = budgetsIgnored(req.nodes);
   if (budgets.length) emit({ kind: 'info', message: `bench splits the layers evenly; the memory budgets of ${budgets.join(', ')} are not used` });
   const resolved = await resolveModel(req.model, candidateRoots(req.roots ?? []));
@@ -97,7 +106,9 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     batch: req.batch,
     ubatch: req.ubatch,
   };
-  const configs = planConfigs(options, layers);
+  const split = manual ? resolveSplit(manual, nodes.length, layers).map((r) => [r.layerStart, r.layerEnd] as const) : undefined;
+  if (split) emit({ kind: 'info', message: `bench: the ${nodes.length}-rank configurations use the split given, ${split.map(([a, b]) => `${a}:${b}`).join(',')}` });
+  const configs = planConfigs(split ? { ...options, split } : options, layers);
   const slots = Math.max(...req.parallel);
   const runtime: BenchRuntime = {
     threads: req.threads,

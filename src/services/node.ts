@@ -12,6 +12,7 @@ import type { EventBus } from '../events/event-bus.js';
 import { LocalTransport } from '../ssh/local-transport.js';
 import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { planModel } from './plan.js';
+import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { rejectedOnAbort } from '../process/rejected-on-abort.js';
 
 export interface NodeOptions {
@@ -24,6 +25,9 @@ export interface NodeOptions {
   secretFile?: string;
   llamaServer?: string;
   layers?: number;
+  /** Manual placement, the same text on every machine: `--split 0:4,4:18` or `--layers-per-node 4,14`. */
+  split?: string;
+  layersPerNode?: string;
   apiHost: string;
   apiPort: number;
   runtime: ChainRuntime;
@@ -69,10 +73,14 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
   if (o.chatLines && o.rank !== 0) throw new UserError('--interactive chats through the head: use it on rank 0', ['start this rank without --interactive']);
   const addrs = parseStageAddresses(o.nodes, o.worldSize);
   const secret = readSecret(o);
+  const manualFlags = { ...(o.split !== undefined ? { split: o.split } : {}), ...(o.layersPerNode !== undefined ? { layersPerNode: o.layersPerNode } : {}) };
+  const manual = manualSplitFrom(manualFlags);
   const ranges =
     o.layers !== undefined
-      ? evenSplit(o.layers, o.worldSize).map(([layerStart, layerEnd]) => ({ layerStart, layerEnd }))
-      : (await planModel({ model: o.model, nodeCount: o.worldSize, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } })).plan.nodes;
+      ? manual
+        ? resolveSplit(manual, o.worldSize, o.layers)
+        : evenSplit(o.layers, o.worldSize).map(([layerStart, layerEnd]) => ({ layerStart, layerEnd }))
+      : (await planModel({ model: o.model, nodeCount: o.worldSize, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel }, ...manualFlags })).plan.nodes;
   const binary = o.llamaServer ?? (await patchedLlamaServer(bus.emit, signal));
   const self = `rank${o.rank}`;
   const launches = planLaunch({

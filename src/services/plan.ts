@@ -6,7 +6,14 @@ import { resolveModel, type ResolvedModel } from '../ollama/resolve.js';
 import { DEFAULT_RUNTIME, type RuntimeParams } from '../plan/memory.js';
 import { modelInfo, type ModelInfo } from '../plan/model-info.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
-import { calculatePlan, type Plan, type PlanNodeInput } from '../plan/planner.js';
+import { calculatePlan, planRanges, type Plan, type PlanNodeInput } from '../plan/planner.js';
+import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
+import { stat } from 'node:fs/promises';
+import { lookupSpeed, modelKey, type SpeedRecord } from '../plan/speed-cache.js';
+import { planOnSpeed, withPrediction } from '../plan/speed-planner.js';
+import { isLocalSpec, nodeName } from '../runtime/node-transports.js';
+import { readDevices, readSpeeds } from './speed-store.js';
+import { nodeBudget } from '../provision/node-devices.js';
 
 export interface PlanRequest {
   readonly model: string;
@@ -15,6 +22,13 @@ export interface PlanRequest {
   readonly nodes?: string | readonly NodeSpec[];
   readonly runtime?: Partial<RuntimeParams>;
   readonly roots?: readonly string[];
+  /** `--split` / `--layers-per-node` text (at most one; a cluster file's layers= is the third way). */
+  readonly split?: string;
+  readonly layersPerNode?: string;
+  /** Measured speeds (default: the cache, services/speed-store.ts); [] plans without them. */
+  readonly speeds?: readonly SpeedRecord[];
+  /** Per node, what probing it found (services/probe-speeds.ts probedBudget): its budget where it has no mem=, its GPU. */
+  readonly probed?: readonly ({ memory?: number; gpu?: PlanNodeInput['gpu'] } | undefined)[];
 }
 
 export interface PlanResult {
@@ -22,6 +36,8 @@ export interface PlanResult {
   readonly info: ModelInfo;
   readonly nodeSpecs?: readonly NodeSpec[];
   readonly plan: Plan;
+  /** Per node, the speed measurement the plan used (all or none). */
+  readonly speeds?: readonly SpeedRecord[];
 }
 
 export async function loadModelInfo(input: string, roots: readonly string[] = []): Promise<{ model: ResolvedModel; info: ModelInfo }> {
@@ -30,20 +46,53 @@ export async function loadModelInfo(input: string, roots: readonly string[] = []
   return { model, info: modelInfo(gguf.metadata, gguf.tensors) };
 }
 
+const speedOf = (r: SpeedRecord) => ({ secondsPerByte: r.secondsPerByte, ...(r.outputSeconds !== undefined ? { outputSeconds: r.outputSeconds } : {}) });
+
 export async function planModel(req: PlanRequest): Promise<PlanResult> {
   let inputs: PlanNodeInput[];
   let nodeSpecs: NodeSpec[] | undefined;
   if (req.nodes !== undefined) {
     nodeSpecs = typeof req.nodes === 'string' ? parseNodeList(req.nodes) : [...req.nodes];
-    inputs = nodeSpecs.map((n) => ({ name: n.host, memory: n.memory }));
+    inputs = nodeSpecs.map((n, i) => {
+      const memory = n.memory ?? req.probed?.[i]?.memory;
+      const gpu = req.probed?.[i]?.gpu;
+      return { name: n.host, ...(memory !== undefined ? { memory } : {}), ...(gpu ? { gpu } : {}) };
+    });
   } else if (req.nodeCount !== undefined) {
     if (!Number.isInteger(req.nodeCount) || req.nodeCount < 1) throw new UserError('-n must be a positive integer');
     inputs = Array.from({ length: req.nodeCount }, (_, i) => ({ name: `node ${i}` }));
   } else {
     throw new UserError('say how many nodes: -n N or --nodes host1=24G,host2=16G');
   }
+  // Syntax first: a typo is reported before the model is read.
+  const manual = manualSplitFrom({ split: req.split, layersPerNode: req.layersPerNode, nodeLayers: nodeSpecs?.map((n) => n.layers) });
   const { model, info } = await loadModelInfo(req.model, req.roots);
   const runtime: RuntimeParams = { ...DEFAULT_RUNTIME, ...req.runtime };
-  const plan = calculatePlan(info, inputs, runtime);
-  return { model, info, plan, nodeSpecs };
+  const names = nodeSpecs?.map(nodeName);
+  // Nodes without mem= and not just probed: the devices and memory they reported at their last probe.
+  if (nodeSpecs && !req.probed) {
+    const last = await readDevices();
+    const probed = nodeSpecs.map((s) => nodeBudget(last[nodeName(s)]));
+    inputs = inputs.map((x, i) => ({ ...x, ...(x.memory === undefined && probed[i]!.memory !== undefined ? { memory: probed[i]!.memory } : {}), ...(probed[i]!.gpu ? { gpu: probed[i]!.gpu } : {}) }));
+  }
+  const records = req.speeds ?? (names ? await readSpeeds() : []);
+  const key = modelKey(model.ggufPath, (await stat(model.ggufPath)).size);
+  const measured = names?.map((n) => lookupSpeed(records, n, key));
+  const known = measured?.every((r) => r !== undefined) ? (measured as SpeedRecord[]) : undefined;
+  const hops = known?.flatMap((r) => (r.hopSeconds !== undefined ? [r.hopSeconds] : [])) ?? [];
+  const hopSeconds = hops.length ? hops.reduce((a, b) => a + b, 0) / hops.length : 0;
+  const objective = runtime.parallel > 1 ? 'stage' : 'token';
+  let plan: Plan;
+  if (manual) {
+    plan = planRanges(info, inputs, resolveSplit(manual, inputs.length, info.nLayer), runtime);
+    if (known) plan = withPrediction(plan, info, known.map(speedOf), hopSeconds);
+  } else if (known) {
+    plan = planOnSpeed(info, inputs.map((x, i) => ({ ...x, speed: speedOf(known[i]!) })), runtime, { hopSeconds, objective });
+  } else if (names && nodeSpecs && names.length > 1 && (new Set(names).size === 1 || nodeSpecs.every(isLocalSpec))) {
+    // One machine's ranks run at one speed: balance their compute (memory still bounds each).
+    plan = planOnSpeed(info, inputs.map((x) => ({ ...x, speed: { secondsPerByte: 1 } })), runtime, { hopSeconds: 0, objective, relative: true });
+  } else {
+    plan = calculatePlan(info, inputs, runtime);
+  }
+  return { model, info, plan, ...(nodeSpecs ? { nodeSpecs } : {}), ...(known ? { speeds: known } : {}) };
 }

@@ -13,6 +13,9 @@ import { UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
+import { formatSplit, manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
+import { PLACEMENT_TEXT, type PlanNode } from '../plan/planner.js';
+import type { Prediction } from '../plan/speed-model.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
@@ -37,6 +40,9 @@ export interface UpOptions {
   llamaServer?: string;
   /** Split this many layers evenly instead of planning from the GGUF header. */
   layers?: number;
+  /** Manual placement: `--split 0:4,4:18` or `--layers-per-node 4,14` (a cluster file's layers= comes with the nodes). */
+  split?: string;
+  layersPerNode?: string;
   apiPort: number;
   /** Address the API binds on this machine (default 127.0.0.1); another needs apiKey or allowNoApiKey. */
   apiHost?: string;
@@ -95,7 +101,12 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   let proxy: ApiProxy | undefined;
   const tunnels: Forward[] = [];
   try {
-    const { ranges, modelPath, memory, params, system } = await layerRanges(o, specs);
+    const { ranges, modelPath, memory, params, system, placement, prediction, offload } = await layerRanges(o, specs);
+    emit({ kind: 'info', message: `placement: ${placement} (${formatSplit(ranges)})` });
+    offload?.forEach((g, i) => {
+      if (g) emit({ kind: 'info', message: `rank ${i}: ${g.layers} of its layers on ${g.device} (-ngl ${g.layers}), the rest in RAM` });
+    });
+    if (prediction) emit({ kind: 'info', message: `predicted decode: ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s (from the speeds measured on these nodes)` });
     const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ollamaParams: params, system });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
@@ -132,7 +143,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       ranks: ranges.map((r, i) => {
         const stageHost = tunnelled ? '127.0.0.1' : addresses[i]!;
         const node: LaunchNode = { name: nodeName(specs[i]!), stageHost, binary: resources[i]!.binary, model: resources[i]!.model };
-        return { node, ...r };
+        const gpuLayers = offload?.[i]?.layers;
+        return { node, ...r, ...(gpuLayers ? { gpuLayers } : {}) };
       }),
       stagePorts,
       api: { ...api, alias: served.name },
@@ -182,6 +194,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
         run.fatal,
       ]);
       emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
+      // The head's own decode timing: the same measure the prediction was calibrated on.
+      if (prediction && r.decodeTokensPerSecond) {
+        emit({ kind: 'info', message: `decode: measured ${r.decodeTokensPerSecond.toFixed(1)} tok/s, predicted ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s` });
+      }
       return { apiUrl, text: r.text };
     }
     const session = o.chatLines
@@ -230,15 +246,31 @@ async function tunnelLinks(nodes: readonly Transport[], stagePorts: readonly num
 async function layerRanges(
   o: UpOptions,
   specs: readonly NodeSpec[],
-): Promise<{ ranges: { layerStart: number; layerEnd: number }[]; modelPath: string; memory?: number[]; params?: Record<string, unknown>; system?: string }> {
+): Promise<{
+  ranges: { layerStart: number; layerEnd: number }[];
+  modelPath: string;
+  placement: string;
+  prediction?: Prediction;
+  /** Per rank, its GPU offload where its node has a GPU (from the node's last probe). */
+  offload?: (PlanNode['offload'] | undefined)[];
+  memory?: number[];
+  params?: Record<string, unknown>;
+  system?: string;
+}> {
+  const manualFlags = { ...(o.split !== undefined ? { split: o.split } : {}), ...(o.layersPerNode !== undefined ? { layersPerNode: o.layersPerNode } : {}) };
   if (o.layers !== undefined) {
-    if (o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
+    const manual = manualSplitFrom({ ...manualFlags, nodeLayers: specs.map((s) => s.layers) });
+    if (!manual && o.layers < specs.length) throw new UserError(`${specs.length} nodes but only ${o.layers} layers`, [`use at most ${o.layers} nodes`]);
+    const ranges = manual ? resolveSplit(manual, specs.length, o.layers) : evenSplit(o.layers, specs.length).map(([layerStart, layerEnd]) => ({ layerStart, layerEnd }));
     // --layers skips planning (the path may exist only on the nodes), but an Ollama name still resolves to its blob.
     const modelPath = looksLikeModelPath(o.model) ? o.model : (await resolveModel(o.model, candidateRoots([]))).ggufPath;
-    return { ranges: evenSplit(o.layers, specs.length).map(([layerStart, layerEnd]) => ({ layerStart, layerEnd })), modelPath };
+    return { ranges, modelPath, placement: manual ? `as given by ${manual.from}` : `even over --layers ${o.layers}` };
   }
-  const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel } });
+  const r = await planModel({ model: o.model, nodes: specs, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel }, ...manualFlags });
   return {
+    placement: PLACEMENT_TEXT[r.plan.placement],
+    ...(r.plan.prediction ? { prediction: r.plan.prediction } : {}),
+    ...(r.plan.nodes.some((n) => n.offload) ? { offload: r.plan.nodes.map((n) => n.offload) } : {}),
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),

@@ -117,6 +117,13 @@ describe('planConfigs', () => {
     assert.deepEqual(planConfigs(options({ only: ['chain-3', 'chain-3-nopipe'] }), 6).map((x) => x.id), ['chain-3', 'chain-3-nopipe']);
     assert.throws(() => planConfigs(options({ only: ['chain-9'] }), 6), (e: unknown) => e instanceof UserError && /chain-3-nopipe/.test(e.next.join()));
   });
+  it('a user split (--split, --layers-per-node) places the N-rank configurations; smaller chains stay even', () => {
+    const split = [[0, 1], [1, 3], [3, 9]] as const;
+    const byId = new Map(planConfigs(options({ split }), 9).map((c) => [c.id, c.ranks.map((r) => r.layers)]));
+    for (const id of ['chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'rpc-3']) assert.deepEqual(byId.get(id), split, id);
+    assert.deepEqual(byId.get('chain-2'), [[0, 5], [5, 9]]);
+    assert.deepEqual(byId.get('stock'), [[0, 9]]);
+  });
   it('refuses more nodes than layers', () => assert.throws(() => planConfigs(options({ nodes: benchNodes(undefined, 5) }), 4), UserError));
   it('sizes the context for the longest prompt plus generation in every slot', () => {
     assert.equal(contextSize([512, 2048], 128, 1), 2304);

@@ -55,6 +55,29 @@ describe('llama-relay node', { timeout: 120_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
+  it('--layers-per-node places the hand-started ranks (the same text on each); a bad split is refused', async () => {
+    const model = join(work, `${marker}.gguf`);
+    writeFileSync(model, '');
+    const ports = [await getPort(), await getPort(), await getPort()];
+    const nodes = ports.map((p) => `127.0.0.1:${p}`).join(',');
+    const common = ['--model', model, '--world-size', '3', '--nodes', nodes, '--layers', '9', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--run-dir', work];
+    const env = { LLAMA_RELAY_SECRET: 'shared-by-hand-0123456789abcdefghij' };
+    const split = ['--layers-per-node', '1,6,2'];
+    const w2 = run([...common, ...split, '--rank', '2'], env);
+    const w1 = run([...common, ...split, '--rank', '1'], env);
+    const head = run([...common, ...split, '--rank', '0', '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
+    assert.equal(await head.exit, 0, head.err());
+    assert.match(head.err(), /rank0: layers 0:1, listening/);
+    assert.match(w1.err(), /rank1: layers 1:7, listening/);
+    assert.match(w2.err(), /rank2: layers 7:9, listening/);
+    for (const w of [w1, w2]) w.p.kill('SIGTERM');
+    assert.deepEqual(await Promise.all([w1.exit, w2.exit]), [0, 0]);
+    const bad = run([...common, '--split', '0:3,3:9', '--rank', '1'], env);
+    assert.equal(await bad.exit, 2);
+    assert.match(bad.err(), /--split gives 2 ranges but there are 3 nodes/);
+    assert.deepEqual(await survivorsAfter(marker, 5000), []);
+  });
+
   it('refuses a --secret-file too short to hold 128 bits, saying how to make one', async () => {
     const weak = join(work, 'weak.secret');
     writeFileSync(weak, 'my secret\n', { mode: 0o600 });

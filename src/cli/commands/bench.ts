@@ -28,6 +28,8 @@ interface Args {
   rpc: boolean;
   stock: boolean;
   only?: string;
+  split?: string;
+  'layers-per-node'?: string;
   batch?: number;
   ubatch?: number;
   'patched-bin-dir'?: string;
@@ -62,6 +64,9 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('chart', { type: 'string', describe: 'write an SVG chart of tokens/s to this file' })
       .option('rpc', { type: 'boolean', default: true, describe: 'measure llama.cpp RPC (--no-rpc to skip)' })
       .option('stock', { type: 'boolean', default: true, describe: 'measure stock llama-server (--no-stock to skip)' })
+      .option('split', { type: 'string', describe: 'explicit layer ranges per node for the N-rank configurations: 0:4,4:18 (default: even)' })
+      .option('layers-per-node', { type: 'string', describe: 'layer counts per node for the N-rank configurations: 4,14' })
+      .conflicts('split', 'layers-per-node')
       .option('only', { type: 'string', describe: 'only these configurations, e.g. chain-2,chain-2-nopipe' })
       .option('batch', { type: 'number', describe: 'llama-server -b for every server' })
       .option('ubatch', { type: 'number', describe: 'llama-server -ub for every server' })
@@ -98,6 +103,8 @@ export const benchCommand: CommandModule<object, Args> = {
         taskset: a.taskset,
         rpc: a.rpc,
         stock: a.stock,
+        ...(a.split !== undefined ? { split: a.split } : {}),
+        ...(a['layers-per-node'] !== undefined ? { layersPerNode: a['layers-per-node'] } : {}),
         ...(a.only ? { only: a.only.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
         batch: a.batch,
         ubatch: a.ubatch,

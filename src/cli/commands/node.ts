@@ -14,6 +14,8 @@ interface Args {
   'secret-file'?: string;
   'llama-server'?: string;
   layers?: number;
+  split?: string;
+  'layers-per-node'?: string;
   'api-host': string;
   'api-port': number;
   ctx: number;
@@ -42,6 +44,9 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('secret-file', { type: 'string', describe: 'file with the shared stage secret (else LLAMA_RELAY_SECRET)' })
       .option('llama-server', { type: 'string', describe: 'patched llama-server (default: build it)' })
       .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
+      .option('split', { type: 'string', describe: 'explicit layer ranges per rank, half-open, the same on every machine: 0:4,4:18' })
+      .option('layers-per-node', { type: 'string', describe: 'layer counts per rank, the same on every machine: 4,14' })
+      .conflicts('split', 'layers-per-node')
       .option('api-host', { type: 'string', default: '127.0.0.1', describe: 'head only: address the API binds to' })
       .option('api-port', { type: 'number', default: 8000, describe: 'head only: API port' })
       .option('ctx', { type: 'number', default: 4096 })
@@ -74,6 +79,8 @@ export const nodeCommand: CommandModule<object, Args> = {
             secretFile: a['secret-file'],
             llamaServer: a['llama-server'],
             layers: a.layers,
+            split: a.split,
+            layersPerNode: a['layers-per-node'],
             apiHost: a['api-host'],
             apiPort: a['api-port'],
             runtime: { ctx: a.ctx, parallel: a.parallel, threads: a.threads, threadsBatch: a.threads },

@@ -15,6 +15,8 @@ interface Args {
   cluster?: string;
   'llama-server'?: string;
   layers?: number;
+  split?: string;
+  'layers-per-node'?: string;
   'api-port': number;
   'api-host': string;
   'api-key'?: string | false;
@@ -55,6 +57,9 @@ export const upCommand: CommandModule<object, Args> = {
       .conflicts('cluster', 'nodes')
       .option('llama-server', { type: 'string', describe: 'llama-server path on every node (default: build the patched one)' })
       .option('layers', { type: 'number', describe: 'split this many layers evenly instead of planning from the GGUF header' })
+      .option('split', { type: 'string', describe: 'explicit layer ranges per node, half-open, in node order: 0:4,4:18' })
+      .option('layers-per-node', { type: 'string', describe: 'layer counts per node, in node order: 4,14' })
+      .conflicts('split', 'layers-per-node')
       .option('api-port', { type: 'number', default: 8000, describe: "port for the head's API on this machine" })
       .option('api-host', { type: 'string', default: '127.0.0.1', describe: 'address the API binds (any but loopback needs a key, or --no-api-key)' })
       .option('api-key-file', { type: 'string', describe: 'require "Authorization: Bearer <key>" on both APIs, the key read from this file (or LLAMA_RELAY_API_KEY)' })
@@ -103,6 +108,8 @@ export const upCommand: CommandModule<object, Args> = {
             nodes,
             llamaServer: a['llama-server'],
             layers: a.layers,
+            split: a.split,
+            layersPerNode: a['layers-per-node'],
             apiPort: a['api-port'],
             apiHost: a['api-host'],
             ...key,
