@@ -1,4 +1,5 @@
 // `up`: connect to every node, check what each rank needs, launch the chain downstream-first, serve or generate, tear down.
+import { randomBytes } from 'node:crypto';
 import getPort from 'get-port';
 import { startApiProxy, type ApiProxy } from '../serve/api-proxy.js';
 import { ClusterRun } from '../runtime/cluster-run.js';
@@ -150,7 +151,9 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       api: { ...api, alias: served.name },
       runtime: o.runtime,
       stageTimeoutSeconds: o.stageTimeoutSeconds,
-      runName: `lr${o.stagePortBase}`,
+      // One name per launch: a restart of a rank in this run stops its stale copy, but another `up` on the same
+      // node (another terminal, the same user) never takes this run's ranks for stale ones.
+      runName: `lr${o.stagePortBase}-${randomBytes(3).toString('hex')}`,
       extraArgs: o.extraArgs,
       links: tunnelled,
     });

@@ -18,14 +18,15 @@ after(() => {
 });
 
 /** Starts `command … up` on fixture ranks and resolves once the chain is ready; the model path carries the marker. */
-async function startUp(command: string, pre: string[]): Promise<{ child: ChildProcess; marker: string; out: () => string }> {
+async function startUp(command: string, pre: string[]): Promise<{ child: ChildProcess; marker: string; out: () => string; apiPort: number }> {
   const marker = uniqueMarker('lrsig');
   markers.push(marker);
   const model = join(work, `${marker}.gguf`);
   writeFileSync(model, '');
+  const apiPort = await getPort({ host: '127.0.0.1' });
   const args = [
     ...pre, 'up', model, '--nodes', 'local,local', '--layers', '8', '--llama-server', fixtureBin('fake-llama-server.mjs'),
-    '--api-port', String(await getPort({ host: '127.0.0.1' })), '--run-dir', work, '--server', '--json',
+    '--api-port', String(apiPort), '--run-dir', work, '--server', '--json',
   ];
   const child = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: work } });
   let out = '';
@@ -33,7 +34,7 @@ async function startUp(command: string, pre: string[]): Promise<{ child: ChildPr
   child.stderr!.on('data', (d) => (out += d));
   const ready = await waitFor(() => out.includes('chain ready') || child.exitCode !== null, 120_000);
   assert.ok(ready && child.exitCode === null, `the chain did not come up:\n${out}`);
-  return { child, marker, out: () => out };
+  return { child, marker, out: () => out, apiPort };
 }
 
 describe('stopping up through the process the user started (fixture ranks)', { timeout: 600_000 }, () => {
@@ -64,5 +65,21 @@ describe('stopping up through the process the user started (fixture ranks)', { t
     const { child, marker, out } = await startUp(bin, []);
     child.kill('SIGHUP');
     assert.deepEqual(await survivorsAfter(marker, 10_000), [], out());
+  });
+
+  it('two `up`s side by side (same user, run dir and port base): the second leaves the ranks of the first running', async () => {
+    const first = await startUp('npx', ['--no-install', 'llama-relay']);
+    const second = await startUp('npx', ['--no-install', 'llama-relay']);
+    // Give a wrongly "stale" kill time to land and be noticed by the first launcher's supervisor.
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.equal(first.child.exitCode, null, first.out());
+    assert.doesNotMatch(second.out(), /stale run/, second.out());
+    assert.doesNotMatch(first.out(), /"kind":"rank-exited"|"phase":"failed"|stale run/, first.out());
+    const health = await fetch(`http://127.0.0.1:${first.apiPort}/health`);
+    assert.equal(health.status, 200, first.out());
+    first.child.kill('SIGTERM');
+    second.child.kill('SIGTERM');
+    assert.deepEqual(await survivorsAfter(first.marker, 10_000), [], first.out());
+    assert.deepEqual(await survivorsAfter(second.marker, 10_000), [], second.out());
   });
 });
