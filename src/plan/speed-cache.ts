@@ -1,5 +1,5 @@
 // Measured speeds, kept per (node, binary, model) so the next plan is instant. Pure: the records and how a
-// calibration run's chain timing becomes them; services/speed-store.ts reads and writes the file.
+// calibration run's chain timing becomes them; the speed store (a service, at the IO edge) reads and writes the file.
 import type { ModelInfo } from './model-info.js';
 import { layerBytes, secondsPerByteOf } from './speed-model.js';
 
