@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -186,5 +186,21 @@ describe('remote wrapper (run locally)', () => {
     assert.ok(out.some((l) => l.includes(`stale run pgid=${stale.pid}`)), out.join('\n'));
     assert.ok(await waitFor(() => !isAlive(stale.pid!), 3000));
     assert.throws(() => readFileSync(join(runDir, `same-${m}.pid`)), 'pidfile removed after exit');
+  });
+
+  it('refuses a symlinked pidfile (exit 125, the path named) and never writes through it', async () => {
+    const m = mark();
+    const target = join(runDir, `victim-${m}`);
+    writeFileSync(target, 'precious\n');
+    symlinkSync(target, join(runDir, `link-${m}.pid`));
+    const out: string[] = [];
+    const o = await startWrapped(
+      localHost,
+      { label: 'link', argv: [fixtureBin('exit-with.mjs'), '0'], wrapper: { name: `link-${m}`, runDir } },
+      { onLine: (l) => out.push(l) },
+    ).done;
+    assert.equal(o.exitCode, 125);
+    assert.ok(o.stderrTail.some((l) => l.includes(`holds a symlink at ${runDir}/link-${m}.pid`)), o.stderrTail.join('\n'));
+    assert.equal(readFileSync(target, 'utf8'), 'precious\n');
   });
 });
