@@ -27,8 +27,6 @@ export interface PlanRequest {
   readonly layersPerNode?: string;
   /** Measured speeds (default: the cache, services/speed-store.ts); [] plans without them. */
   readonly speeds?: readonly SpeedRecord[];
-  /** Per node, what probing it found (services/probe-speeds.ts probedBudget): its budget where it has no mem=, its GPU. */
-  readonly probed?: readonly ({ memory?: number; gpu?: PlanNodeInput['gpu'] } | undefined)[];
 }
 
 export interface PlanResult {
@@ -53,11 +51,7 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   let nodeSpecs: NodeSpec[] | undefined;
   if (req.nodes !== undefined) {
     nodeSpecs = typeof req.nodes === 'string' ? parseNodeList(req.nodes) : [...req.nodes];
-    inputs = nodeSpecs.map((n, i) => {
-      const memory = n.memory ?? req.probed?.[i]?.memory;
-      const gpu = req.probed?.[i]?.gpu;
-      return { name: n.host, ...(memory !== undefined ? { memory } : {}), ...(gpu ? { gpu } : {}) };
-    });
+    inputs = nodeSpecs.map((n) => ({ name: n.host, memory: n.memory }));
   } else if (req.nodeCount !== undefined) {
     if (!Number.isInteger(req.nodeCount) || req.nodeCount < 1) throw new UserError('-n must be a positive integer');
     inputs = Array.from({ length: req.nodeCount }, (_, i) => ({ name: `node ${i}` }));
@@ -69,11 +63,13 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   const { model, info } = await loadModelInfo(req.model, req.roots);
   const runtime: RuntimeParams = { ...DEFAULT_RUNTIME, ...req.runtime };
   const names = nodeSpecs?.map(nodeName);
-  // Nodes without mem= and not just probed: the devices and memory they reported at their last probe.
-  if (nodeSpecs && !req.probed) {
+  // Nodes without mem=: the devices and memory they reported at their last probe (`plan --probe` has just written them).
+  if (nodeSpecs) {
     const last = await readDevices();
-    const probed = nodeSpecs.map((s) => nodeBudget(last[nodeName(s)]));
-    inputs = inputs.map((x, i) => ({ ...x, ...(x.memory === undefined && probed[i]!.memory !== undefined ? { memory: probed[i]!.memory } : {}), ...(probed[i]!.gpu ? { gpu: probed[i]!.gpu } : {}) }));
+    inputs = inputs.map((x, i) => {
+      const probed = nodeBudget(last[nodeName(nodeSpecs![i]!)]);
+      return { ...x, memory: x.memory ?? probed.memory, gpu: probed.gpu };
+    });
   }
   const records = req.speeds ?? (names ? await readSpeeds() : []);
   const key = modelKey(model.ggufPath, (await stat(model.ggufPath)).size);

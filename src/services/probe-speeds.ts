@@ -10,13 +10,13 @@ import { ExternalError, UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
 import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
-import { nodeBudget, type NodeDevices } from '../provision/node-devices.js';
+import type { NodeDevices } from '../provision/node-devices.js';
 import { probeNodeDevices } from '../provision/probe-devices.js';
 import { modelKey, recordsFromChainStats, type SpeedRecord } from '../plan/speed-cache.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { makeTransport, nodeName, sshSettings } from '../runtime/node-transports.js';
-import { planModel, type PlanResult } from './plan.js';
+import { planModel } from './plan.js';
 import { saveDevices, saveSpeeds } from './speed-store.js';
 import { up } from './up.js';
 
@@ -153,6 +153,3 @@ async function nodeDevices(specs: readonly NodeSpec[], binary: string, req: Prob
   }
 }
 
-
-export { nodeBudget as probedBudget };
-export type { PlanResult };

@@ -4,7 +4,7 @@ import { UserError } from '../../errors.js';
 import { formatBytes } from '../../plan/size.js';
 import { PLACEMENT_TEXT } from '../../plan/planner.js';
 import { planModel, type PlanResult } from '../../services/plan.js';
-import { probedBudget, probeSpeeds, type ProbeResult } from '../../services/probe-speeds.js';
+import { probeSpeeds, type ProbeResult } from '../../services/probe-speeds.js';
 import { formatPlain } from '../../events/plain-format.js';
 import { withSignalAbort } from '../abort-on-signals.js';
 import { nodesFromArgs } from '../nodes-option.js';
@@ -153,7 +153,6 @@ export const planCommand: CommandModule<object, Args> = {
       roots: a.root,
       ...(a.split !== undefined ? { split: a.split } : {}),
       ...(a['layers-per-node'] !== undefined ? { layersPerNode: a['layers-per-node'] } : {}),
-      ...(probe ? { probed: probe.devices.map(probedBudget) } : {}),
     });
     process.stdout.write(
       a.json
