@@ -5,7 +5,7 @@
 // with the node's own llama-server where there is one).
 import { stat } from 'node:fs/promises';
 import getPort from 'get-port';
-import { headHealth, type ChainStats } from '../runtime/head-client.js';
+import { headHealth, streamCompletion, type ChainStats } from '../runtime/head-client.js';
 import { ExternalError, UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
 import type { Emit } from '../events/events.js';
@@ -115,18 +115,12 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
 
 /** One greedy completion through the head; its own decode timing, then the chain timing of exactly those tokens' run. */
 async function calibrate(apiUrl: string, tokens: number, signal: AbortSignal): Promise<{ stats: ChainStats; decodeMs: number }> {
-  const res = await fetch(`${apiUrl}/completion`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: PROMPT, n_predict: tokens, temperature: 0, ignore_eos: true, cache_prompt: false }),
-    signal,
-  });
-  const body = (await res.json()) as { timings?: { predicted_per_token_ms?: number } };
-  const decodeMs = body.timings?.predicted_per_token_ms;
-  if (!res.ok || !(decodeMs! > 0)) throw new ExternalError('the calibration completion gave no decode timing', { command: `POST ${apiUrl}/completion`, stderrTail: JSON.stringify(body).slice(0, 400) });
+  const sampling = { temperature: 0, ignore_eos: true };
+  const r = await streamCompletion(apiUrl, { prompt: PROMPT, maxTokens: tokens, sampling }, () => undefined, signal);
+  if (!r.decodeTokensPerSecond) throw new ExternalError('the calibration completion gave no decode timing', { command: `POST ${apiUrl}/completion` });
   const h = await headHealth(apiUrl, signal);
   if (!h.ok || !h.chain || h.chain.tokens === 0) throw new ExternalError('the head reported no chain timing after the calibration', { command: `GET ${apiUrl}/health`, stderrTail: h.ok ? 'no chain stats' : h.message });
-  return { stats: h.chain, decodeMs: decodeMs! };
+  return { stats: h.chain, decodeMs: 1000 / r.decodeTokensPerSecond };
 }
 
 /** Each node's devices and memory; a node that cannot be asked is left undefined (its plan uses mem= or nothing). */

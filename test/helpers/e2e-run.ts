@@ -1,14 +1,21 @@
 // End-to-end runs of the CLI as a user types it: a child process with stdout and stderr kept apart, TMPDIR in the
 // test's work dir (so ssh control sockets carry its path), and the real model (a failure under CI=true, else a skip).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { binDirs } from './engine.js';
 import { repoRoot } from './llama-src.js';
 import { realGemma3Path } from './real-model.js';
 import type { WorkDir } from './work-dir.js';
 
 export const cliPath = `${repoRoot}/bin/llama-relay.js`;
+
+/** The patched build, linked into the work dir so every rank's command line carries its path; its llama-server. */
+export async function linkPatchedServer(work: WorkDir): Promise<string> {
+  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
+  return join(work.path, 'patched', 'llama-server');
+}
 
 export interface CliRun {
   readonly child: ChildProcessWithoutNullStreams;

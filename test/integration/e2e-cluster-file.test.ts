@@ -6,8 +6,8 @@ import { symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { binDirs, startStock, type Server } from '../helpers/engine.js';
-import { postJson, realModelOrSkip, runCli, sshConfigIn, stagePortBase, streamChat, wordsIn } from '../helpers/e2e-run.js';
+import { startStock, type Server } from '../helpers/engine.js';
+import { linkPatchedServer, postJson, realModelOrSkip, runCli, sshConfigIn, stagePortBase, streamChat, wordsIn } from '../helpers/e2e-run.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
@@ -21,8 +21,7 @@ before(async () => {
   sshd = await startSshd();
   sshConfig = sshConfigIn(work, sshd);
   // Through the work dir, so every rank's command line carries its path.
-  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
-  llamaServer = join(work.path, 'patched', 'llama-server');
+  llamaServer = await linkPatchedServer(work);
 });
 after(async () => {
   await stock?.stop();

@@ -7,8 +7,8 @@ import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { binDirs, startStock, type Server } from '../helpers/engine.js';
-import { postJson, realModelOrSkip, runCli, streamChat, wordsIn } from '../helpers/e2e-run.js';
+import { startStock, type Server } from '../helpers/engine.js';
+import { linkPatchedServer, postJson, realModelOrSkip, runCli, streamChat, wordsIn } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-e2e-node');
@@ -16,8 +16,7 @@ let stock: Server | undefined;
 let llamaServer = '';
 
 before(async () => {
-  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
-  llamaServer = join(work.path, 'patched', 'llama-server');
+  llamaServer = await linkPatchedServer(work);
 });
 after(async () => {
   await stock?.stop();

@@ -3,20 +3,18 @@
 // on two ranks of the real patched engine and answers with real text; nothing is left running.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, linkSync, mkdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, linkSync, mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { binDirs } from '../helpers/engine.js';
-import { realModelOrSkip, runCli, stagePortBase, wordsIn } from '../helpers/e2e-run.js';
+import { linkPatchedServer, realModelOrSkip, runCli, stagePortBase, wordsIn } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-e2e-ollama');
 let llamaServer = '';
 
 before(async () => {
-  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
-  llamaServer = join(work.path, 'patched', 'llama-server');
+  llamaServer = await linkPatchedServer(work);
 });
 after(() => work.remove());
 

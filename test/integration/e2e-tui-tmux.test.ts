@@ -7,8 +7,7 @@ import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { binDirs } from '../helpers/engine.js';
-import { cliPath, realModelOrSkip, stagePortBase, wordsIn } from '../helpers/e2e-run.js';
+import { cliPath, linkPatchedServer, realModelOrSkip, stagePortBase, wordsIn } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-e2e-tui');
@@ -25,8 +24,7 @@ before(async () => {
   } catch {
     throw new Error('tmux is missing (apt-get install tmux; .ci/run installs it)');
   }
-  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
-  llamaServer = join(work.path, 'patched', 'llama-server');
+  llamaServer = await linkPatchedServer(work);
 });
 after(() => {
   try {

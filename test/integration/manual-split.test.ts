@@ -2,12 +2,12 @@
 // each rank on exactly the layers given and the chain answers token for token as stock llama-server does; a cluster
 // file's layers= places them the same way; a bad split is refused before anything starts.
 import assert from 'node:assert/strict';
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { binDirs, startStock, type Server } from '../helpers/engine.js';
-import { postJson, realModelOrSkip, runCli, stagePortBase, wordsIn } from '../helpers/e2e-run.js';
+import { startStock, type Server } from '../helpers/engine.js';
+import { linkPatchedServer, postJson, realModelOrSkip, runCli, stagePortBase, wordsIn } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-manual-split');
@@ -16,8 +16,7 @@ let llamaServer = '';
 
 before(async () => {
   // Through the work dir, so every rank's command line carries its path.
-  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
-  llamaServer = join(work.path, 'patched', 'llama-server');
+  llamaServer = await linkPatchedServer(work);
 });
 after(async () => {
   await stock?.stop();

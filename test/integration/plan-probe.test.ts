@@ -2,12 +2,11 @@
 // a calibration run fills the speed cache (a file of the test's own), the next `plan` predicts from it at once, and
 // `up` shows its prediction next to the decode it measures. Speeds are printed, never asserted.
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { binDirs } from '../helpers/engine.js';
-import { realModelOrSkip, runCli, stagePortBase } from '../helpers/e2e-run.js';
+import { linkPatchedServer, realModelOrSkip, runCli, stagePortBase } from '../helpers/e2e-run.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
 
 const work = makeWorkDir('lr-plan-probe');
@@ -15,8 +14,7 @@ let llamaServer = '';
 const env = () => ({ LLAMA_RELAY_SPEED_CACHE: join(work.path, 'speeds.json') });
 
 before(async () => {
-  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
-  llamaServer = join(work.path, 'patched', 'llama-server');
+  llamaServer = await linkPatchedServer(work);
 });
 after(() => work.remove());
 

@@ -3,12 +3,12 @@
 // real engine and Gemma 3 270M; the speed-aware plan gives the slow node fewer layers than the memory plan did, and
 // the chain on that split answers token for token as stock llama-server does. Speeds are printed, never asserted.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
-import { binDirs, startStock, type Server } from '../helpers/engine.js';
-import { postJson, realModelOrSkip, runCli, sshConfigIn, stagePortBase } from '../helpers/e2e-run.js';
+import { startStock, type Server } from '../helpers/engine.js';
+import { linkPatchedServer, postJson, realModelOrSkip, runCli, sshConfigIn, stagePortBase } from '../helpers/e2e-run.js';
 import { inCi } from '../helpers/prereq.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import { makeWorkDir } from '../helpers/work-dir.js';
@@ -26,8 +26,7 @@ before(async () => {
   if (!existsSync(join(CPU, 'cpu.cfs_quota_us'))) return;
   sshd = await startSshd();
   sshConfig = sshConfigIn(work, sshd);
-  symlinkSync((await binDirs()).patched, join(work.path, 'patched'));
-  llamaServer = join(work.path, 'patched', 'llama-server');
+  llamaServer = await linkPatchedServer(work);
   mkdirSync(group);
   writeFileSync(join(group, 'cpu.cfs_period_us'), '100000');
   writeFileSync(join(group, 'cpu.cfs_quota_us'), '33000'); // a third of one core
