@@ -36,6 +36,8 @@ export interface LaunchInput {
   pipeline?: boolean;
   /** false: links authenticated, not encrypted (--stage-no-encrypt), on every rank. */
   encrypt?: boolean;
+  /** false: the head decodes without micro-batches across requests (--stage-no-microbatch). */
+  microbatch?: boolean;
 }
 
 export interface RankLaunch {
@@ -87,6 +89,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         http: head ? input.api : undefined,
         noPipeline: head && input.pipeline === false,
         noEncrypt: input.encrypt === false,
+        noMicrobatch: head && input.microbatch === false,
         extra: input.extraArgs,
         gpuLayers: r.gpuLayers,
       }),

@@ -50,6 +50,8 @@ export interface RankArgs {
   noPipeline?: boolean;
   /** Every rank of the chain alike: --stage-no-encrypt (links authenticated, not encrypted). */
   noEncrypt?: boolean;
+  /** Head only: --stage-no-microbatch (no micro-batched pipelined decode across requests; on by default). */
+  noMicrobatch?: boolean;
   /** -ngl: how many of the rank's layers go on its node's GPU (the placement planner's offload); none on CPU nodes. */
   gpuLayers?: number | undefined;
   extra?: readonly string[];
@@ -93,6 +95,7 @@ export function rankArgv(r: RankArgs): string[] {
   if (r.http) argv.push(...httpArgs(r.http));
   if (r.noPipeline) argv.push('--stage-no-pipeline');
   if (r.noEncrypt) argv.push('--stage-no-encrypt');
+  if (r.noMicrobatch) argv.push('--stage-no-microbatch');
   if (r.gpuLayers !== undefined && r.gpuLayers > 0) argv.push('-ngl', String(r.gpuLayers));
   argv.push(...(r.extra ?? []));
   return argv;

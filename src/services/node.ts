@@ -31,6 +31,8 @@ export interface NodeOptions {
   apiHost: string;
   apiPort: number;
   runtime: ChainRuntime;
+  /** Head only, false (--no-microbatch): no micro-batched decode across requests (--stage-no-microbatch). */
+  microbatch?: boolean;
   prompt?: string;
   /** Head only, --interactive: chat with the chain, one message per line, until the lines end or /exit. */
   chatLines?: AsyncIterable<string>;
@@ -92,6 +94,7 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     api: { host: o.apiHost, port: o.apiPort },
     runtime: o.runtime,
     runName: `node-${addrs[o.rank]!.port}`,
+    microbatch: o.microbatch,
   });
   const mine = launches.find((l) => l.rank === o.rank)!;
   bus.emit({ kind: 'rank-planned', rank: o.rank, node: 'local', layers: mine.layers, role: mine.role });

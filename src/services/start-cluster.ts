@@ -19,6 +19,8 @@ export interface StartClusterOptions {
   ctx?: number;
   parallel?: number;
   threads?: number;
+  /** false: the head decodes without micro-batches across requests (llama-server --stage-no-microbatch). */
+  microbatch?: boolean;
   /** llama-server on every node; default: the patched build (scripts/build-llama.sh, built on first use). */
   llamaServer?: string;
   sshConfig?: string;
@@ -77,6 +79,7 @@ export async function startCluster(o: StartClusterOptions = {}): Promise<Cluster
       maxTokens: 256,
       readyTimeoutSeconds: o.readyTimeoutSeconds ?? 600,
       llamaServer: o.llamaServer,
+      ...(o.microbatch === false ? { microbatch: false } : {}),
       sshConfig: o.sshConfig,
       acceptNewHostKeys: o.acceptNewHostKeys,
       nodeCacheDir: o.nodeCacheDir,

@@ -68,6 +68,8 @@ export interface UpOptions {
   tunnelActivations?: boolean;
   readyTimeoutSeconds: number;
   stageTimeoutSeconds?: number;
+  /** false (--no-microbatch): the head decodes without micro-batches across requests (--stage-no-microbatch). */
+  microbatch?: boolean;
   /** Cache directory on the nodes for provisioned binaries and slices (default: ~/.cache/llama-relay there). */
   nodeCacheDir?: string;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
@@ -156,6 +158,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       runName: `lr${o.stagePortBase}-${randomBytes(3).toString('hex')}`,
       extraArgs: o.extraArgs,
       links: tunnelled,
+      microbatch: o.microbatch,
     });
     emit({ kind: 'info', message: 'launch secret generated; starting ranks downstream-first' });
     run = new ClusterRun(launches, {

@@ -48,6 +48,13 @@ describe('rankArgv', () => {
     assert.throws(() => rankArgv({ ...base, layers: [4, 4] }), { name: 'BugError', message: 'bad layer range 4:4' });
     assert.throws(() => rankArgv({ ...base, layers: [-1, 4] }), { name: 'BugError', message: 'bad layer range -1:4' });
   });
+  it('engine switches: each flag only where asked, in a fixed place', () => {
+    const head = { ...base, layers: [0, 4] as const, http: { host: '127.0.0.1', port: 8000 } };
+    const tail = (argv: string[]) => argv.slice(argv.indexOf('--no-webui') + 1);
+    assert.deepEqual(tail(rankArgv(head)), []);
+    assert.deepEqual(tail(rankArgv({ ...head, noMicrobatch: true })), ['--stage-no-microbatch']);
+    assert.deepEqual(tail(rankArgv({ ...head, noPipeline: true, noEncrypt: true, noMicrobatch: true })), ['--stage-no-pipeline', '--stage-no-encrypt', '--stage-no-microbatch']);
+  });
   it('recognises the worker ready line', () => {
     const m = STAGE_READY_LINE.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
     assert.deepEqual(m?.slice(1), ['4', '8', '127.0.0.1:47101']);
@@ -69,6 +76,17 @@ describe('planLaunch', () => {
     assert.ok(plan.every((p) => p.argv.join(' ').includes('-c 4096 -np 1 -t 4')), 'identical runtime on every rank');
     assert.ok(byRank.get(0)!.argv.includes('--port'));
     assert.ok(!byRank.get(1)!.argv.includes('--port'));
+  });
+
+  it('--no-microbatch goes to the head only; on by default (no flag)', () => {
+    const flagged = (over: Partial<LaunchInput>) => planLaunch(input(over)).filter((p) => p.argv.includes('--stage-no-microbatch')).map((p) => p.rank);
+    assert.deepEqual(flagged({ microbatch: false }), [0]);
+    assert.deepEqual(flagged({}), []);
+    assert.deepEqual(flagged({ microbatch: true }), []);
+    // The other switches are independent of it.
+    const plan = planLaunch(input({ microbatch: false, pipeline: false, encrypt: false }));
+    assert.deepEqual(plan.filter((p) => p.argv.includes('--stage-no-pipeline')).map((p) => p.rank), [0]);
+    assert.deepEqual(plan.filter((p) => p.argv.includes('--stage-no-encrypt')).map((p) => p.rank), [2, 1, 0]);
   });
 
   it('tunnelled links: each rank dials its own tunnel instead of the next listen address', () => {

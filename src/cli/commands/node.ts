@@ -21,6 +21,7 @@ interface Args {
   ctx: number;
   parallel: number;
   threads?: number;
+  microbatch: boolean;
   prompt?: string;
   'max-tokens': number;
   interactive: boolean;
@@ -52,6 +53,7 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('ctx', { type: 'number', default: 4096 })
       .option('parallel', { type: 'number', default: 1 })
       .option('threads', { type: 'number' })
+      .option('microbatch', { type: 'boolean', default: true, describe: 'head only: micro-batched pipelined decode across requests (--no-microbatch: off, llama-server --stage-no-microbatch)' })
       .option('prompt', { type: 'string', describe: 'head only: run one generation and exit' })
       .option('max-tokens', { type: 'number', default: 64, describe: 'tokens per answer' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'head only: chat with the model once the chain is ready (a prompt line; without a terminal: one message per stdin line)' })
@@ -84,6 +86,7 @@ export const nodeCommand: CommandModule<object, Args> = {
             apiHost: a['api-host'],
             apiPort: a['api-port'],
             runtime: { ctx: a.ctx, parallel: a.parallel, threads: a.threads, threadsBatch: a.threads },
+            microbatch: a.microbatch,
             ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
             chatLines: output.chatLines,
             maxTokens: a['max-tokens'],
