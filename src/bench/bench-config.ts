@@ -17,7 +17,7 @@ export interface RankPlan {
 }
 
 export interface BenchConfig {
-  /** Stable id used in JSON, the table and the chart: stock, chain-3, chain-3-nopipe, rpc-3. */
+  /** Stable id used in JSON, the table and the chart: stock, chain-3, chain-3-nopipe, chain-3-nomb, rpc-3 (config-id.ts). */
   readonly id: string;
   readonly kind: ConfigKind;
   readonly description: string;
@@ -27,6 +27,8 @@ export interface BenchConfig {
   readonly pipeline: boolean;
   /** Chain only: false adds --stage-no-encrypt to every rank (to put a price on link encryption). */
   readonly encrypt?: boolean;
+  /** Chain only: false adds --stage-no-microbatch to the head (no micro-batched decode across requests). */
+  readonly microbatch?: boolean;
   /** One-way link traversals per decoded token at least: a ring of k ranks has k, RPC a round trip per remote. */
   readonly hops: number;
 }

@@ -49,6 +49,8 @@ export interface ConfigResult {
   readonly pipeline: boolean;
   /** Chain only: false when the links were authenticated but not encrypted (chain-N-noenc). */
   readonly encrypt?: boolean;
+  /** Chain only: false when the head ran without micro-batched decode across requests (chain-N-nomb). */
+  readonly microbatch?: boolean;
   readonly hops: number;
   readonly nodes: readonly NodeResult[];
   readonly links: readonly LinkResult[];

@@ -168,6 +168,7 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
       links: relay?.map((p) => hostPort(LOOPBACK, p)),
       pipeline: c.pipeline,
       encrypt: c.encrypt,
+      microbatch: c.microbatch,
     });
     const processes = launches.map((l): PlannedProcess => {
       const p = proc(l.rank, l.role, l.argv, l.readiness);

@@ -2,6 +2,7 @@
 import { UserError } from '../errors.js';
 import type { BenchConfig, BenchOptions, RankPlan } from './bench-config.js';
 import { evenSplit } from '../runtime/even-split.js';
+import { CHAIN_VARIANTS, compareConfigNames, formatConfigId, parseConfigId, VARIANT_ORDER, type ConfigName } from './config-id.js';
 
 function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
   const ranges = o.split && count === o.split.length && count > 1 ? o.split : evenSplit(layers, count);
@@ -12,55 +13,56 @@ function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
   }));
 }
 
+/** What runs without --only: stock, chain-1..N, the N-rank chain with each engine feature off, rpc-N. */
+function defaultNames(o: BenchOptions, n: number): ConfigName[] {
+  const names: ConfigName[] = o.stock ? [{ kind: 'stock' }] : [];
+  for (let k = 1; k <= n; k++) names.push({ kind: 'chain', ranks: k });
+  // The full chain again with one engine feature off, for the on/off ratios.
+  if (n >= 2) for (const variant of VARIANT_ORDER) names.push({ kind: 'chain', ranks: n, variant });
+  if (o.rpc && n >= 2) names.push({ kind: 'rpc', ranks: n });
+  return names;
+}
+
+/** --only: any configuration the nodes allow, by name (chain-K-<variant> and rpc-K for any K from 2 to N). */
+function onlyNames(only: readonly string[], o: BenchOptions, n: number): ConfigName[] {
+  const fits = (c: ConfigName) => c.kind === 'stock' || (c.ranks <= n && (c.kind === 'chain' && !c.variant ? c.ranks >= 1 : c.ranks >= 2));
+  const parsed = [...new Set(only)].map((id) => ({ id, name: parseConfigId(id) }));
+  const bad = parsed.filter((p) => !p.name || !fits(p.name)).map((p) => p.id);
+  if (bad.length) {
+    throw new UserError(`unknown configuration(s): ${bad.join(', ')}`, [
+      `choose from: ${defaultNames({ ...o, stock: true, rpc: true }, n).map(formatConfigId).join(', ')}`,
+      `or, with ${n} node(s), chain-K, chain-K-{${VARIANT_ORDER.join(',')}} or rpc-K for K up to ${n} (variants and rpc from K=2)`,
+    ]);
+  }
+  return parsed.map((p) => p.name!).sort(compareConfigNames);
+}
+
+function configFor(o: BenchOptions, layers: number, name: ConfigName): BenchConfig {
+  const id = formatConfigId(name);
+  if (name.kind === 'stock') return { id, kind: 'stock', description: 'stock llama-server, one process', ranks: ranksFor(o, layers, 1), pipeline: true, hops: 0 };
+  const k = name.ranks;
+  if (name.kind === 'rpc') {
+    return { id, kind: 'rpc', description: `llama.cpp RPC: llama-server --rpc over ${k - 1} ggml-rpc-server(s)`, ranks: ranksFor(o, layers, k), pipeline: true, hops: 2 * (k - 1) };
+  }
+  const chain = { id, kind: 'chain' as const, ranks: ranksFor(o, layers, k), pipeline: true, hops: k > 1 ? k : 0 };
+  if (!name.variant) return { ...chain, description: k === 1 ? 'llama-relay server, no stage flags' : `llama-relay chain, ${k} ranks` };
+  const v = CHAIN_VARIANTS[name.variant];
+  return { ...chain, ...v.flags, description: `llama-relay chain, ${k} ranks, ${v.off}` };
+}
+
 /**
- * stock (one stock llama-server), chain-1..chain-N (chain-1 is the patched server without stage flags),
- * chain-N-nopipe (the head waits for every ubatch), chain-N-noenc (links authenticated, not encrypted), rpc-N (stock llama-server --rpc over N-1 ggml-rpc-servers),
- * each with the same even split of the model's layers (the N-rank ones with the user's split, where given). Rank i runs on node i.
+ * stock (one stock llama-server), chain-1..chain-N (chain-1 is the patched server without stage flags), the N-rank
+ * chain with one engine feature off (chain-N-nopipe: the head waits for every ubatch; chain-N-noenc: links
+ * authenticated, not encrypted; chain-N-nomb: no micro-batched decode across requests), rpc-N (stock llama-server
+ * --rpc over N-1 ggml-rpc-servers), each with the same even split of the model's layers (the N-rank ones with the
+ * user's split, where given). Rank i runs on node i. `--only` picks by name, also smaller variants (chain-2-nomb).
  */
 export function planConfigs(o: BenchOptions, layers: number): BenchConfig[] {
   const n = o.nodes.length;
   if (n < 1) throw new UserError('bench needs at least one node', ['pass -n 3 or --nodes local,local,local']);
   if (n > layers) throw new UserError(`${n} nodes but the model has only ${layers} layers`, [`pass -n ${layers} or fewer`]);
-  const all: BenchConfig[] = [];
-  if (o.stock) {
-    all.push({ id: 'stock', kind: 'stock', description: 'stock llama-server, one process', ranks: ranksFor(o, layers, 1), pipeline: true, hops: 0 });
-  }
-  for (let k = 1; k <= n; k++) {
-    all.push({
-      id: `chain-${k}`,
-      kind: 'chain',
-      description: k === 1 ? 'llama-relay server, no stage flags' : `llama-relay chain, ${k} ranks`,
-      ranks: ranksFor(o, layers, k),
-      pipeline: true,
-      hops: k > 1 ? k : 0,
-    });
-  }
-  if (n >= 2) {
-    // The full chain again with one engine feature off, for the on/off ratios.
-    const variants = [
-      { suffix: 'nopipe', off: 'prefill pipelining off', pipeline: false },
-      { suffix: 'noenc', off: 'link encryption off', pipeline: true, encrypt: false },
-    ];
-    for (const { suffix, off, ...flags } of variants) {
-      all.push({ id: `chain-${n}-${suffix}`, kind: 'chain', description: `llama-relay chain, ${n} ranks, ${off}`, ranks: ranksFor(o, layers, n), hops: n, ...flags });
-    }
-  }
-  if (o.rpc && n >= 2) {
-    all.push({
-      id: `rpc-${n}`,
-      kind: 'rpc',
-      description: `llama.cpp RPC: llama-server --rpc over ${n - 1} ggml-rpc-server(s)`,
-      ranks: ranksFor(o, layers, n),
-      pipeline: true,
-      hops: 2 * (n - 1),
-    });
-  }
-  if (!o.only?.length) return all;
-  const unknown = o.only.filter((id) => !all.some((c) => c.id === id));
-  if (unknown.length) {
-    throw new UserError(`unknown configuration(s): ${unknown.join(', ')}`, [`choose from: ${all.map((c) => c.id).join(', ')}`]);
-  }
-  return all.filter((c) => o.only!.includes(c.id));
+  const names = o.only?.length ? onlyNames(o.only, o, n) : defaultNames(o, n);
+  return names.map((name) => configFor(o, layers, name));
 }
 
 /** Context for every server: room for the longest prompt plus generation in each slot, rounded up to 256. */

@@ -68,6 +68,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     ranks: c.ranks.length,
     pipeline: c.pipeline,
     ...(c.encrypt === false ? { encrypt: false } : {}),
+    ...(c.microbatch === false ? { microbatch: false } : {}),
     hops: c.hops,
     networkMeasured,
   };

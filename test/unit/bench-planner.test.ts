@@ -95,17 +95,20 @@ describe('rpcSplit', () => {
 });
 
 describe('planConfigs', () => {
-  it('plans stock, chain-1..N, chain-N-nopipe, chain-N-noenc and rpc-N with even splits', () => {
+  it('plans stock, chain-1..N, chain-N-nopipe, chain-N-noenc, chain-N-nomb and rpc-N with even splits', () => {
     const c = planConfigs(options(), 18);
-    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'rpc-3']);
+    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'rpc-3']);
     assert.deepEqual(c.find((x) => x.id === 'chain-2')!.ranks.map((r) => r.layers), [[0, 9], [9, 18]]);
-    assert.deepEqual(c.map((x) => x.hops), [0, 0, 2, 3, 3, 3, 4]);
+    assert.deepEqual(c.map((x) => x.hops), [0, 0, 2, 3, 3, 3, 3, 4]);
     assert.equal(c.find((x) => x.id === 'chain-3-nopipe')!.pipeline, false);
     assert.equal(c.find((x) => x.id === 'chain-3-noenc')!.encrypt, false);
+    const nomb = c.find((x) => x.id === 'chain-3-nomb')!;
+    assert.deepEqual([nomb.microbatch, nomb.pipeline, nomb.encrypt, nomb.description], [false, true, undefined, 'llama-relay chain, 3 ranks, micro-batched decode off']);
+    assert.ok(c.filter((x) => x.id !== 'chain-3-nomb').every((x) => x.microbatch === undefined), 'only the nomb variant turns it off');
     assert.ok(c.every((x) => x.ranks.every((r, i) => r.node === i && r.core === undefined)));
   });
   it('drops stock and rpc on request, and has no rpc or nopipe with one node', () => {
-    assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc']);
+    assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb']);
     assert.deepEqual(planConfigs(options({ nodes: benchNodes(undefined, 1) }), 6).map((x) => x.id), ['stock', 'chain-1']);
   });
   it('pins rank i to core i mod cores with --taskset', () => {
@@ -117,10 +120,26 @@ describe('planConfigs', () => {
     assert.deepEqual(planConfigs(options({ only: ['chain-3', 'chain-3-nopipe'] }), 6).map((x) => x.id), ['chain-3', 'chain-3-nopipe']);
     assert.throws(() => planConfigs(options({ only: ['chain-9'] }), 6), (e: unknown) => e instanceof UserError && /chain-3-nopipe/.test(e.next.join()));
   });
+  it('--only names smaller variants and RPC too, in report order, once each; refuses what the nodes cannot run', () => {
+    const c = planConfigs(options({ only: ['chain-2-nomb', 'rpc-2', 'chain-2', 'stock', 'chain-3-nomb', 'chain-2'] }), 6);
+    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-2', 'chain-2-nomb', 'chain-3-nomb', 'rpc-2']);
+    assert.deepEqual(c.map((x) => x.ranks.length), [1, 2, 2, 3, 2]);
+    assert.equal(c[2]!.microbatch, false);
+    assert.equal(c[2]!.hops, 2);
+    // --only decides, whatever --no-rpc/--no-stock say about the default set.
+    assert.deepEqual(planConfigs(options({ only: ['rpc-3', 'stock'], rpc: false, stock: false }), 6).map((x) => x.id), ['stock', 'rpc-3']);
+    for (const bad of ['chain-1-nomb', 'rpc-1', 'chain-4', 'chain-2-nope', 'chain-02', 'Chain-2']) {
+      assert.throws(
+        () => planConfigs(options({ only: ['chain-2', bad] }), 6),
+        (e: unknown) => e instanceof UserError && e.message === `unknown configuration(s): ${bad}` && /chain-K-\{nopipe,noenc,nomb\}/.test(e.next.join()),
+        bad,
+      );
+    }
+  });
   it('a user split (--split, --layers-per-node) places the N-rank configurations; smaller chains stay even', () => {
     const split = [[0, 1], [1, 3], [3, 9]] as const;
     const byId = new Map(planConfigs(options({ split }), 9).map((c) => [c.id, c.ranks.map((r) => r.layers)]));
-    for (const id of ['chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'rpc-3']) assert.deepEqual(byId.get(id), split, id);
+    for (const id of ['chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'rpc-3']) assert.deepEqual(byId.get(id), split, id);
     assert.deepEqual(byId.get('chain-2'), [[0, 5], [5, 9]]);
     assert.deepEqual(byId.get('stock'), [[0, 9]]);
   });
@@ -191,6 +210,14 @@ describe('planLaunch', () => {
     const c = byId('chain-3-nopipe');
     const p = planLaunch(c, input(c));
     assert.deepEqual(p.processes.filter((x) => x.spec.args.includes('--stage-no-pipeline')).map((x) => x.rank), [0]);
+  });
+
+  it('turns micro-batched decode off on the nomb head only', () => {
+    const c = byId('chain-3-nomb');
+    const p = planLaunch(c, input(c));
+    assert.deepEqual(p.processes.filter((x) => x.spec.args.includes('--stage-no-microbatch')).map((x) => x.rank), [0]);
+    const on = byId('chain-3');
+    assert.ok(planLaunch(on, input(on)).processes.every((x) => !x.spec.args.includes('--stage-no-microbatch')));
   });
 
   it('turns encryption off on every rank of the noenc chain only', () => {

@@ -1,0 +1,39 @@
+// bench: configuration names as data (parse, format, report order), round trip over every shape.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CHAIN_VARIANTS, compareConfigNames, formatConfigId, parseConfigId, VARIANT_ORDER } from '../../src/bench/config-id.js';
+
+describe('config ids', () => {
+  it('parses every shape and formats it back', () => {
+    const table = [
+      ['stock', { kind: 'stock' }],
+      ['chain-1', { kind: 'chain', ranks: 1 }],
+      ['chain-12', { kind: 'chain', ranks: 12 }],
+      ['chain-3-nopipe', { kind: 'chain', ranks: 3, variant: 'nopipe' }],
+      ['chain-3-noenc', { kind: 'chain', ranks: 3, variant: 'noenc' }],
+      ['chain-2-nomb', { kind: 'chain', ranks: 2, variant: 'nomb' }],
+      ['rpc-3', { kind: 'rpc', ranks: 3 }],
+    ] as const;
+    for (const [id, name] of table) {
+      assert.deepEqual(parseConfigId(id), name, id);
+      assert.equal(formatConfigId(name), id);
+    }
+  });
+  it('refuses what is not a configuration', () => {
+    for (const id of ['', 'stock-1', 'chain', 'chain-0', 'chain-03', 'chain-3-', 'chain-3-mb', 'chain-3-nomb-x', 'rpc-3-nomb', 'rpc', 'CHAIN-3', 'chain-3-toString', 'chain-3-constructor']) {
+      assert.equal(parseConfigId(id), undefined, id);
+    }
+  });
+  it('orders stock, chains by size, variants by size then kind, RPC last', () => {
+    const ids = ['rpc-2', 'chain-3-nomb', 'chain-2', 'chain-3-nopipe', 'stock', 'chain-2-nomb', 'chain-1', 'rpc-3', 'chain-3'];
+    const sorted = ids.map((id) => parseConfigId(id)!).sort(compareConfigNames).map(formatConfigId);
+    assert.deepEqual(sorted, ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-2-nomb', 'chain-3-nopipe', 'chain-3-nomb', 'rpc-2', 'rpc-3']);
+  });
+  it('each variant turns exactly one feature off', () => {
+    assert.deepEqual(VARIANT_ORDER, ['nopipe', 'noenc', 'nomb']);
+    for (const v of VARIANT_ORDER) {
+      const flags = Object.values(CHAIN_VARIANTS[v].flags);
+      assert.deepEqual(flags, [false], v);
+    }
+  });
+});
