@@ -11,10 +11,16 @@ export interface Measurement {
   readonly promptTokens: number;
   readonly parallel: number;
   readonly samples: readonly Sample[];
-  readonly ttftMs: Spread;
+  /** Request sent → first streamed token (client's clock): percentiles over every request of every repeat. */
+  readonly ttftP50Ms: number;
+  readonly ttftP95Ms: number;
+  /** Per repeat: the server's prompt tokens/s summed over the concurrent requests. */
   readonly prefillTps: Spread;
-  readonly decodeTps: Spread;
-  /** 1000 / median decode tokens/s (per request stream). */
+  /** Per repeat: all streams' tokens over the wall time of the decode phase (stream-timing.ts decodePhase). */
+  readonly aggregateDecodeTps: Spread;
+  /** Per repeat: the median over its requests of each one's own decode tok/s (its tokens after the first over its first-to-last-token time). */
+  readonly perRequestDecodeTps: Spread;
+  /** 1000 / median per-request decode tok/s: one decode step as a stream sees it. */
   readonly decodeMsPerToken: number;
   readonly prefillBytesPerPromptToken: number;
   readonly decodeBytesPerToken: number;
@@ -91,8 +97,40 @@ export interface HopOverhead {
   readonly overheadPerHopMs: number;
 }
 
+/** One configuration at one point: its aggregate decode, and that over stock's at the same point (the scaling table). */
+export interface ScalingPoint {
+  readonly config: string;
+  readonly promptTokens: number;
+  readonly parallel: number;
+  readonly aggregateDecodeTps: number;
+  /** undefined without a stock measurement at the same prompt length and parallel level. */
+  readonly vsStock: number | undefined;
+}
+
+/** A chain with one engine feature on (`on`, e.g. chain-2) and off (`off`, chain-2-nomb) at the same point. */
+export interface OnOffPoint {
+  /** The feature the variant turns off, e.g. "micro-batched decode". */
+  readonly feature: string;
+  readonly on: string;
+  readonly off: string;
+  readonly promptTokens: number;
+  readonly parallel: number;
+  readonly aggregateDecodeTps: OnOff;
+  readonly perRequestDecodeTps: OnOff;
+  readonly prefillTps: OnOff;
+  readonly ttftP95Ms: OnOff;
+}
+
+/** Medians of both configurations; ratio = on / off. */
+export interface OnOff {
+  readonly on: number;
+  readonly off: number;
+  readonly ratio: number;
+}
+
 export interface BenchReport {
-  readonly version: 1;
+  /** 2: decode split into aggregate and per-request rates, TTFT percentiles, the scaling and on/off tables. */
+  readonly version: 2;
   readonly startedAt: string;
   readonly model: { readonly path: string; readonly layers: number; readonly fileBytes: number; readonly arch: string };
   readonly machine: { readonly cores: number; readonly cpu: string };
@@ -104,5 +142,9 @@ export interface BenchReport {
   };
   readonly configs: readonly ConfigResult[];
   readonly hopOverhead: readonly HopOverhead[];
+  /** Every configuration at every point, against stock at the same point. */
+  readonly scaling: readonly ScalingPoint[];
+  /** Every chain variant next to its chain with the feature on, at every point both measured. */
+  readonly onOff: readonly OnOffPoint[];
   readonly findings: readonly Finding[];
 }

@@ -1,8 +1,10 @@
 // Streams one /completion request from a llama-server head and times it: first token on the client's clock,
-// prompt and decode rates from the server's own `timings`. The stream is read by the runtime's one SSE reader.
+// prompt rate from the server's own `timings`, and every token's arrival (for the decode rates, stream-timing.ts).
+// The stream is read by the runtime's one SSE reader.
 import { performance } from 'node:perf_hooks';
 import { ExternalError } from '../errors.js';
 import { sseFields } from '../runtime/sse.js';
+import type { StreamTrace } from './stream-timing.js';
 
 export interface CompletionRequest {
   readonly prompt: readonly number[];
@@ -19,6 +21,8 @@ export interface StreamedCompletion {
   readonly promptPerSecond: number;
   readonly predictedN: number;
   readonly predictedPerSecond: number;
+  /** When each frame with new tokens arrived, with the request's token count then. */
+  readonly trace: StreamTrace;
 }
 
 interface Timings {
@@ -31,6 +35,8 @@ interface Timings {
 interface Frame {
   content?: string;
   stop?: boolean;
+  /** Tokens generated so far (llama-server's n_decoded): a frame held back for an incomplete UTF-8 character carries two. */
+  tokens_predicted?: number;
   timings?: Timings;
   error?: { message?: string } | string;
 }
@@ -69,14 +75,19 @@ export async function streamCompletion(
   if (!r.ok || !r.body) throw new ExternalError(`/completion on port ${port} answered HTTP ${r.status}: ${await r.text()}`);
   let firstTokenAt: number | undefined;
   let timings: Timings | undefined;
+  const arrivals: { at: number; tokens: number }[] = [];
   const onFrame = (json: string) => {
+    const at = performance.now();
     const f = JSON.parse(json) as Frame;
     if (f.error) throw new ExternalError(`/completion stream on port ${port} failed: ${typeof f.error === 'string' ? f.error : f.error.message}`);
     if (firstTokenAt === undefined && !f.stop) {
-      firstTokenAt = performance.now();
+      firstTokenAt = at;
       opts.onFirstToken?.(firstTokenAt);
     }
     if (f.timings && f.stop) timings = f.timings;
+    const had = arrivals.at(-1)?.tokens ?? 0;
+    const tokens = f.stop ? (f.timings?.predicted_n ?? had) : (f.tokens_predicted ?? had + 1);
+    if (tokens > had) arrivals.push({ at, tokens });
   };
   for await (const f of sseFields(r.body as AsyncIterable<Uint8Array>)) onFrame(f.value);
   if (!timings) throw new ExternalError(`/completion stream on port ${port} ended without timings`);
@@ -89,5 +100,6 @@ export async function streamCompletion(
     promptPerSecond: timings.prompt_per_second,
     predictedN: timings.predicted_n,
     predictedPerSecond: timings.predicted_per_second,
+    trace: { arrivals },
   };
 }

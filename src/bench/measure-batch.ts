@@ -3,7 +3,8 @@
 import type { Sample } from './bench-result.js';
 import { streamCompletion } from './completion-client.js';
 import type { DelayRelay } from './delay-relay.js';
-import { mean, sum } from './stats.js';
+import { sum } from './stats.js';
+import { decodePhase, requestDecodeTps } from './stream-timing.js';
 
 /** NaN without relays (real links): the bytes are not measured, which is not zero. */
 export function relayBytes(relays: readonly DelayRelay[] | undefined): number {
@@ -40,10 +41,14 @@ export async function measureBatch(
     ),
   );
   const b2 = relayBytes(relays);
+  const phase = decodePhase(results.map((r) => r.trace));
   return {
-    ttftMs: mean(results.map((r) => r.ttftMs)),
+    requestTtftMs: results.map((r) => r.ttftMs),
     prefillTps: sum(results.map((r) => r.promptPerSecond)),
-    decodeTps: sum(results.map((r) => r.predictedPerSecond)),
+    aggregateDecodeTps: phase.tps,
+    decodeWindowMs: phase.windowMs,
+    decodeWindowTokens: phase.tokens,
+    requestDecodeTps: results.map((r) => requestDecodeTps(r.trace)),
     promptTokens: sum(results.map((r) => r.promptN)),
     generatedTokens: sum(results.map((r) => r.predictedN)),
     prefillBytes: (b1 ?? b2) - b0,

@@ -1,19 +1,23 @@
-// Repeats of one (prompt length, parallel) point summarized: medians, spreads, per-token costs. Pure.
+// Repeats of one (prompt length, parallel) point summarized: TTFT percentiles over every request, the decode rates
+// (aggregate and per request) and prefill as medians with their spread over repeats, per-token costs. Pure.
 import type { Measurement, Sample } from './bench-result.js';
-import { spread, sum } from './stats.js';
+import { median, percentile, spread, sum } from './stats.js';
 
 export function summarize(promptTokens: number, parallel: number, samples: readonly Sample[]): Measurement {
-  const decodeTps = spread(samples.map((s) => s.decodeTps));
+  const perRequestDecodeTps = spread(samples.map((s) => median(s.requestDecodeTps.filter(Number.isFinite))));
+  const ttfts = samples.flatMap((s) => s.requestTtftMs);
   // Bytes after the first token belong to the remaining tokens of each stream.
   const decodedAfterFirst = sum(samples.map((s) => Math.max(0, s.generatedTokens - parallel)));
   return {
     promptTokens,
     parallel,
     samples,
-    ttftMs: spread(samples.map((s) => s.ttftMs)),
+    ttftP50Ms: percentile(ttfts, 50),
+    ttftP95Ms: percentile(ttfts, 95),
     prefillTps: spread(samples.map((s) => s.prefillTps)),
-    decodeTps,
-    decodeMsPerToken: (1000 * parallel) / decodeTps.median,
+    aggregateDecodeTps: spread(samples.map((s) => s.aggregateDecodeTps)),
+    perRequestDecodeTps,
+    decodeMsPerToken: 1000 / perRequestDecodeTps.median,
     prefillBytesPerPromptToken: sum(samples.map((s) => s.prefillBytes)) / Math.max(1, sum(samples.map((s) => s.promptTokens))),
     decodeBytesPerToken: sum(samples.map((s) => s.decodeBytes)) / Math.max(1, decodedAfterFirst),
   };

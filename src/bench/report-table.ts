@@ -1,5 +1,6 @@
-// The terminal view of a BenchReport: throughput per configuration, nodes (load, RSS, bytes), targets. Pure.
-import type { BenchReport, ConfigResult } from './bench-result.js';
+// The terminal view of a BenchReport: throughput per configuration (with a legend of its columns), the scaling
+// table, engine features on/off, nodes (load, RSS, bytes), hop overhead, targets. Pure.
+import type { BenchReport, ConfigResult, OnOff, OnOffPoint, ScalingPoint } from './bench-result.js';
 import type { Spread } from './stats.js';
 import { renderTable } from './text-table.js';
 
@@ -21,11 +22,25 @@ const NOT_MEASURED = 'n/m';
 /** Bytes of a configuration: "n/m" where its links are real and carry no relay. */
 const netBytes = (c: ConfigResult, b: number) => (c.networkMeasured === false ? NOT_MEASURED : formatBytes(b));
 
+export const THROUGHPUT_HEADERS = [
+  'config', 'prompt', 'par', 'TTFT p50 ms', 'TTFT p95 ms', 'prefill tok/s', 'agg decode tok/s', 'per-req decode tok/s', 'ms/tok', 'net B/prompt tok', 'net B/gen tok',
+] as const;
+
+/** What each column of the throughput table is: printed under it, so no reader has to guess. */
+export const THROUGHPUT_LEGEND: readonly string[] = [
+  'TTFT p50/p95 ms: request sent -> first streamed token on this machine\'s clock, percentiles (linear interpolation) over every request of every repeat at that point',
+  'prefill tok/s: llama-server\'s own prompt tokens/s per request, summed over the concurrent requests',
+  'agg decode tok/s: aggregate decode, all streams\' tokens over the wall time of the decode phase (from the moment every request has its first token to the last token of all)',
+  'per-req decode tok/s: one request\'s tokens after its first over its own first-to-last-token time; the median over the batch\'s requests',
+  'ms/tok: 1000 / per-req decode tok/s, one decode step as a stream sees it (used for the per-hop overhead below)',
+  'X (A-B): median over repeats (min-max); rates on this machine\'s clock as the client receives the stream',
+];
+
 export function throughputTable(configs: readonly ConfigResult[]): string {
   const rows: string[][] = [];
   for (const c of configs) {
     if (c.error) {
-      rows.push([c.id, '-', '-', 'failed', '', '', '', '', '']);
+      rows.push([c.id, '-', '-', 'failed']);
       continue;
     }
     for (const m of c.measurements) {
@@ -33,20 +48,66 @@ export function throughputTable(configs: readonly ConfigResult[]): string {
         c.id,
         String(m.promptTokens),
         String(m.parallel),
-        withSpread(m.ttftMs, 0),
+        num(m.ttftP50Ms, 0),
+        num(m.ttftP95Ms, 0),
         withSpread(m.prefillTps),
-        withSpread(m.decodeTps),
+        withSpread(m.aggregateDecodeTps),
+        withSpread(m.perRequestDecodeTps),
         num(m.decodeMsPerToken, 2),
         netBytes(c, m.prefillBytesPerPromptToken),
         netBytes(c, m.decodeBytesPerToken),
       ]);
     }
   }
-  return renderTable(
-    ['config', 'prompt', 'par', 'ttft ms', 'prefill tok/s', 'decode tok/s', 'ms/tok', 'net B/prompt tok', 'net B/gen tok'],
-    rows,
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
-  );
+  return renderTable(THROUGHPUT_HEADERS, rows, ['left', ...THROUGHPUT_HEADERS.slice(1).map(() => 'right' as const)]);
+}
+
+const ratioText = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? `${x.toFixed(2)}x` : '-');
+
+/** Per prompt length: a row per configuration, a column per parallel level, "aggregate tok/s (x stock)" in each cell. */
+export function scalingTables(points: readonly ScalingPoint[]): string[] {
+  const prompts = [...new Set(points.map((p) => p.promptTokens))];
+  const levels = [...new Set(points.map((p) => p.parallel))].sort((a, b) => a - b);
+  const configs = [...new Set(points.map((p) => p.config))];
+  return prompts.map((prompt) => {
+    const rows = configs.map((config) => [
+      config,
+      ...levels.map((parallel) => {
+        const p = points.find((x) => x.config === config && x.promptTokens === prompt && x.parallel === parallel);
+        if (!p) return '';
+        return config === 'stock' || p.vsStock === undefined ? num(p.aggregateDecodeTps) : `${num(p.aggregateDecodeTps)} (${ratioText(p.vsStock)})`;
+      }),
+    ]);
+    return [
+      `Scaling, prompt ${prompt}: aggregate decode tok/s per parallel level (x stock at the same level, same run)`,
+      renderTable(['config', ...levels.map((l) => `par ${l}`)], rows, ['left', ...levels.map(() => 'right' as const)]),
+    ].join('\n');
+  });
+}
+
+/** Each engine feature on vs off, side by side: the chain and its variant at every point both measured. */
+export function onOffTable(points: readonly OnOffPoint[]): string {
+  const pair = (o: OnOff, digits = 1) => `${num(o.on, digits)} / ${num(o.off, digits)}`;
+  return [
+    'Engine features on / off (the chain vs its variant with the feature off, same run; x = on / off)',
+    renderTable(
+      ['feature', 'on / off', 'prompt', 'par', 'agg decode tok/s', 'x', 'per-req decode tok/s', 'x', 'prefill tok/s', 'x', 'TTFT p95 ms'],
+      points.map((p) => [
+        p.feature,
+        `${p.on} / ${p.off}`,
+        String(p.promptTokens),
+        String(p.parallel),
+        pair(p.aggregateDecodeTps),
+        ratioText(p.aggregateDecodeTps.ratio),
+        pair(p.perRequestDecodeTps),
+        ratioText(p.perRequestDecodeTps.ratio),
+        pair(p.prefillTps),
+        ratioText(p.prefillTps.ratio),
+        pair(p.ttftP95Ms, 0),
+      ]),
+      ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    ),
+  ].join('\n');
 }
 
 export function nodesTable(configs: readonly ConfigResult[]): string {
@@ -71,9 +132,11 @@ export function renderReport(r: BenchReport): string {
       `gen ${s.genTokens} tokens; ${s.repeat} repeat(s); ctx ${s.ctx}; ${r.machine.cores} cores (${r.machine.cpu})`,
     '',
     throughputTable(r.configs),
-    '',
-    nodesTable(r.configs),
+    ...THROUGHPUT_LEGEND.map((l) => `  ${l}`),
   ];
+  if (r.scaling.length) out.push('', ...scalingTables(r.scaling).join('\n\n').split('\n'));
+  if (r.onOff.length) out.push('', onOffTable(r.onOff));
+  out.push('', nodesTable(r.configs));
   if (r.configs.some((c) => c.networkMeasured === false)) {
     out.push('', `${NOT_MEASURED}: network bytes not measured; links between remote nodes are real and no relay counts them`);
   }

@@ -27,3 +27,16 @@ export function sum(values: readonly number[]): number {
 export function mean(values: readonly number[]): number {
   return values.length ? sum(values) / values.length : Number.NaN;
 }
+
+/**
+ * The p-th percentile (0..100) by linear interpolation between the closest ranks (numpy's default, Excel's
+ * PERCENTILE.INC): p50 is the median, p100 the maximum. NaN for no finite values.
+ */
+export function percentile(values: readonly number[], p: number): number {
+  const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (s.length === 0 || !(p >= 0 && p <= 100)) return Number.NaN;
+  const rank = (p / 100) * (s.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.min(lo + 1, s.length - 1);
+  return s[lo]! + (rank - lo) * (s[hi]! - s[lo]!);
+}

@@ -2,12 +2,18 @@
 
 /** One measured request batch of a bench configuration (`parallel` concurrent streaming requests). */
 export interface BenchSample {
-  /** Mean over the batch's requests: request sent → first streamed token. */
-  readonly ttftMs: number;
+  /** Per request, in the order sent: request sent → first streamed token, on the client's clock (ms). */
+  readonly requestTtftMs: readonly number[];
   /** Sum over requests of the server's prompt tokens/s (aggregate when parallel). */
   readonly prefillTps: number;
-  /** Sum over requests of the server's predicted tokens/s. */
-  readonly decodeTps: number;
+  /** All streams' tokens over the wall time of the decode phase (stream-timing.ts decodePhase), tok/s. */
+  readonly aggregateDecodeTps: number;
+  /** The decode phase: from the moment every request has its first token to the last request's last token (ms). */
+  readonly decodeWindowMs: number;
+  /** Tokens all streams received in the decode phase. */
+  readonly decodeWindowTokens: number;
+  /** Per request, in the order sent: its tokens after its first over its own first-to-last-token time, tok/s. */
+  readonly requestDecodeTps: readonly number[];
   readonly promptTokens: number;
   readonly generatedTokens: number;
   /** Relay bytes (both ways, all links) from the request until every first token. */

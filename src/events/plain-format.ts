@@ -31,8 +31,9 @@ const formatters: Formatters = {
   'bench-config-start': (e) => `[${e.id}] ${e.description}${e.round && e.round.of > 1 ? ` (round ${e.round.index + 1}/${e.round.of})` : ''}`,
   'bench-process-ready': (e) => `[${e.id}] ${e.label} ready in ${(e.loadMs / 1000).toFixed(2)} s`,
   'bench-sample': (e) =>
-    `[${e.id}] prompt ${e.promptTokens} x${e.parallel} #${e.repeat + 1}: ttft ${e.sample.ttftMs.toFixed(1)} ms, ` +
-    `prefill ${e.sample.prefillTps.toFixed(1)} tok/s, decode ${e.sample.decodeTps.toFixed(1)} tok/s`,
+    `[${e.id}] prompt ${e.promptTokens} x${e.parallel} #${e.repeat + 1}: ttft max ${Math.max(...e.sample.requestTtftMs).toFixed(1)} ms, ` +
+    `prefill ${e.sample.prefillTps.toFixed(1)} tok/s, decode ${e.sample.aggregateDecodeTps.toFixed(1)} tok/s aggregate, ` +
+    `${Math.min(...e.sample.requestDecodeTps).toFixed(1)}-${Math.max(...e.sample.requestDecodeTps).toFixed(1)} tok/s per request`,
   'bench-config-done': (e) => `[${e.id}] done`,
   'bench-config-failed': (e) => `[${e.id}] FAILED: ${e.message}`,
   info: (e) => e.message,

@@ -21,6 +21,7 @@ import { binaries, buildDirs, type BinDirs } from '../provision/llama-builds.js'
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { mergeRounds } from '../bench/merge-rounds.js';
 import { runConfig } from '../bench/run-config.js';
+import { onOffPoints, scalingPoints } from '../bench/serving-tables.js';
 
 export interface BenchRequest extends BenchSweep {
   readonly model: string;
@@ -192,13 +193,15 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     ubatch: req.ubatch,
   };
   return {
-    version: 1,
+    version: 2,
     startedAt,
     model: { path: resolved.ggufPath, layers, fileBytes: gguf.fileBytes, arch },
     machine: { cores, cpu: cpus()[0]?.model.trim() ?? 'unknown' },
     settings,
     configs: results,
     hopOverhead: hopOverheads(results, req.linkLatencyMs),
+    scaling: scalingPoints(results),
+    onOff: onOffPoints(results),
     findings: findings(results, settings),
   };
 }

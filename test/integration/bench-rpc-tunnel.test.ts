@@ -113,7 +113,7 @@ describe('bench --nodes: ggml-rpc-server on loopback only, reached through ssh',
     assert.equal(c.nodes.find((n) => n.role === 'rpc-server')!.node, sshd.alias);
     const m = c.measurements[0]!;
     assert.equal(m.samples[0]!.generatedTokens, 4);
-    assert.ok(m.decodeTps.median > 0);
+    assert.ok(m.aggregateDecodeTps.median > 0);
     assert.deepEqual(await work.survivors(10_000), []);
   });
 

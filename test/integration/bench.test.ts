@@ -32,6 +32,8 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
     [
       join(repoRoot, 'bin/llama-relay.js'), 'bench', model,
       '-n', '3', '--prompt-tokens', '64', '--gen-tokens', '8', '--parallel', '1,2', '--repeat', '1', '--link-latency-ms', '1',
+      // The default set but chain-3-nomb, which needs the engine's --stage-no-microbatch (bench-microbatch.test.ts).
+      '--only', 'stock,chain-1,chain-2,chain-3,chain-3-nopipe,chain-3-noenc,rpc-3',
       '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock, '--json', json, '--chart', chart, '--quiet',
     ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: dir } },
@@ -64,11 +66,28 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
     }
     assert.deepEqual(c.measurements.map((m) => [m.promptTokens, m.parallel]), [[64, 1], [64, 2]]);
     for (const m of c.measurements) {
-      for (const k of ['ttftMs', 'prefillTps', 'decodeTps'] as const) positive(m[k].median, `${c.id} ${k}`);
-      positive(m.decodeMsPerToken, `${c.id} decodeMsPerToken`);
+      const at = `${c.id} x${m.parallel}`;
+      for (const k of ['prefillTps', 'aggregateDecodeTps', 'perRequestDecodeTps'] as const) positive(m[k].median, `${at} ${k}`);
+      positive(m.ttftP50Ms, `${at} ttftP50Ms`);
+      assert.ok(m.ttftP95Ms >= m.ttftP50Ms, at);
+      positive(m.decodeMsPerToken, `${at} decodeMsPerToken`);
       assert.equal(m.samples.length, 1);
-      assert.equal(m.samples[0]!.generatedTokens, 8 * m.parallel);
-      assert.equal(m.samples[0]!.promptTokens, 64 * m.parallel);
+      const s = m.samples[0]!;
+      assert.equal(s.generatedTokens, 8 * m.parallel);
+      assert.equal(s.promptTokens, 64 * m.parallel);
+      // One TTFT and one decode rate per request; the aggregate is the decode phase's tokens over its wall time.
+      assert.equal(s.requestTtftMs.length, m.parallel, at);
+      assert.equal(s.requestDecodeTps.length, m.parallel, at);
+      for (const x of [...s.requestTtftMs, ...s.requestDecodeTps]) positive(x, at);
+      positive(s.decodeWindowMs, `${at} decodeWindowMs`);
+      assert.ok(Math.abs(s.aggregateDecodeTps - s.decodeWindowTokens / (s.decodeWindowMs / 1000)) < 1e-9 * s.aggregateDecodeTps, at);
+      // Tokens counted from the server's own count: every stream's 7 after its first at most, the last stream's 7 at least.
+      assert.ok(s.decodeWindowTokens >= 7 && s.decodeWindowTokens <= 7 * m.parallel, `${at} decodeWindowTokens = ${s.decodeWindowTokens}`);
+      if (m.parallel === 1) {
+        // One stream: its own rate is the aggregate one, by definition.
+        assert.equal(s.decodeWindowTokens, 7, at);
+        assert.ok(Math.abs(s.aggregateDecodeTps - s.requestDecodeTps[0]!) < 1e-9 * s.aggregateDecodeTps, at);
+      }
     }
     // Every inter-node link goes through a relay that counts its bytes.
     assert.equal(c.networkMeasured, true, c.id);
@@ -81,6 +100,18 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
     }
   }
   assert.ok(r.hopOverhead.some((h) => h.config === 'chain-3'));
+  assert.equal(r.version, 2);
+  // The scaling table: every configuration at both levels, stock's ratio 1 at each.
+  assert.deepEqual(r.scaling.map((p) => `${p.config} x${p.parallel}`), ids.flatMap((id) => [`${id} x1`, `${id} x2`]));
+  for (const p of r.scaling) assert.equal(p.vsStock, p.aggregateDecodeTps / r.scaling.find((x) => x.config === 'stock' && x.parallel === p.parallel)!.aggregateDecodeTps);
+  // Engine features on / off: each variant next to chain-3 at both levels.
+  assert.deepEqual(r.onOff.map((p) => `${p.on}/${p.off} x${p.parallel}`), ['chain-3/chain-3-nopipe x1', 'chain-3/chain-3-nopipe x2', 'chain-3/chain-3-noenc x1', 'chain-3/chain-3-noenc x2']);
+  for (const p of r.onOff) positive(p.aggregateDecodeTps.ratio, `${p.off} ratio`);
+  assert.match(stdout, /^config\s+prompt\s+par\s+TTFT p50 ms\s+TTFT p95 ms\s+prefill tok\/s\s+agg decode tok\/s\s+per-req decode tok\/s\s+ms\/tok/m);
+  assert.match(stdout, /^ {2}agg decode tok\/s: aggregate decode/m);
+  assert.match(stdout, /^Scaling, prompt 64: aggregate decode tok\/s/m);
+  assert.match(stdout, /^chain-3\s+[\d.]+ \([\d.]+x\)\s+[\d.]+ \([\d.]+x\)$/m);
+  assert.match(stdout, /^prefill pipelining\s+chain-3 \/ chain-3-nopipe\s+64\s+2\s/m);
   for (const name of ['chain-3 decode vs stock', 'chain-3 decode vs rpc-3', 'chain-3 prefill, pipelining on vs off']) {
     positive(r.findings.find((f) => f.name === name)?.value, name);
   }

@@ -10,9 +10,12 @@ import { escapeXml, niceMax, renderSvgChart } from '../../src/bench/svg-chart.js
 import { renderTable } from '../../src/bench/text-table.js';
 
 const sample = (decodeTps: number, prefillTps: number) => ({
-  ttftMs: 80,
+  requestTtftMs: [80],
   prefillTps,
-  decodeTps,
+  aggregateDecodeTps: decodeTps,
+  decodeWindowMs: (7 / decodeTps) * 1000,
+  decodeWindowTokens: 7,
+  requestDecodeTps: [decodeTps],
   promptTokens: 64,
   generatedTokens: 8,
   prefillBytes: 640,
@@ -39,12 +42,14 @@ const cfg = (id: string, kind: ConfigResult['kind'], decode: number[], o: Partia
 });
 
 const report = (configs: ConfigResult[]): BenchReport => ({
-  version: 1,
+  version: 2,
   startedAt: '2026-01-01T00:00:00.000Z',
   model: { path: '/models/a<b>.gguf', layers: 6, fileBytes: 37e6, arch: 'llama' },
   machine: { cores: 2, cpu: 'test cpu' },
   settings: { nodes: ['local0', 'local1'], promptTokens: [64], genTokens: 8, parallel: [1], repeat: 3, linkLatencyMs: 1, threads: 1, taskset: false, ctx: 256 },
   configs,
+  scaling: [],
+  onOff: [],
   hopOverhead: [{ config: 'chain-2', promptTokens: 64, parallel: 1, msPerToken: 10, limitMsPerToken: 8, hops: 2, linkLatencyMs: 1, overheadPerHopMs: 1 }],
   findings: [{ name: 'chain-2 decode vs stock', value: 0.8, target: 0.9, pass: false, unit: 'x', detail: 'decode 80 vs 100' }],
 });
@@ -61,7 +66,8 @@ describe('renderReport', () => {
     const text = renderReport(
       report([cfg('stock', 'stock', [100, 90, 110]), cfg('chain-2', 'chain', [80]), { ...cfg('rpc-2', 'rpc', []), measurements: [], nodes: [], error: 'rpc server crashed' }]),
     );
-    assert.match(text, /stock\s+64\s+1\s+80 \(80-80\)\s+1000\.0 \(900\.0-1100\.0\)\s+100\.0 \(90\.0-110\.0\)\s+10\.00/);
+    // TTFT p50, p95; prefill; aggregate and per-request decode (one request at a time: the same); ms/tok
+    assert.match(text, /stock\s+64\s+1\s+80\s+80\s+1000\.0 \(900\.0-1100\.0\)\s+100\.0 \(90\.0-110\.0\)\s+100\.0 \(90\.0-110\.0\)\s+10\.00/);
     assert.match(text, /chain-2\s+0:3 3:6\s+1\.23s 0\.23s\s+50\.00 MB 20\.00 MB\s+1\.2 kB\s+1\.10/);
     assert.match(text, /rpc-2\s+-\s+-\s+failed/);
     assert.match(text, /rpc-2 failed: rpc server crashed/);
@@ -113,7 +119,10 @@ describe('bench events on the one event stream', () => {
   const formatBenchEvent = (e: RelayEvent) => formatPlain(e) ?? '';
   it('has one line per kind', () => {
     assert.equal(formatBenchEvent({ kind: 'bench-process-ready', id: 'chain-2', label: 'chain-2 rank 1 on local1', loadMs: 1500 }), '[chain-2] chain-2 rank 1 on local1 ready in 1.50 s');
-    assert.match(formatBenchEvent({ kind: 'bench-sample', id: 'stock', promptTokens: 64, parallel: 1, repeat: 0, sample: sample(100, 1000) }), /prompt 64 x1 #1: .*decode 100\.0 tok\/s/);
+    assert.match(
+      formatBenchEvent({ kind: 'bench-sample', id: 'stock', promptTokens: 64, parallel: 1, repeat: 0, sample: sample(100, 1000) }),
+      /prompt 64 x1 #1: ttft max 80\.0 ms, prefill 1000\.0 tok\/s, decode 100\.0 tok\/s aggregate, 100\.0-100\.0 tok\/s per request$/,
+    );
     assert.equal(formatBenchEvent({ kind: 'bench-config-failed', id: 'rpc-2', message: 'x' }), '[rpc-2] FAILED: x');
     assert.equal(formatBenchEvent({ kind: 'bench-config-start', id: 'chain-2', description: 'd', round: { index: 1, of: 3 } }), '[chain-2] d (round 2/3)');
   });

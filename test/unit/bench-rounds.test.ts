@@ -6,9 +6,12 @@ import { summarize } from '../../src/bench/measurement.js';
 import { mergeRounds } from '../../src/bench/merge-rounds.js';
 
 const sample = (decodeTps: number): Sample => ({
-  ttftMs: 50,
+  requestTtftMs: [50],
   prefillTps: 1000,
-  decodeTps,
+  aggregateDecodeTps: decodeTps,
+  decodeWindowMs: (8 / decodeTps) * 1000,
+  decodeWindowTokens: 8,
+  requestDecodeTps: [decodeTps],
   promptTokens: 64,
   generatedTokens: 9,
   prefillBytes: 640,
@@ -39,7 +42,7 @@ function round(decode: number, loadMs: number, rss: number, o: Partial<ConfigRes
 describe('mergeRounds', () => {
   it('pools the samples of every round per point, takes the median load time and the largest peak RSS', () => {
     const m = mergeRounds([round(10, 300, 1000), round(30, 100, 3000), round(20, 200, 2000)]);
-    assert.deepEqual(m.measurements.map((x) => [x.promptTokens, x.decodeTps.median, x.decodeTps.min, x.decodeTps.max, x.samples.length]), [
+    assert.deepEqual(m.measurements.map((x) => [x.promptTokens, x.aggregateDecodeTps.median, x.aggregateDecodeTps.min, x.aggregateDecodeTps.max, x.samples.length]), [
       [64, 20, 10, 30, 3],
       [128, 10, 5, 15, 3],
     ]);

@@ -5,12 +5,16 @@ import { effectiveLinkMs, findings, hopOverheads } from '../../src/bench/bench-a
 import type { ConfigResult, Sample } from '../../src/bench/bench-result.js';
 import { summarize } from '../../src/bench/measurement.js';
 import { parseVmHwm } from '../../src/runtime/proc-status.js';
-import { mean, median, spread } from '../../src/bench/stats.js';
+import { mean, median, percentile, spread } from '../../src/bench/stats.js';
 
+// One request at a time: its own decode rate is the aggregate one.
 const sample = (decodeTps: number, prefillTps = 1000, o: Partial<Sample> = {}): Sample => ({
-  ttftMs: 50,
+  requestTtftMs: [50],
   prefillTps,
-  decodeTps,
+  aggregateDecodeTps: decodeTps,
+  decodeWindowMs: (127 / decodeTps) * 1000,
+  decodeWindowTokens: 127,
+  requestDecodeTps: [decodeTps],
   promptTokens: 512,
   generatedTokens: 128,
   prefillBytes: 0,
@@ -49,14 +53,31 @@ describe('stats', () => {
     assert.equal(spread([]).n, 0);
     assert.equal(mean([1, 2, 3, 6]), 3);
   });
-  it('summarizes repeats: ms/token per stream, bytes per token after the first', () => {
+  it('percentiles by linear interpolation between the closest ranks', () => {
+    const v = [60, 10, 30, 20, 50, 40];
+    assert.equal(percentile(v, 50), 35);
+    assert.equal(percentile(v, 50), median(v));
+    assert.equal(percentile(v, 95), 57.5); // rank 0.95 x 5 = 4.75: 50 + 0.75 x (60 - 50)
+    assert.equal(percentile(v, 0), 10);
+    assert.equal(percentile(v, 100), 60);
+    assert.equal(percentile([7], 95), 7);
+    assert.equal(percentile([1, 2, Number.NaN], 100), 2);
+    assert.ok(Number.isNaN(percentile([], 50)));
+    assert.ok(Number.isNaN(percentile([1], 101)));
+  });
+  it('summarizes repeats: aggregate and per-request decode apart, TTFT percentiles over every request, bytes per token after the first', () => {
+    const bytes = { decodeBytes: 2540, generatedTokens: 256, prefillBytes: 1024, promptTokens: 1024 };
     const m = summarize(512, 2, [
-      sample(40, 900, { decodeBytes: 2540, generatedTokens: 256, prefillBytes: 1024, promptTokens: 1024 }),
-      sample(50, 1100, { decodeBytes: 2540, generatedTokens: 256, prefillBytes: 1024, promptTokens: 1024 }),
-      sample(60, 1000, { decodeBytes: 2540, generatedTokens: 256, prefillBytes: 1024, promptTokens: 1024 }),
+      sample(40, 900, { ...bytes, requestDecodeTps: [20, 22], requestTtftMs: [10, 30] }),
+      sample(50, 1100, { ...bytes, requestDecodeTps: [25, 26], requestTtftMs: [20, 40] }),
+      sample(60, 1000, { ...bytes, requestDecodeTps: [30, Number.NaN], requestTtftMs: [50, 60] }),
     ]);
-    assert.deepEqual(m.decodeTps, { median: 50, min: 40, max: 60, n: 3 });
-    assert.equal(m.decodeMsPerToken, 40); // two streams sharing 50 tok/s: 25 tok/s each
+    assert.deepEqual(m.aggregateDecodeTps, { median: 50, min: 40, max: 60, n: 3 });
+    // each repeat's median over its requests (a request without a rate is left out), then over repeats
+    assert.deepEqual(m.perRequestDecodeTps, { median: 25.5, min: 21, max: 30, n: 3 });
+    assert.equal(m.decodeMsPerToken, 1000 / 25.5);
+    assert.equal(m.ttftP50Ms, 35);
+    assert.equal(m.ttftP95Ms, 57.5);
     assert.equal(m.decodeBytesPerToken, 10); // 2540 bytes over 254 tokens after the two first tokens
     assert.equal(m.prefillBytesPerPromptToken, 1);
   });
@@ -102,8 +123,9 @@ describe('findings', () => {
     const by = (prefix: string) => f.find((x) => x.name.startsWith(prefix))!;
     assert.equal(by('chain-3 decode vs stock').value, 46 / 50);
     assert.equal(by('chain-3 decode vs stock').target, undefined, 'the stock target is for loopback without emulated latency');
-    const loopback = findings([config('stock', 'stock', 0, [50]), config('chain-3', 'chain', 3, [46])], { ...settings, linkLatencyMs: 0 });
-    assert.equal(loopback.find((x) => x.name === 'chain-3 decode vs stock')!.pass, true);
+    const loopback = (chain: number) => findings([config('stock', 'stock', 0, [50]), config('chain-3', 'chain', 3, [chain])], { ...settings, linkLatencyMs: 0 });
+    assert.equal(loopback(48).find((x) => x.name === 'chain-3 decode vs stock')!.pass, true);
+    assert.equal(loopback(46).find((x) => x.name === 'chain-3 decode vs stock')!.pass, false, 'parallel 1: no regression below 0.95x stock');
     assert.equal(by('chain-3 decode vs rpc-3').value, 2.3);
     assert.equal(by('chain-3 decode vs rpc-3').target, 1.5);
     assert.equal(by('chain-3 prefill').value, 2);
