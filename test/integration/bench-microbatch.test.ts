@@ -1,0 +1,72 @@
+// `llama-relay bench` with micro-batched decode on and off (chain-2 vs chain-2-nomb) on a tiny generated model: the
+// default configuration set of two nodes, the nomb head started with --stage-no-microbatch (and no other process),
+// both measured under load and shown side by side. Needs an engine that knows --stage-no-microbatch (the `mb` patches).
+// Structure only, never timings.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { BenchReport } from '../../src/bench/bench-result.js';
+import { binDirs } from '../helpers/engine.js';
+import { makeFixture } from '../helpers/fixtures.js';
+import { repoRoot } from '../helpers/llama-src.js';
+import { carrying, reap, survivorsAfter, uniqueMarker } from '../helpers/processes.js';
+
+const dir = mkdtempSync(join(tmpdir(), `${uniqueMarker('lr-bench-mb')}-`));
+after(() => {
+  reap(dir);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what} = ${String(x)}`);
+
+test('bench: chain-2-nomb runs the head without micro-batched decode, next to chain-2, at 1, 2 and 4 requests', { timeout: 600_000 }, async () => {
+  const model = join(dir, 'bench-mb.gguf');
+  copyFileSync(await makeFixture({ arch: 'llama', layers: 4, embd: 128, heads: 4, headsKv: 2, ff: 256, seed: 606 }), model);
+  const dirs = await binDirs();
+  const json = join(dir, 'bench.json');
+  const p = spawn(
+    process.execPath,
+    [
+      join(repoRoot, 'bin/llama-relay.js'), 'bench', model,
+      '-n', '2', '--prompt-tokens', '48', '--gen-tokens', '8', '--parallel', '1,2,4', '--repeat', '1',
+      '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock, '--json', json, '--quiet',
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: dir } },
+  );
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d) => (stdout += d));
+  p.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
+  // Which processes carried the switch, seen while they ran: the nomb head, and only it.
+  const switched = new Set<string>();
+  let running = true;
+  void exited.then(() => (running = false));
+  while (running) {
+    for (const { args } of carrying(dir)) if (args.includes('--stage-no-microbatch')) switched.add(/--layer-range (\S+)/.exec(args)?.[1] ?? args);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await exited, 0, stderr);
+  assert.deepEqual([...switched], ['0:2'], 'only a head (layers 0:2) got --stage-no-microbatch');
+
+  const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+  assert.deepEqual(r.configs.map((c) => c.id), ['stock', 'chain-1', 'chain-2', 'chain-2-nopipe', 'chain-2-noenc', 'chain-2-nomb', 'rpc-2']);
+  for (const c of r.configs) assert.equal(c.error, undefined, `${c.id}: ${c.error}`);
+  const nomb = r.configs.find((c) => c.id === 'chain-2-nomb')!;
+  assert.equal(nomb.microbatch, false);
+  assert.deepEqual(nomb.measurements.map((m) => m.parallel), [1, 2, 4]);
+  for (const m of nomb.measurements) {
+    for (const k of ['aggregateDecodeTps', 'perRequestDecodeTps'] as const) positive(m[k].median, `nomb x${m.parallel} ${k}`);
+    assert.equal(m.samples[0]!.generatedTokens, 8 * m.parallel);
+  }
+  const mb = r.onOff.filter((x) => x.off === 'chain-2-nomb');
+  assert.deepEqual(mb.map((x) => [x.feature, x.on, x.parallel]), [['micro-batched decode', 'chain-2', 1], ['micro-batched decode', 'chain-2', 2], ['micro-batched decode', 'chain-2', 4]]);
+  for (const x of mb) positive(x.aggregateDecodeTps.ratio, `on/off x${x.parallel}`);
+  assert.ok(r.findings.some((f) => f.name === 'chain-2 aggregate decode, micro-batching on vs off, parallel 4' && f.value !== undefined));
+  assert.match(stdout, /^micro-batched decode\s+chain-2 \/ chain-2-nomb\s+48\s+4\s/m);
+  assert.match(stdout, /^chain-2-nomb\s+[\d.]+ \([\d.]+x\)\s+[\d.]+ \([\d.]+x\)\s+[\d.]+ \([\d.]+x\)$/m);
+  assert.deepEqual(await survivorsAfter(dir, 5_000), [], 'bench left processes running');
+});
