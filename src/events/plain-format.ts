@@ -4,6 +4,12 @@ import type { EventOf, RelayEvent, RelayEventKind } from './events.js';
 const pct = (p?: number) => (p === undefined ? '' : ` ${Math.round(p * 100)}%`);
 const mib = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
 
+/** "min-max" of the finite values; "-" when a batch decoded nothing after its first tokens. */
+const rateRange = (xs: readonly number[]) => {
+  const f = xs.filter(Number.isFinite);
+  return f.length ? `${Math.min(...f).toFixed(1)}-${Math.max(...f).toFixed(1)}` : '-';
+};
+
 type Formatters = { [K in RelayEventKind]: (e: EventOf<K>, o: { verbose: boolean }) => string | null };
 
 const formatters: Formatters = {
@@ -33,7 +39,7 @@ const formatters: Formatters = {
   'bench-sample': (e) =>
     `[${e.id}] prompt ${e.promptTokens} x${e.parallel} #${e.repeat + 1}: ttft max ${Math.max(...e.sample.requestTtftMs).toFixed(1)} ms, ` +
     `prefill ${e.sample.prefillTps.toFixed(1)} tok/s, decode ${e.sample.aggregateDecodeTps.toFixed(1)} tok/s aggregate, ` +
-    `${Math.min(...e.sample.requestDecodeTps).toFixed(1)}-${Math.max(...e.sample.requestDecodeTps).toFixed(1)} tok/s per request`,
+    `${rateRange(e.sample.requestDecodeTps)} tok/s per request`,
   'bench-config-done': (e) => `[${e.id}] done`,
   'bench-config-failed': (e) => `[${e.id}] FAILED: ${e.message}`,
   info: (e) => e.message,
