@@ -1,7 +1,10 @@
 // bench for serving: decode rates from stream traces (per request and aggregate over the decode phase), the scaling
 // table, engine features on/off and the targets under load, rendered as the report shows them.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { streamCompletion } from '../../src/bench/completion-client.js';
 import { findings } from '../../src/bench/bench-analysis.js';
 import type { BenchReport, ConfigResult, Sample } from '../../src/bench/bench-result.js';
 import { summarize } from '../../src/bench/measurement.js';
@@ -41,6 +44,40 @@ describe('stream timing', () => {
     assert.ok(Number.isNaN(decodePhase([]).tps));
     assert.ok(Number.isNaN(decodePhase([steady(0, 10, 5), { arrivals: [] }]).tps));
     assert.ok(Number.isNaN(decodePhase([steady(0, 10, 1), steady(0, 10, 1)]).tps));
+  });
+});
+
+describe("the timed client's trace", () => {
+  const servers: Server[] = [];
+  after(() => servers.forEach((x) => x.close()));
+  /** A llama-server stand-in streaming these /completion frames, 5 ms apart. */
+  async function serve(frames: object[]): Promise<number> {
+    const srv = createServer(async (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (const f of frames) {
+        res.write(`data: ${JSON.stringify(f)}\n\n`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      res.end();
+    });
+    servers.push(srv);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return (srv.address() as AddressInfo).port;
+  }
+  const stop = (n: number) => ({ content: '', stop: true, timings: { prompt_n: 3, prompt_per_second: 30, predicted_n: n, predicted_per_second: 20 } });
+  it("counts tokens by the server's own count: a held-back frame brings two, a frame without new tokens none", async () => {
+    const port = await serve([{ content: 'a', tokens_predicted: 1 }, { content: 'bc', tokens_predicted: 3 }, { content: '', tokens_predicted: 3 }, { content: 'd', tokens_predicted: 4 }, stop(4)]);
+    const r = await streamCompletion(port, { prompt: [1, 2, 3], nPredict: 4 });
+    assert.deepEqual(r.trace.arrivals.map((a) => a.tokens), [1, 3, 4]);
+    const at = r.trace.arrivals.map((a) => a.at);
+    assert.ok(at.every((t, i) => i === 0 || t > at[i - 1]!), 'arrival times increase');
+    assert.ok(r.trace.arrivals[0]!.at === r.firstTokenAt);
+  });
+  it('without a count, one token per frame; the final count comes from the timings', async () => {
+    const port = await serve([{ content: 'a' }, { content: 'b' }, stop(3)]);
+    const r = await streamCompletion(port, { prompt: [1], nPredict: 3 });
+    assert.deepEqual(r.trace.arrivals.map((a) => a.tokens), [1, 2, 3]);
   });
 });
 
