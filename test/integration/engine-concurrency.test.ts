@@ -34,10 +34,12 @@ import {
 import { makeFixture, type FixtureOptions } from '../helpers/fixtures.js';
 import { skipOrFail } from '../helpers/prereq.js';
 import { quantized } from '../helpers/quantize.js';
-import { completeStream, PROMPTS } from '../helpers/scenarios.js';
+import { completeStream, PROMPTS, type StreamedCompletion } from '../helpers/scenarios.js';
 import { SMOLLM2_PACKAGE, smollm2Path } from '../helpers/smollm2.js';
 
-const TOL = 1e-4; // the suite's exactness tolerance (JSON rounding of logprobs); the deltas seen are logged
+// Identical, as the issue asks: on this pin the chain's logprobs equal stock's bit for bit in every case here (the
+// other exactness tests allow 1e-4); near-tied candidates must not swap either.
+const TOL = 0;
 
 const fx = (o: FixtureOptions) => () => makeFixture(o);
 const qwen2Q8 = async () => quantized(await makeFixture({ arch: 'qwen2', layers: 5, embd: 128, heads: 4, headsKv: 2, ff: 256, tied: true }), 'Q8_0');
@@ -72,10 +74,7 @@ async function inEachMode(
   opts: Parameters<typeof startChain>[3] = {},
 ): Promise<void> {
   for (const off of [false, true]) {
-    if (off && !engineHasMicrobatch) {
-      process.stderr.write('concurrency: the engine reports no "microbatch" in /health: ran the default decode mode only\n');
-      return;
-    }
+    if (off && !engineHasMicrobatch) return; // logged once, at the end
     const mode = off ? NO_MICROBATCH : 'default';
     const chain = await startChain(model, ranges, extra, { ...opts, perRankArgs: (i) => (off && i === 0 ? [NO_MICROBATCH] : []) });
     try {
@@ -138,6 +137,25 @@ function streams(port: number, prompts: string[], body: Record<string, unknown>,
   return Promise.all(
     prompts.map((p, i) => completeStream(port, p, { body: { ...body }, signal: o.signal?.(i), onToken: (c) => o.onToken?.(i, c.probs.length) })),
   );
+}
+
+/**
+ * Separate streams: the first four start together; once each has generated 2 tokens the rest are sent, so their
+ * prefill runs in the same steps as the first four's decode.
+ */
+async function staggered(port: number, prompts: string[], body: Record<string, unknown>): Promise<StreamedCompletion[]> {
+  const counts = [0, 0, 0, 0];
+  let decoding!: () => void;
+  const started = new Promise<void>((r) => (decoding = r));
+  const first = streams(port, prompts.slice(0, 4), body, {
+    onToken: (i, n) => {
+      counts[i] = n;
+      if (counts.every((k) => k >= 2)) decoding();
+    },
+  });
+  await Promise.race([started, first]);
+  const rest = streams(port, prompts.slice(4), body);
+  return [...(await first), ...(await rest)];
 }
 
 before(async () => {
@@ -251,6 +269,22 @@ describe('concurrency with separate clients (qwen2 tied Q8_0, 3 ranks, -np 4)', 
     } finally {
       await stock.stop();
     }
+  });
+
+  test('8 concurrent streams on -np 8, 2 ranks, the last 4 (longer prompts) sent while the first 4 decode: each exact vs stock alone', { timeout: 600_000 }, async () => {
+    const flags = ['-np', '8', '-c', '2048'];
+    const prompts = [...SHORT.slice(0, 4), ...SHORT.slice(4).map((p, i) => `${p} ${SHORT[i]!}`)];
+    const want = await stockAlone(model, prompts, BODY);
+    const stock = await startStock(model, flags);
+    try {
+      compareAll(want, await staggered(stock.port, prompts, BODY), 'premise: stock -np 8, staggered clients, vs stock alone');
+    } finally {
+      await stock.stop();
+    }
+    await inEachMode(model, [[0, 2], [2, 5]], flags, async (chain, mode) => {
+      const worst = compareAll(want, await staggered(chain.port, prompts, BODY), `${mode} staggered streams vs stock alone`);
+      process.stderr.write(`concurrency staggered 8 streams [${mode}]: max |dlogprob| ${worst}\n`);
+    });
   });
 
   test('4 concurrent streams, one client disconnects mid-stream: the others complete exactly, its slot is freed', { timeout: 600_000 }, async () => {
