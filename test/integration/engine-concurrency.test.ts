@@ -249,8 +249,14 @@ for (const c of exactCases) {
             const matched = got.map((g, i) => {
               if (agrees(grouped[i]!, g)) return 'grouped';
               if (agrees(alone[i]!, g)) return 'alone';
-              const d = (w: Completion) => maxLogprobDelta(w, g);
-              assert.fail(`${what} #${i} is identical to neither stock answer (max |dlogprob| ${d(grouped[i]!)} vs stock grouped, ${d(alone[i]!)} vs stock alone; tokens ${g.probs.map((p) => p.id).join(',')} vs ${grouped[i]!.probs.map((p) => p.id).join(',')})`);
+              const why = (w: Completion) => {
+                try {
+                  return assertSameCompletion(w, g, TOL, 'first difference');
+                } catch (e) {
+                  return `${(e as Error).message.split('\n')[0]}; max |dlogprob| ${maxLogprobDelta(w, g)}`;
+                }
+              };
+              assert.fail(`${what} #${i} is identical to neither stock answer: vs stock grouped: ${why(grouped[i]!)}; vs stock alone: ${why(alone[i]!)}`);
             });
             ref = `stock grouped or alone (${matched.join(' ')})`;
           }
