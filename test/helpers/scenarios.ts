@@ -72,26 +72,62 @@ export async function chat(port: number, stream: boolean, content = 'Write one s
   return out;
 }
 
+export interface StreamOptions {
+  /** Request fields over the defaults (greedy, n_predict 32, n_probs 5, the ASCII grammar). */
+  body?: Record<string, unknown>;
+  /** Aborts the request (a client that disconnects): the stream then ends with what had arrived. */
+  signal?: AbortSignal;
+  /** Called after each token arrives, with the completion so far. */
+  onToken?: (sofar: StreamedCompletion) => void;
+}
+
+export interface StreamedCompletion extends Completion {
+  /** An error event's message (the server reports a failure mid-stream as `error: {...}`), if any. */
+  error?: string;
+  /** True when the client aborted the request through `signal`. */
+  aborted?: boolean;
+}
+
 /** /completion with stream: true; returns the concatenated text and the per-token probabilities. */
-export async function completeStream(port: number, prompt = PROMPTS[1]!): Promise<Completion> {
+export async function completeStream(port: number, prompt = PROMPTS[1]!, o: StreamOptions = {}): Promise<StreamedCompletion> {
   const r = await fetch(`http://127.0.0.1:${port}/completion`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt, temperature: 0, n_predict: 32, n_probs: 5, stream: true, grammar: ASCII_GRAMMAR }),
+    body: JSON.stringify({ prompt, temperature: 0, n_predict: 32, n_probs: 5, stream: true, grammar: ASCII_GRAMMAR, ...o.body }),
+    signal: o.signal,
   });
-  const text = await r.text();
-  if (r.status !== 200) throw new Error(`stream HTTP ${r.status}: ${text}`);
-  const out: Completion = { content: '', tokens: [], probs: [] };
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('data: ')) continue;
+  if (r.status !== 200) throw new Error(`stream HTTP ${r.status}: ${await r.text()}`);
+  const out: StreamedCompletion = { content: '', tokens: [], probs: [] };
+  const take = (line: string) => {
+    if (line.startsWith('error: ')) {
+      out.error = line.slice(7);
+      return;
+    }
+    if (!line.startsWith('data: ')) return;
     const d = JSON.parse(line.slice(6)) as {
       content?: string;
+      error?: { message?: string };
       completion_probabilities?: { id: number; logprob: number; top_logprobs: { id: number; logprob: number }[] }[];
     };
+    if (d.error) out.error = d.error.message ?? JSON.stringify(d.error);
     out.content += d.content ?? '';
     for (const p of d.completion_probabilities ?? []) {
       out.probs.push({ id: p.id, logprob: p.logprob, top: p.top_logprobs.map((t) => ({ id: t.id, logprob: t.logprob })) });
     }
+    if (d.completion_probabilities?.length) o.onToken?.(out);
+  };
+  let buf = '';
+  try {
+    for await (const chunk of r.body!) {
+      buf += Buffer.from(chunk as Uint8Array).toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      lines.forEach(take);
+    }
+    take(buf);
+  } catch (e) {
+    if (!o.signal?.aborted) throw e;
+    out.aborted = true;
   }
   return out;
 }
