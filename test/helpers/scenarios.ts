@@ -25,6 +25,18 @@ export async function parallel(port: number, nPredict = 32): Promise<ScenarioRes
   return { name: 'parallel', completions: await completeMany(port, PROMPTS, { n_predict: nPredict }) };
 }
 
+/**
+ * The reference for `parallel` on a chain with micro-batched decode (the default): the same four prompts, each
+ * answered alone. A chain splits a step of several sequences into one micro-batch per sequence, so each sequence
+ * sees stock's single-sequence kernels, where stock's own answers to the prompts sent together may differ
+ * (batched kernels) by ~1e-4.
+ */
+export async function parallelAlone(port: number, nPredict = 32): Promise<ScenarioResult> {
+  const out: Completion[] = [];
+  for (const prompt of PROMPTS) out.push(await complete(port, { prompt, n_predict: nPredict }));
+  return { name: 'parallel', completions: out };
+}
+
 /** A, then A + answer + follow-up (prompt-cache reuse), then B, then A again. */
 export async function multiTurn(port: number, nPredict = 24): Promise<ScenarioResult> {
   const a = PROMPTS[0]!;
