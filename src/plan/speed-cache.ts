@@ -139,8 +139,8 @@ export function recordsFromChainStats(
 /** The measured links with `fresh` replacing those between the same two nodes (either way). */
 export function mergeLinks(old: readonly LinkRecord[], fresh: readonly LinkRecord[]): LinkRecord[] {
   const k = (l: LinkRecord) => [l.from, l.to].sort().join('\u0000');
-  const keys = new Set(fresh.map(k));
-  return [...old.filter((l) => !keys.has(k(l))), ...fresh];
+  const latest = new Map(fresh.map((l) => [k(l), l]));
+  return [...old.filter((l) => !latest.has(k(l))), ...latest.values()];
 }
 
 /** A link's one-way latency, measured either way; undefined where never measured. */

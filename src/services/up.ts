@@ -216,6 +216,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
         run.fatal,
       ]);
       emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
+      // The chain timing of the whole answer, however short it was against the sampling interval.
+      if (prediction) await run.checkHealth();
       // The head's own decode timing: the same measure the prediction was calibrated on.
       if (prediction && r.decodeTokensPerSecond) {
         emit({ kind: 'info', message: `decode: measured ${r.decodeTokensPerSecond.toFixed(1)} tok/s, predicted ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s` });
