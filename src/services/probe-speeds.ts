@@ -92,7 +92,9 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
     {
       model: req.model,
       nodes: specs,
-      llamaServer: binary,
+      // Not given: `up` provisions each remote node as it would for a run (its own copy or build), and the devices
+      // are listed by that copy.
+      ...(req.llamaServer ? { llamaServer: req.llamaServer } : {}),
       split,
       apiPort: await getPort({ host: '127.0.0.1' }),
       stagePortBase: req.stagePortBase ?? 47100,
