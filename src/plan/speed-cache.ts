@@ -64,10 +64,12 @@ export const modelKey = (path: string, bytes: number): string => `${path} (${byt
  * full speed and the quota stays a separate bound that applies to every split alike.
  *
  * Prefill: the engine times each rank's compute on decode tokens only, so the prompt's time is known for the chain as a
- * whole (the head's timings). It is shared over the nodes in proportion to their decode time for the same bytes, and
- * on a node under a quota over its share (a prompt is one long burst, which a quota stalls throughout): one factor
- * from decode to prefill for the run, right for nodes of one kind (CPUs); a GPU's factor differs, and its prefill
- * prediction is then rough.
+ * whole (the head's timings). It is shared over the nodes in proportion to their decode time for the same bytes as
+ * measured in this run, stalls included: one factor from decode to prefill for the run, right for nodes of one kind
+ * (CPUs; a GPU's factor differs, and its prefill prediction is then rough). Stalls included because a quota slows a
+ * node less than 1/share where the machine's other load already keeps it under a core (a shared host): the
+ * measured slowdown of its decode is what its prompt saw too (dividing by the share predicted prefill 2x too fast on
+ * such a host).
  */
 export function recordsFromChainStats(
   info: ModelInfo,
@@ -101,6 +103,7 @@ export function recordsFromChainStats(
     byNode.set(r.node, e);
   }
   const spb = new Map([...byNode].map(([node, e]) => [node, e.ms.reduce((a, b) => a + b, 0) / 1000 / e.bytes]));
+  const measuredSpb = new Map([...byNode].map(([node, e]) => [node, e.measuredMs.reduce((a, b) => a + b, 0) / 1000 / e.bytes]));
   const links = ranks.length > 1 ? (extra.linkSeconds ?? []) : [];
   const measuredLinks = links.filter((x): x is number => x !== undefined);
   const hop = ranks.length > 1 && stats.hopMs >= 0 ? { hopSeconds: stats.hopMs / 1000 } : {};
@@ -111,7 +114,7 @@ export function recordsFromChainStats(
   // Prefill: the prompt's time less its link crossings, over the decode-equivalent time of its tokens.
   let factor: number | undefined;
   if (extra.prompt && extra.prompt.tokens > 0 && extra.prompt.ms > 0) {
-    const decodeEquivalent = ranks.reduce((a, r) => a + layerBytes(info, r.layerStart, r.layerEnd) * (spb.get(r.node) ?? 0) / (shareOf(r.node) ?? 1), 0);
+    const decodeEquivalent = ranks.reduce((a, r) => a + layerBytes(info, r.layerStart, r.layerEnd) * (measuredSpb.get(r.node) ?? 0), 0);
     const linkS = ranks.length > 1 ? ranks.length * ((overhead.hopOverheadSeconds ?? 0) + (measuredLinks.length ? measuredLinks.reduce((a, b) => a + b, 0) / measuredLinks.length : (hop.hopSeconds ?? 0))) : 0;
     const perToken = Math.max(0, extra.prompt.ms / 1000 - linkS) / extra.prompt.tokens;
     if (decodeEquivalent > 0 && perToken > 0) factor = perToken / decodeEquivalent;
@@ -127,7 +130,7 @@ export function recordsFromChainStats(
       ...(e.output !== undefined ? { outputSeconds: e.output } : {}),
       ...hop,
       ...overhead,
-      ...(factor !== undefined ? { prefillSecondsPerByte: (factor * spb.get(node)!) / (shareOf(node) ?? 1) } : {}),
+      ...(factor !== undefined ? { prefillSecondsPerByte: factor * measuredSpb.get(node)! } : {}),
       ...(quota !== undefined ? { cpuQuotaCores: quota, threads } : {}),
       measuredAt: key.at,
       layers: e.layers.join(','),

@@ -110,10 +110,10 @@ describe('calibration records', () => {
     assert.equal(slow.computeMsPerToken, 60); // what was measured stays on record
     assert.equal(slow.cpuQuotaCores, 0.33);
     close(a.hopOverheadSeconds!, 0.0005 - 0.0002, 'overhead: the mean hop less the mean link');
-    // Prefill: (2 s - 2 links x (overhead + mean link)) / 100 tokens, over a's 9 ms and slow's 33 ms / 0.33.
-    const factor = ((2 - 2 * 0.0005) / 100) / (0.009 + 0.033 / 0.33);
+    // Prefill: (2 s - 2 links x (overhead + mean link)) / 100 tokens, over a's 9 ms and slow's 60 ms as measured.
+    const factor = ((2 - 2 * 0.0005) / 100) / (0.009 + 0.06);
     close(a.prefillSecondsPerByte!, (factor * 9e-3) / (900 * MB), 'a prefill');
-    close(slow.prefillSecondsPerByte!, (factor * 33e-3) / (900 * MB) / 0.33, 'slow prefill, over its share');
+    close(slow.prefillSecondsPerByte!, (factor * 60e-3) / (900 * MB), 'slow prefill, its stalls as measured');
     assert.deepEqual(nodeSpeedOf(slow), { secondsPerByte: slow.secondsPerByte, prefillSecondsPerByte: slow.prefillSecondsPerByte, cpuShare: 0.33 });
   });
 
