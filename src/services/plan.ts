@@ -29,8 +29,6 @@ export interface PlanRequest {
   readonly speeds?: readonly SpeedRecord[];
   /** Measured links (default: the cache). */
   readonly links?: readonly LinkRecord[];
-  /** Added to every link's cost (bench's emulated link latency). */
-  readonly extraLinkSeconds?: number;
 }
 
 export interface PlanResult {
@@ -78,7 +76,7 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   const measured = names?.map((n) => lookupSpeed(records, n, key));
   const known = measured?.every((r) => r !== undefined) ? (measured as SpeedRecord[]) : undefined;
   // Each link: its measured latency plus the hop overhead (or, never measured, the head's mean hop).
-  const hopSeconds = known && names ? chainLinkSeconds(names, known, req.links ?? (await readLinks())).map((s) => s + (req.extraLinkSeconds ?? 0)) : 0;
+  const hopSeconds = known && names ? chainLinkSeconds(names, known, req.links ?? (await readLinks())) : 0;
   const speedOf = nodeSpeedOf;
   const objective = runtime.parallel > 1 ? 'stage' : 'token';
   let plan: Plan;
