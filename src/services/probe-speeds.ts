@@ -34,7 +34,7 @@ export interface ProbeRequest {
   readonly runDir?: string;
   readonly nodeCacheDir?: string;
   readonly stagePortBase?: number;
-  /** Tokens the calibration decodes. */
+  /** Tokens the calibration decodes (default CALIBRATION_TOKENS). */
   readonly tokens?: number;
   readonly emit: Emit;
   readonly signal: AbortSignal;
@@ -51,12 +51,15 @@ export interface ProbeResult {
 }
 
 const PROMPT = 'The history of the Roman Empire begins';
-// A longer prompt for the prefill timing (a few words is too short a batch to be typical): about 90 tokens a copy.
+// Long enough to average over a shared host's swings in load: 64 tokens (about 10 s here) measured 5.5 tok/s in a busy
+// moment where bench then measured 7.8 on every split (a 42% miss from one sample).
+const CALIBRATION_TOKENS = 192;
+// A longer prompt for the prefill timing (a few words is too short a batch to be typical): some 50 tokens a copy.
 const PARAGRAPH =
   'Rome grew from a small town on the Tiber into an empire that ruled the Mediterranean world. Its roads, laws and ' +
   'cities outlasted its emperors, and its language became the root of many others spoken today across Europe. ';
 const calibrationPrompt = (ctx: number, tokens: number): string => {
-  const copies = Math.max(0, Math.min(4, Math.floor((ctx - tokens - 64) / 100)));
+  const copies = Math.max(0, Math.min(4, Math.floor((ctx - tokens - 64) / 60)));
   return PARAGRAPH.repeat(copies) + PROMPT;
 };
 
@@ -69,7 +72,7 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
   const first = await planModel({ model: req.model, nodes: specs, runtime: { ctx: req.ctx }, speeds: [] });
   const ranges = first.plan.nodes.map((n) => ({ node: nodeName(specs[n.index]!), layerStart: n.layerStart, layerEnd: n.layerEnd }));
   const split = ranges.map((r) => `${r.layerStart}:${r.layerEnd}`).join(',');
-  req.emit({ kind: 'info', message: `probe: a calibration run of ${req.tokens ?? 64} tokens on layers ${split}` });
+  req.emit({ kind: 'info', message: `probe: a calibration run of ${req.tokens ?? CALIBRATION_TOKENS} tokens on layers ${split}` });
 
   const bus = new EventBus();
   bus.subscribe((e) => (e.kind === 'info' || e.kind === 'node-phase' || e.kind === 'error' || e.kind === 'rank-exited' ? req.emit(e) : undefined));
@@ -81,7 +84,7 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
   let failure: unknown;
   const ready = async ({ apiUrl }: { apiUrl: string }) => {
     try {
-      measuredRun = await calibrate(apiUrl, calibrationPrompt(req.ctx, req.tokens ?? 64), req.tokens ?? 64, ac.signal);
+      measuredRun = await calibrate(apiUrl, calibrationPrompt(req.ctx, req.tokens ?? CALIBRATION_TOKENS), req.tokens ?? CALIBRATION_TOKENS, ac.signal);
     } catch (err) {
       failure = err;
     } finally {
@@ -99,7 +102,7 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
       apiPort: await getPort({ host: '127.0.0.1' }),
       stagePortBase: req.stagePortBase ?? 47100,
       runtime: { ctx: req.ctx, parallel: 1, ...(req.threads !== undefined ? { threads: req.threads, threadsBatch: req.threads } : {}) },
-      maxTokens: req.tokens ?? 64,
+      maxTokens: req.tokens ?? CALIBRATION_TOKENS,
       readyTimeoutSeconds: 600,
       ...(req.sshConfig ? { sshConfig: req.sshConfig } : {}),
       ...(req.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
