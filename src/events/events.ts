@@ -48,6 +48,11 @@ export type RelayEvent =
   | { kind: 'requests'; total: number; active: number; failed: number }
   /** The head's per-token chain timing (its /health `chain`), sampled by supervision. */
   | { kind: 'chain-stats'; ranks: readonly { rank: number; computeMsPerToken: number }[]; hopMs: number; roundTripMsPerToken: number; tokens: number }
+  /**
+   * The chain's decode against the plan's prediction: before launch (measured absent), then as the head's chain timing
+   * comes in (measured: its time per decoded token over `tokens` tokens, plus the head's calibrated output part).
+   */
+  | { kind: 'decode-vs-predicted'; predictedDecodeTps: number; predictedPrefillTps?: number; measuredDecodeTps?: number; tokens?: number }
   /** One generation the API served, from llama-server's own timings; ttftMs: request to first token. */
   | { kind: 'generation-served'; api: 'ollama' | 'openai' | 'llama'; promptTokens: number; outputTokens: number; ttftMs?: number }
   | { kind: 'log'; rank: number; node: string; stream: 'stdout' | 'stderr'; line: string }

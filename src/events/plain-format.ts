@@ -27,6 +27,12 @@ const formatters: Formatters = {
   'api-listening': (e) => `API listening on ${e.url}${e.model ? ` (model ${e.model})` : ''}`,
   requests: (e, o) => (o.verbose ? `requests: ${e.total} total, ${e.active} active, ${e.failed} failed` : null),
   'chain-stats': () => null, // /metrics and the hop-time rows show it
+  'decode-vs-predicted': (e, o) =>
+    e.measuredDecodeTps === undefined
+      ? `predicted decode: ${e.predictedDecodeTps.toFixed(1)} tok/s${e.predictedPrefillTps !== undefined ? `, prefill ${e.predictedPrefillTps.toFixed(1)} tok/s` : ''} (from the speeds measured on these nodes)`
+      : o.verbose
+        ? `decode: measured ${e.measuredDecodeTps.toFixed(1)} tok/s over ${e.tokens ?? 0} tokens (chain timing), predicted ${e.predictedDecodeTps.toFixed(1)} tok/s`
+        : null,
   'generation-served': (e, o) => (o.verbose ? `served ${e.api}: ${e.promptTokens} tokens in, ${e.outputTokens} out` : null),
   log: (e, o) => (o.verbose ? `[rank ${e.rank} ${e.node}] ${e.line}` : null),
   'rank-exited': (e) =>

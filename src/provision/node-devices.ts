@@ -98,9 +98,23 @@ export interface NodeDevices {
   readonly memory?: MemoryFigures;
   /** Bytes the node's cgroup still allows, when it has a limit. */
   readonly cgroupHeadroom?: number;
+  /** The CPU time its cgroup allows, in cores (a quota per period), when it has a limit. */
+  readonly cpuQuotaCores?: number;
 }
 
-const SECTIONS = ['os', 'devices', 'meminfo', 'memsize', 'vmstat', 'cglimit', 'cgusage'] as const;
+/**
+ * A cgroup's CPU quota in cores: v1 `cpu.cfs_quota_us` then `cpu.cfs_period_us` (quota -1: none), or v2 `cpu.max`
+ * ("33000 100000"; "max 100000": none).
+ */
+export function parseCpuQuota(text: string): number | undefined {
+  const nums = text.trim().split(/\s+/);
+  if (nums.length < 2) return undefined;
+  const [quota, period] = nums as [string, string];
+  if (!/^\d+$/.test(quota) || !/^\d+$/.test(period) || Number(period) === 0) return undefined;
+  return Number(quota) / Number(period);
+}
+
+const SECTIONS = ['os', 'devices', 'meminfo', 'memsize', 'vmstat', 'cglimit', 'cgusage', 'cpuquota'] as const;
 type Section = (typeof SECTIONS)[number];
 const MARK = '@@llama-relay-devices';
 
@@ -114,6 +128,10 @@ export const DEVICES_SCRIPT = [
   'm vmstat; vm_stat 2>/dev/null',
   'm cglimit; cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null',
   'm cgusage; cat /sys/fs/cgroup/memory.current 2>/dev/null || cat /sys/fs/cgroup/memory/memory.usage_in_bytes 2>/dev/null',
+  // The cpu controller's group of this shell (ranks started the same way inherit it): v1 under cpu/ or cpu,cpuacct/, else v2.
+  'm cpuquota; g=$(sed -n "s/^[0-9]*:\\([^:]*,\\)*cpu\\(,[^:]*\\)*:\\(.*\\)$/\\3/p" /proc/self/cgroup 2>/dev/null | head -n 1)',
+  'for d in /sys/fs/cgroup/cpu /sys/fs/cgroup/cpu,cpuacct; do [ -n "$g" ] && [ -r "$d$g/cpu.cfs_quota_us" ] && { cat "$d$g/cpu.cfs_quota_us" "$d$g/cpu.cfs_period_us"; g=; }; done',
+  'u=$(sed -n "s/^0:://p" /proc/self/cgroup 2>/dev/null); [ -n "$u" ] && [ -r "/sys/fs/cgroup$u/cpu.max" ] && cat "/sys/fs/cgroup$u/cpu.max"',
   'exit 0',
 ].join('\n');
 
@@ -133,7 +151,14 @@ export function parseDevicesProbe(stdout: string): NodeDevices {
   const devices = parseListDevices(parts.devices ?? '');
   const memory = os === 'Darwin' ? parseDarwinMemory(parts.memsize ?? '', parts.vmstat ?? '') : parseMeminfo(parts.meminfo ?? '');
   const headroom = cgroupHeadroom(parts.cglimit ?? '', parts.cgusage ?? '');
-  return { os, ...(devices ? { devices } : {}), ...(memory ? { memory } : {}), ...(headroom !== undefined ? { cgroupHeadroom: headroom } : {}) };
+  const quota = parseCpuQuota(parts.cpuquota ?? '');
+  return {
+    os,
+    ...(devices ? { devices } : {}),
+    ...(memory ? { memory } : {}),
+    ...(headroom !== undefined ? { cgroupHeadroom: headroom } : {}),
+    ...(quota !== undefined ? { cpuQuotaCores: quota } : {}),
+  };
 }
 
 /** Bytes of RAM a rank may plan on: what is available now, capped by the node's cgroup limit. */

@@ -137,7 +137,8 @@ export class ClusterRun {
   }
 
   private healthy = true;
-  private async checkHealth(): Promise<void> {
+  /** Samples the head's health and chain timing now (also every few seconds while the run lasts). */
+  async checkHealth(): Promise<void> {
     if (!this.apiUrl || this.stopping) return;
     const h = await headHealth(this.apiUrl);
     // the engine times every decode token: each worker's hop cost into it, once tokens have flowed

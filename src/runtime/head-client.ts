@@ -46,7 +46,14 @@ export interface CompletionResult {
   seconds: number;
   /** Decode tok/s as the head timed it (llama-server's `timings.predicted_per_second` on the last frame). */
   decodeTokensPerSecond?: number;
+  /** The prompt's processing as the head timed it (`timings.prompt_ms`, `prompt_n`). */
+  prompt?: { ms: number; tokens: number };
 }
+
+const promptTiming = (frame: { timings?: { prompt_ms?: number; prompt_n?: number } }): { prompt: { ms: number; tokens: number } } | Record<string, never> => {
+  const t = frame.timings;
+  return typeof t?.prompt_ms === 'number' && typeof t.prompt_n === 'number' && t.prompt_n > 0 ? { prompt: { ms: t.prompt_ms, tokens: t.prompt_n } } : {};
+};
 
 const decodeRate = (frame: { timings?: { predicted_per_second?: number } }): { decodeTokensPerSecond: number } | Record<string, never> => {
   const v = frame.timings?.predicted_per_second;
@@ -73,14 +80,14 @@ export async function streamCompletion(
   let text = '';
   let tokens = 0;
   for await (const data of sseData(res.body)) {
-    const frame = JSON.parse(data) as { content?: string; stop?: boolean; error?: { message?: string }; timings?: { predicted_per_second?: number } };
+    const frame = JSON.parse(data) as { content?: string; stop?: boolean; error?: { message?: string }; timings?: { predicted_per_second?: number; prompt_ms?: number; prompt_n?: number } };
     if (frame.error) throw new ExternalError(`generation failed on the chain: ${frame.error.message ?? 'unknown error'}`);
     if (frame.content) {
       text += frame.content;
       tokens++;
       onToken(frame.content);
     }
-    if (frame.stop) return { text, tokens, seconds: (performance.now() - t0) / 1000, ...decodeRate(frame) };
+    if (frame.stop) return { text, tokens, seconds: (performance.now() - t0) / 1000, ...decodeRate(frame), ...promptTiming(frame) };
   }
   throw new ExternalError('the head closed the stream before the generation finished (a rank may have died)');
 }

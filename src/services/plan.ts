@@ -9,10 +9,10 @@ import { parseNodeList, type NodeSpec } from '../plan/node-spec.js';
 import { calculatePlan, planRanges, type Plan, type PlanNodeInput } from '../plan/planner.js';
 import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { stat } from 'node:fs/promises';
-import { lookupSpeed, modelKey, type SpeedRecord } from '../plan/speed-cache.js';
+import { chainLinkSeconds, lookupSpeed, modelKey, nodeSpeedOf, type LinkRecord, type SpeedRecord } from '../plan/speed-cache.js';
 import { planOnSpeed, withPrediction } from '../plan/speed-planner.js';
 import { isLocalSpec, nodeName } from '../runtime/node-transports.js';
-import { readDevices, readSpeeds } from './speed-store.js';
+import { readDevices, readLinks, readSpeeds } from './speed-store.js';
 import { nodeBudget } from '../provision/node-devices.js';
 
 export interface PlanRequest {
@@ -27,6 +27,8 @@ export interface PlanRequest {
   readonly layersPerNode?: string;
   /** Measured speeds (default: the cache, services/speed-store.ts); [] plans without them. */
   readonly speeds?: readonly SpeedRecord[];
+  /** Measured links (default: the cache). */
+  readonly links?: readonly LinkRecord[];
 }
 
 export interface PlanResult {
@@ -43,8 +45,6 @@ export async function loadModelInfo(input: string, roots: readonly string[] = []
   const gguf = await loadGgufModel(model.ggufPath);
   return { model, info: modelInfo(gguf.metadata, gguf.tensors) };
 }
-
-const speedOf = (r: SpeedRecord) => ({ secondsPerByte: r.secondsPerByte, ...(r.outputSeconds !== undefined ? { outputSeconds: r.outputSeconds } : {}) });
 
 export async function planModel(req: PlanRequest): Promise<PlanResult> {
   let inputs: PlanNodeInput[];
@@ -75,8 +75,9 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
   const key = modelKey(model.ggufPath, (await stat(model.ggufPath)).size);
   const measured = names?.map((n) => lookupSpeed(records, n, key));
   const known = measured?.every((r) => r !== undefined) ? (measured as SpeedRecord[]) : undefined;
-  const hops = known?.flatMap((r) => (r.hopSeconds !== undefined ? [r.hopSeconds] : [])) ?? [];
-  const hopSeconds = hops.length ? hops.reduce((a, b) => a + b, 0) / hops.length : 0;
+  // Each link: its measured latency plus the hop overhead (or, never measured, the head's mean hop).
+  const hopSeconds = known && names ? chainLinkSeconds(names, known, req.links ?? (await readLinks())) : 0;
+  const speedOf = nodeSpeedOf;
   const objective = runtime.parallel > 1 ? 'stage' : 'token';
   let plan: Plan;
   if (manual) {

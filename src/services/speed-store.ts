@@ -5,7 +5,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { localCacheRoot } from '../provision/local-engine.js';
 import type { NodeDevices } from '../provision/node-devices.js';
-import { mergeRecords, type SpeedRecord } from '../plan/speed-cache.js';
+import { mergeLinks, mergeRecords, type LinkRecord, type SpeedRecord } from '../plan/speed-cache.js';
 
 /** LLAMA_RELAY_SPEED_CACHE names another file (tests keep theirs apart from the user's). */
 export const speedFile = (): string => process.env.LLAMA_RELAY_SPEED_CACHE ?? join(localCacheRoot(), 'speeds.json');
@@ -14,6 +14,8 @@ interface CacheFile {
   records: SpeedRecord[];
   /** By node name: what it reported at its last probe. */
   devices: Record<string, NodeDevices & { probedAt: string }>;
+  /** Each link's one-way latency, measured between two nodes. */
+  links: LinkRecord[];
 }
 
 async function readCache(file: string): Promise<CacheFile> {
@@ -22,9 +24,10 @@ async function readCache(file: string): Promise<CacheFile> {
     return {
       records: Array.isArray(v.records) ? v.records.filter((r) => typeof r.node === 'string' && r.secondsPerByte > 0) : [],
       devices: v.devices && typeof v.devices === 'object' ? v.devices : {},
+      links: Array.isArray(v.links) ? v.links.filter((l) => typeof l.from === 'string' && typeof l.to === 'string' && l.oneWaySeconds >= 0) : [],
     };
   } catch {
-    return { records: [], devices: {} };
+    return { records: [], devices: {}, links: [] };
   }
 }
 
@@ -44,10 +47,14 @@ export async function readDevices(file = speedFile()): Promise<Record<string, No
   return (await readCache(file)).devices;
 }
 
-export async function saveSpeeds(fresh: readonly SpeedRecord[], file = speedFile()): Promise<void> {
-  if (!fresh.length) return;
+export async function readLinks(file = speedFile()): Promise<LinkRecord[]> {
+  return (await readCache(file)).links;
+}
+
+export async function saveSpeeds(fresh: readonly SpeedRecord[], links: readonly LinkRecord[] = [], file = speedFile()): Promise<void> {
+  if (!fresh.length && !links.length) return;
   const c = await readCache(file);
-  await writeCache(file, { ...c, records: mergeRecords(c.records, fresh) });
+  await writeCache(file, { ...c, records: mergeRecords(c.records, fresh), links: mergeLinks(c.links, links) });
 }
 
 export async function saveDevices(byNode: Readonly<Record<string, NodeDevices>>, file = speedFile()): Promise<void> {

@@ -79,8 +79,22 @@ export interface UpOptions {
   /** Extra environment for every rank (tests use it to steer fixtures). */
   rankEnv?: Readonly<Record<string, string>>;
   extraArgs?: readonly string[];
+  /**
+   * Called once every node holds what its ranks run, before they start (plan --probe asks each node's own engine
+   * for its devices here, and times the links): per rank, its node, the provisioned llama-server there and the
+   * address its stage binds.
+   */
+  onProvisioned?: (ranks: readonly ProvisionedRank[], signal: AbortSignal) => Promise<void>;
   /** Called once the chain serves (programmatic use: startCluster); up() goes on serving until `signal` aborts. */
   onReady?: (ready: { apiUrl: string; generation: GenerationSettings }) => void;
+}
+
+export interface ProvisionedRank {
+  readonly rank: number;
+  readonly node: string;
+  readonly transport: Transport;
+  readonly binary: string;
+  readonly address: string;
 }
 
 export interface UpResult {
@@ -102,6 +116,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const transports = nodeTransports(specs, settings);
   let run: ClusterRun | undefined;
   let proxy: ApiProxy | undefined;
+  let unwatch: (() => void) | undefined;
   const tunnels: Forward[] = [];
   try {
     const { ranges, modelPath, memory, params, system, placement, prediction, offload } = await layerRanges(o, specs);
@@ -109,7 +124,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     offload?.forEach((g, i) => {
       if (g) emit({ kind: 'info', message: `rank ${i}: ${g.layers} of its layers on ${g.device} (-ngl ${g.layers}), the rest in RAM` });
     });
-    if (prediction) emit({ kind: 'info', message: `predicted decode: ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s (from the speeds measured on these nodes)` });
+    if (prediction) unwatch = watchPrediction(bus, prediction);
     const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ollamaParams: params, system });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
@@ -132,6 +147,10 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       signal,
     });
 
+    await o.onProvisioned?.(
+      specs.map((s, i) => ({ rank: i, node: nodeName(s), transport: transports.get(nodeName(s))!, binary: resources[i]!.binary, address: addresses[i]! })),
+      signal,
+    );
     const head = transports.get(nodeName(specs[0]!))!;
     const stagePorts = await Promise.all(specs.map((s, i) => (transports.get(nodeName(s))!.isLocal ? getPort({ host: '127.0.0.1' }) : o.stagePortBase + i)));
     if (await canConnect('127.0.0.1', o.apiPort)) {
@@ -200,6 +219,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
         run.fatal,
       ]);
       emit({ kind: 'generation-done', tokens: r.tokens, seconds: r.seconds });
+      // The chain timing of the whole answer, however short it was against the sampling interval.
+      if (prediction) await run.checkHealth();
       // The head's own decode timing: the same measure the prediction was calibrated on.
       if (prediction && r.decodeTokensPerSecond) {
         emit({ kind: 'info', message: `decode: measured ${r.decodeTokensPerSecond.toFixed(1)} tok/s, predicted ${prediction.decodeTokensPerSecond.toFixed(1)} tok/s` });
@@ -222,6 +243,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
     control.remove();
     unsubscribeMetrics();
+    unwatch?.();
   }
 }
 
@@ -283,6 +305,24 @@ async function layerRanges(
     params: r.model.params,
     system: r.model.system,
   };
+}
+
+/**
+ * The prediction before launch, then against the chain's decode as the head's chain timing comes in: per token, the
+ * head's layers, the round trip through the workers and links (with any stall of theirs), and the head's output part,
+ * which the chain timing leaves out (the calibrated figure stands in for it). Ends with the bus's subscribers.
+ */
+function watchPrediction(bus: EventBus, p: Prediction): () => void {
+  const predicted = { predictedDecodeTps: p.decodeTokensPerSecond, ...(p.prefillTokensPerSecond !== undefined ? { predictedPrefillTps: p.prefillTokensPerSecond } : {}) };
+  bus.emit({ kind: 'decode-vs-predicted', ...predicted });
+  let seen = 0;
+  return bus.subscribe((e) => {
+    if (e.kind !== 'chain-stats' || e.tokens === seen || e.tokens === 0) return;
+    seen = e.tokens;
+    const head = e.ranks.find((r) => r.rank === 0)?.computeMsPerToken ?? 0;
+    const ms = head + e.roundTripMsPerToken + p.headOutputSeconds * 1000;
+    if (ms > 0) bus.emit({ kind: 'decode-vs-predicted', ...predicted, measuredDecodeTps: 1000 / ms, tokens: e.tokens });
+  });
 }
 
 /** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */

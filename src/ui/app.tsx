@@ -7,6 +7,7 @@ import { ChatTranscript } from './chat-transcript.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FailureRows } from './failure-rows.js';
 import { NodeTable } from './node-table.js';
+import { SpeedLine } from './speed-line.js';
 import { TokenStream } from './token-stream.js';
 
 /** `chat`: the callbacks the prompt line calls (--interactive on a terminal); without them no prompt is shown. */
@@ -26,6 +27,7 @@ export function App({ store, chat }: { store: ClusterStore; chat?: ChatInputCall
           <Text color="cyan">{`building the ${s.engineBuild.variant} llama-server here: ${Math.round(s.engineBuild.progress * 100)}%${s.engineBuild.detail ? ` (${s.engineBuild.detail})` : ''}`}</Text>
         ) : null}
         <NodeTable rows={s.rows} tokensPerSecond={s.tokensPerSecond} />
+        <SpeedLine speed={s.speed} />
         <FailureRows failures={s.failures} />
         {s.chat ? <ChatTranscript turns={s.chat.turns} busy={s.chat.busy} /> : <TokenStream text={s.tokens} />}
         {s.chat?.open && chat ? <ChatPrompt busy={s.chat.busy} onSubmit={chat.onSubmit} onInterrupt={chat.onInterrupt} /> : null}

@@ -49,6 +49,8 @@ export interface ClusterState {
   requests: { total: number; active: number; failed: number };
   /** --interactive only. */
   chat?: ChatState;
+  /** The plan's predicted decode (and prefill) and the chain's measured decode, once tokens flowed. */
+  speed?: { predictedDecodeTps: number; predictedPrefillTps?: number; measuredDecodeTps?: number; tokens?: number };
   /** The engine being built on this machine (until its build ends). */
   engineBuild?: { variant: string; progress: number; detail?: string };
 }
@@ -128,6 +130,10 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
     case 'error': {
       const text = [e.message, ...(e.next ?? []).map((n) => `  - ${n}`)].join('\n');
       return { ...s, finished: [...s.finished, { id: s.finished.length, text, tone: 'error' }] };
+    }
+    case 'decode-vs-predicted': {
+      const { kind: _, ...speed } = e;
+      return { ...s, speed: { ...s.speed, ...speed } };
     }
     case 'chain-stats':
     case 'generation-served':

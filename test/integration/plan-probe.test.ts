@@ -36,17 +36,24 @@ describe('plan --probe, real engine', { timeout: 900_000 }, () => {
     const out = probe.stdout();
     process.stderr.write(`plan --probe:\n${out}\n`);
     assert.match(out, /^Placement: balanced on measured speed$/m);
-    assert.match(out, /^Predicted decode: [\d.]+ tok\/s \(one request: [\d.]+ ms a token = [\d.]+ ms \+ [\d.]+ ms compute \+ 2 hops x [\d.]+ ms\)$/m);
+    assert.match(out, /^Predicted decode: [\d.]+ tok\/s \(one request: [\d.]+ ms a token = [\d.]+ ms \+ [\d.]+ ms compute \+ links [\d.]+ \+ [\d.]+ ms\)$/m);
+    assert.match(out, /^Predicted prefill: [\d.]+ tok\/s \(a 512-token prompt\)$/m);
     assert.match(out, /^ {2}local: CPU only; [\d.]+ GB of [\d.]+ GB RAM available$/m);
     assert.match(out, /^ {2}calibration: layers \d+:\d+,\d+:18 decoded [\d.]+ tok\/s \(measured\)$/m);
     // The budget came from the probed memory (no mem= given).
     assert.match(out, /^Node 1: local Layers: \d+ - 17, Estimated Memory: ~[\d.]+ MB of [\d.]+ GB$/m);
-    const cache = JSON.parse(readFileSync(join(work.path, 'speeds.json'), 'utf8')) as { records: { node: string; binary: string; secondsPerByte: number; outputSeconds?: number; hopSeconds?: number }[] };
+    const cache = JSON.parse(readFileSync(join(work.path, 'speeds.json'), 'utf8')) as {
+      records: { node: string; binary: string; secondsPerByte: number; outputSeconds?: number; hopSeconds?: number; hopOverheadSeconds?: number; prefillSecondsPerByte?: number }[];
+      links: { from: string; to: string; oneWaySeconds: number }[];
+    };
     assert.equal(cache.records.length, 1);
     const rec = cache.records[0]!;
     assert.equal(rec.node, 'local');
     assert.equal(rec.binary, llamaServer);
-    assert.ok(rec.secondsPerByte > 0 && rec.outputSeconds! > 0 && rec.hopSeconds! >= 0, JSON.stringify(rec));
+    assert.ok(rec.secondsPerByte > 0 && rec.outputSeconds! > 0 && rec.hopSeconds! >= 0 && rec.hopOverheadSeconds! >= 0 && rec.prefillSecondsPerByte! > 0, JSON.stringify(rec));
+    // Both links of the ring are loopback on this machine: one record, timed here.
+    assert.deepEqual(cache.links.map((l) => [l.from, l.to]), [['local', 'local']]);
+    assert.ok(cache.links[0]!.oneWaySeconds >= 0, JSON.stringify(cache.links));
     assert.deepEqual(await work.survivors(15_000), []);
 
     // The next plan is instant: from the cache, no run.
@@ -57,19 +64,23 @@ describe('plan --probe, real engine', { timeout: 900_000 }, () => {
     assert.ok(json.plan.prediction!.decodeTokensPerSecond > 0);
     assert.equal(json.speeds?.length, 2);
 
-    // up predicts before launching and reports the decode it measured against it.
+    // up predicts before launching and reports the decode it measured against it, on the one event stream (--json).
     const up = runCli(
       work,
       ['up', m, '--nodes', 'local,local', '--llama-server', llamaServer, '--threads', '1', '--ctx', '1024', '--prompt', 'The history of the Roman Empire', '--raw', '--max-tokens', '64',
-        '--api-port', String(await getPort()), '--run-dir', work.path, '--stage-port-base', String(await stagePortBase(3))],
+        '--json', '--api-port', String(await getPort()), '--run-dir', work.path, '--stage-port-base', String(await stagePortBase(3))],
       env(),
     );
     assert.equal(await up.exit, 0, up.stderr());
-    assert.match(up.stderr(), /placement: balanced on measured speed \(0:\d+,\d+:18\)/);
-    const predicted = /predicted decode: ([\d.]+) tok\/s/.exec(up.stderr());
-    const measured = /decode: measured ([\d.]+) tok\/s, predicted ([\d.]+) tok\/s/.exec(up.stderr());
-    assert.ok(predicted && measured, up.stderr());
-    process.stderr.write(`up: predicted ${predicted[1]} tok/s, measured ${measured[1]} tok/s\n`);
+    const events = up.stdout().trim().split('\n').map((l) => JSON.parse(l) as { kind: string; message?: string; predictedDecodeTps?: number; predictedPrefillTps?: number; measuredDecodeTps?: number; tokens?: number });
+    assert.ok(events.some((e) => e.kind === 'info' && /^placement: balanced on measured speed \(0:\d+,\d+:18\)$/.test(e.message ?? '')), up.stdout());
+    const checks = events.filter((e) => e.kind === 'decode-vs-predicted');
+    assert.ok(checks[0] && checks[0].measuredDecodeTps === undefined && checks[0].predictedDecodeTps! > 0 && checks[0].predictedPrefillTps! > 0, JSON.stringify(checks));
+    const last = checks.at(-1)!;
+    assert.ok(last.measuredDecodeTps! > 0 && last.tokens! > 0 && last.predictedDecodeTps === checks[0]!.predictedDecodeTps, JSON.stringify(checks));
+    const head = events.find((e) => e.kind === 'info' && /^decode: measured [\d.]+ tok\/s, predicted [\d.]+ tok\/s$/.test(e.message ?? ''));
+    assert.ok(head, up.stdout());
+    process.stderr.write(`up: predicted ${last.predictedDecodeTps!.toFixed(1)} tok/s; measured ${last.measuredDecodeTps!.toFixed(1)} tok/s (chain timing, ${last.tokens} tokens), ${head.message}\n`);
     assert.deepEqual(await work.survivors(15_000), []);
   });
 });

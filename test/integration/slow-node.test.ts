@@ -68,13 +68,17 @@ describe('a slow node, real engine over real sshd', { timeout: 1_200_000 }, () =
     assert.match(memory.stdout(), /^Placement: balanced on memory/m);
     const slowBefore = layersOf(memory.stdout(), 1);
 
-    const probe = runCli(work, ['plan', m, ...nodes, '--probe', ...(await common())], env());
+    // No --llama-server: the remote node gets its own provisioned copy, and that copy lists its devices.
+    const probe = runCli(work, ['plan', m, ...nodes, '--probe', ...(await common()).slice(2)], env());
     assert.equal(await probe.exit, 0, probe.stderr());
     process.stderr.write(`memory plan:\n${memory.stdout()}\nplan --probe:\n${probe.stdout()}\n`);
     assert.match(probe.stdout(), /^Placement: balanced on measured speed$/m);
+    assert.match(probe.stdout(), new RegExp(`^ {2}${sshd.alias}: CPU only; `, 'm'));
     const slowAfter = layersOf(probe.stdout(), 1);
     assert.ok(slowAfter < slowBefore, `the slow node keeps ${slowAfter} layers (memory plan: ${slowBefore})`);
-    const cache = JSON.parse(readFileSync(join(work.path, 'speeds.json'), 'utf8')) as { records: { node: string; secondsPerByte: number }[] };
+    const cache = JSON.parse(readFileSync(join(work.path, 'speeds.json'), 'utf8')) as { records: { node: string; secondsPerByte: number; cpuQuotaCores?: number }[] };
+    // The quota the slowed node's processes run under, as its probe read it from its cgroup.
+    assert.equal(cache.records.find((r) => r.node === sshd!.alias)?.cpuQuotaCores, 0.33);
     const spb = Object.fromEntries(cache.records.map((r) => [r.node, r.secondsPerByte]));
     assert.ok(spb[sshd.alias]! > spb.local!, `the slowed node measured slower: ${JSON.stringify(spb)}`);
 

@@ -88,6 +88,15 @@ describe('TUI driven by the real event stream', () => {
     assert.doesNotMatch(f2, /upload/);
   });
 
+  it('shows the predicted decode before launch, then the measured one against it as the chain timing comes in', async () => {
+    const { bus, lastFrame } = mount();
+    plan.forEach(bus.emit);
+    bus.emit({ kind: 'decode-vs-predicted', predictedDecodeTps: 12.34, predictedPrefillTps: 56.7 });
+    assert.match(await waitForContent(lastFrame, /predicted 12\.3/), /decode measured: no tokens yet; predicted 12\.3 tok\/s, prefill 56\.7/);
+    bus.emit({ kind: 'decode-vs-predicted', predictedDecodeTps: 12.34, predictedPrefillTps: 56.7, measuredDecodeTps: 10.05, tokens: 40 });
+    assert.match(await waitForContent(lastFrame, /measured 10\.1/), /decode measured 10\.1 tok\/s \(40 tokens\); predicted 12\.3 tok\/s, prefill 56\.7/);
+  });
+
   it('streams tokens, batching a flood into few renders, and shows tok/s and the API line', async () => {
     const { bus, lastFrame, frames } = mount();
     plan.forEach(bus.emit);

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
 import { formatBytes } from '../../plan/size.js';
 import { PLACEMENT_TEXT } from '../../plan/planner.js';
+import { PREFILL_TOKENS } from '../../plan/speed-model.js';
 import { planModel, type PlanResult } from '../../services/plan.js';
 import { probeSpeeds, type ProbeResult } from '../../services/probe-speeds.js';
 import { formatPlain } from '../../events/plain-format.js';
@@ -40,10 +41,13 @@ export function renderPrediction(r: PlanResult): string[] {
   }
   const d = p.prediction;
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
+  const links = d.hops ? ` + links ${d.linkSeconds.map((s) => `${(s * 1000).toFixed(2)}`).join(' + ')} ms` : '';
+  const bound = d.quotaBound ? `; rank ${d.quotaBound.rank}'s CPU quota allows at most ${(1 / d.quotaBound.seconds).toFixed(1)} tok/s` : '';
   const lines = [
     '',
-    `Predicted decode: ${d.decodeTokensPerSecond.toFixed(1)} tok/s (one request: ${ms(d.tokenSeconds)} a token = ${d.rankSeconds.map(ms).join(' + ')} compute + ${d.hops} hops x ${ms(d.hopSeconds)})`,
+    `Predicted decode: ${d.decodeTokensPerSecond.toFixed(1)} tok/s (one request: ${ms(d.tokenSeconds)} a token = ${d.rankSeconds.map(ms).join(' + ')} compute${links}${bound})`,
   ];
+  if (d.prefillTokensPerSecond !== undefined) lines.push(`Predicted prefill: ${d.prefillTokensPerSecond.toFixed(1)} tok/s (a ${PREFILL_TOKENS}-token prompt)`);
   if (p.alone) {
     lines.push(`Verdict: splitting is predicted slower than running on ${p.alone.node} alone (${d.decodeTokensPerSecond.toFixed(1)} vs ${p.alone.decodeTokensPerSecond.toFixed(1)} tok/s)`);
   }
