@@ -51,8 +51,8 @@ export function predictChains(
         split: ranges.map((r) => `${r.layerStart}:${r.layerEnd}`).join(','),
         promptTokens: m.promptTokens,
         predictedDecodeTps: p.decodeTokensPerSecond,
-        measuredDecodeTps: m.decodeTps.median,
-        error: (m.decodeTps.median - p.decodeTokensPerSecond) / p.decodeTokensPerSecond,
+        measuredDecodeTps: m.perRequestDecodeTps.median,
+        error: (m.perRequestDecodeTps.median - p.decodeTokensPerSecond) / p.decodeTokensPerSecond,
         ...(p.prefillTokensPerSecond !== undefined ? { predictedPrefillTps: p.prefillTokensPerSecond } : {}),
         measuredPrefillTps: m.prefillTps.median,
       });
