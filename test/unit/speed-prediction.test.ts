@@ -164,7 +164,7 @@ describe('bench and the event stream', () => {
   it('bench: each chain split predicted from the cached speeds, the emulated latency on every link, against the measured', () => {
     const info = model({ nLayer: 4, layerWeights: [100, 100, 100, 100].map((x) => x * MB) });
     const spread = (median: number) => ({ median, min: median, max: median, n: 1 });
-    const measurement = (decode: number) => ({ promptTokens: 256, parallel: 1, samples: [], ttftMs: spread(1), prefillTps: spread(50), decodeTps: spread(decode), decodeMsPerToken: 1000 / decode, prefillBytesPerPromptToken: 0, decodeBytesPerToken: 0 });
+    const measurement = (decode: number) => ({ promptTokens: 256, parallel: 1, samples: [], ttftMs: spread(1), prefillTps: spread(50), aggregateDecodeTps: spread(decode), perRequestDecodeTps: spread(decode), decodeMsPerToken: 1000 / decode, prefillBytesPerPromptToken: 0, decodeBytesPerToken: 0 });
     const node = (rank: number, name: string, layers: [number, number]) => ({ rank, node: name, role: rank ? 'worker' : 'head', layers, loadMs: 1, peakRssBytes: 1 });
     const report = {
       model: { path: '/m.gguf', layers: 4, fileBytes: 1, arch: 'llama' },
