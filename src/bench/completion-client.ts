@@ -2,6 +2,7 @@
 // prompt rate from the server's own `timings`, and every token's arrival (for the decode rates, stream-timing.ts).
 // The stream is read by the runtime's one SSE reader.
 import { performance } from 'node:perf_hooks';
+import { freshFetch } from '../runtime/fresh-fetch.js';
 import { ExternalError } from '../errors.js';
 import { sseFields } from '../runtime/sse.js';
 import type { StreamTrace } from './stream-timing.js';
@@ -42,7 +43,7 @@ interface Frame {
 }
 
 export async function tokenize(port: number, content: string, signal?: AbortSignal): Promise<number[]> {
-  const r = await fetch(`http://127.0.0.1:${port}/tokenize`, {
+  const r = await freshFetch(`http://127.0.0.1:${port}/tokenize`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ content, add_special: false }),
@@ -58,7 +59,7 @@ export async function streamCompletion(
   opts: { signal?: AbortSignal; onFirstToken?: (at: number) => void } = {},
 ): Promise<StreamedCompletion> {
   const t0 = performance.now();
-  const r = await fetch(`http://127.0.0.1:${port}/completion`, {
+  const r = await freshFetch(`http://127.0.0.1:${port}/completion`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({

@@ -1,4 +1,5 @@
 // Talks to the head's llama-server HTTP API: health and streamed completions, with errors that never hang.
+import { freshFetch } from './fresh-fetch.js';
 import { ExternalError } from '../errors.js';
 import { sseFields } from './sse.js';
 
@@ -14,7 +15,7 @@ export type Health = { ok: true; chain?: ChainStats } | { ok: false; status: num
 
 export async function headHealth(apiUrl: string, signal?: AbortSignal): Promise<Health> {
   try {
-    const res = await fetch(`${apiUrl}/health`, { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(3000)]) : AbortSignal.timeout(3000) });
+    const res = await freshFetch(`${apiUrl}/health`, { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(3000)]) : AbortSignal.timeout(3000) });
     const body = await res.text();
     if (res.ok) {
       try {
@@ -68,7 +69,7 @@ export async function streamCompletion(
   signal?: AbortSignal,
 ): Promise<CompletionResult> {
   const t0 = performance.now();
-  const res = await fetch(`${apiUrl}/completion`, {
+  const res = await freshFetch(`${apiUrl}/completion`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ ...req.sampling, prompt: req.prompt, n_predict: req.maxTokens, stream: true, cache_prompt: false }),
@@ -108,7 +109,7 @@ export async function streamChat(
   signal?: AbortSignal,
 ): Promise<CompletionResult> {
   const t0 = performance.now();
-  const res = await fetch(`${apiUrl}/v1/chat/completions`, {
+  const res = await freshFetch(`${apiUrl}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ ...req.sampling, messages: req.messages, max_tokens: req.maxTokens, stream: true }),

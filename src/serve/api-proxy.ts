@@ -9,6 +9,7 @@ import type { ChainLimits } from '../ollama-api/options.js';
 import type { LlamaTimings } from '../ollama-api/timings.js';
 import { checkHostOrigin, checkKey, checkTarget, corsHeaders, endToEnd, preflightHeaders, type GuardConfig, type Refusal } from './api-guard.js';
 import { handleOllama } from './ollama-routes.js';
+import { freshFetch } from '../runtime/fresh-fetch.js';
 
 export interface ApiProxy {
   url: string;
@@ -82,7 +83,7 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
     const fallback: ChainLimits = { slotCtx: Math.floor(m.ctx / Math.max(1, m.parallel)), parallel: m.parallel, modelName: m.name };
     if (!base) return Promise.resolve(fallback);
     if (limits?.base !== base) {
-      const value = fetch(`${base}/props`, { signal: AbortSignal.timeout(5000) })
+      const value = freshFetch(`${base}/props`, { signal: AbortSignal.timeout(5000) })
         .then((r) => (r.ok ? (r.json() as Promise<{ default_generation_settings?: { n_ctx?: number } }>) : undefined))
         .then((p) => (p?.default_generation_settings?.n_ctx ? { ...fallback, slotCtx: p.default_generation_settings.n_ctx } : fallback))
         .catch(() => fallback);
@@ -125,7 +126,8 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
       const headers = { ...endToEnd(req.headers, ['host', 'authorization', 'origin', 'referer', 'cookie', 'content-length']), host: u.host, 'content-length': String(body.length) };
       const t0 = performance.now();
       const sniff = !transform && req.method === 'POST' && GENERATION.has(path.split('?')[0]!);
-      const up = http.request({ hostname: u.hostname, port: u.port, path, method: req.method, headers }, (ur) => {
+      // agent: false, one upstream connection per request: a kept-alive one that llama-server is closing fails the request
+      const up = http.request({ hostname: u.hostname, port: u.port, path, method: req.method, headers, agent: false }, (ur) => {
         const status = ur.statusCode ?? 502;
         // llama-server's own CORS answer (it echoes any Origin) never reaches the client; the guard decided above.
         const outHeaders = { ...endToEnd(ur.headers, ['access-control-*', ...(transform ? ['content-length', 'content-type'] : [])]), ...cors };
@@ -255,7 +257,7 @@ export function startApiProxy(o: ApiProxyOptions): Promise<ApiProxy> {
     const base = o.upstream();
     let status = 503;
     try {
-      if (base) status = (await fetch(`${base}/health`, { signal: AbortSignal.timeout(3000) })).status;
+      if (base) status = (await freshFetch(`${base}/health`, { signal: AbortSignal.timeout(3000) })).status;
     } catch {
       status = 503;
     }

@@ -10,6 +10,7 @@ import { parseBody, requireModel, wantsStream, type Body } from '../ollama-api/r
 import { namesModel, type ServedModel } from '../ollama-api/served-model.js';
 import type { LlamaTimings } from '../ollama-api/timings.js';
 import { headErrorMessage, sseData } from '../runtime/head-client.js';
+import { freshFetch } from '../runtime/fresh-fetch.js';
 
 export interface OllamaContext {
   model: ServedModel;
@@ -88,7 +89,7 @@ function safeBody(raw: Buffer): Body {
 async function post(c: OllamaContext, path: string, body: unknown, signal: AbortSignal): Promise<Response> {
   let r: Response;
   try {
-    r = await fetch(`${c.upstream}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+    r = await freshFetch(`${c.upstream}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
   } catch (err) {
     throw new OllamaApiError(502, `the chain's head is unavailable (${(err as Error).message}); a rank may be restarting, retry shortly`);
   }

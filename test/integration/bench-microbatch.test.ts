@@ -49,7 +49,16 @@ test('bench: chain-2-nomb runs the head without micro-batched decode, next to ch
     for (const { args } of carrying(dir)) if (args.includes('--stage-no-microbatch')) switched.add(/--layer-range (\S+)/.exec(args)?.[1] ?? args);
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.equal(await exited, 0, stderr);
+  const code = await exited;
+  // a failed configuration makes bench exit 1: name it (its error is in the report)
+  const failed = (() => {
+    try {
+      return (JSON.parse(readFileSync(json, 'utf8')) as BenchReport).configs.filter((c) => c.error).map((c) => `${c.id}: ${c.error}`);
+    } catch {
+      return [];
+    }
+  })();
+  assert.equal(code, 0, `${stderr}\n${failed.join('\n')}\n${stdout.slice(-2000)}`);
   assert.deepEqual([...switched], ['0:2'], 'only a head (layers 0:2) got --stage-no-microbatch');
 
   const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
