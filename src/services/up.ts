@@ -68,6 +68,8 @@ export interface UpOptions {
   tunnelActivations?: boolean;
   readyTimeoutSeconds: number;
   stageTimeoutSeconds?: number;
+  /** Seconds a request in flight waits for a lost rank to come back before it fails (the head's --stage-resume-timeout). */
+  resumeTimeoutSeconds?: number;
   /** Cache directory on the nodes for provisioned binaries and slices (default: ~/.cache/llama-relay there). */
   nodeCacheDir?: string;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
@@ -151,6 +153,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       api: { ...api, alias: served.name },
       runtime: o.runtime,
       stageTimeoutSeconds: o.stageTimeoutSeconds,
+      ...(o.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: o.resumeTimeoutSeconds } : {}),
       // One name per launch: a restart of a rank in this run stops its stale copy, but another `up` on the same
       // node (another terminal, the same user) never takes this run's ranks for stale ones.
       runName: `lr${o.stagePortBase}-${randomBytes(3).toString('hex')}`,

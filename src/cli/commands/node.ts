@@ -28,6 +28,7 @@ interface Args {
   json: boolean;
   verbose: boolean;
   'ready-timeout': number;
+  'resume-timeout'?: number;
   'run-dir'?: string;
   'rank-env': string[];
 }
@@ -59,6 +60,7 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', default: false })
       .option('verbose', { type: 'boolean', default: false })
       .option('ready-timeout', { type: 'number', default: 600 })
+      .option('resume-timeout', { type: 'number', describe: 'head only: seconds a request in flight waits for a lost rank to come back, then resumes (0: fail at once) [engine default: 60]' })
       .option('run-dir', { type: 'string', hidden: true })
       .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true })
             // Not conflicts(): it counts a boolean's default as given.
@@ -88,6 +90,7 @@ export const nodeCommand: CommandModule<object, Args> = {
             chatLines: output.chatLines,
             maxTokens: a['max-tokens'],
             readyTimeoutSeconds: a['ready-timeout'],
+            ...(a['resume-timeout'] !== undefined ? { resumeTimeoutSeconds: a['resume-timeout'] } : {}),
             runDir: a['run-dir'],
             ...(a['rank-env'].length ? { rankEnv: parseEnvPairs(a['rank-env']) } : {}),
           },

@@ -39,6 +39,7 @@ interface Args {
   'tunnel-activations': boolean;
   'ready-timeout': number;
   'stage-timeout'?: number;
+  'resume-timeout'?: number;
   'run-dir'?: string;
   'node-cache'?: string;
   'provision-lock-timeout': number;
@@ -82,6 +83,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('connect-timeout', { type: 'number', default: 10, describe: 'seconds to wait for each ssh connection' })
       .option('ready-timeout', { type: 'number', default: 600, describe: 'seconds a rank may take to load' })
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
+      .option('resume-timeout', { type: 'number', describe: 'seconds a request in flight waits for a lost rank to come back, then resumes (0: fail at once) [engine default: 60]' })
       .option('node-cache', { type: 'string', describe: 'cache directory on the nodes for provisioned llama-server builds and slices (default: ~/.cache/llama-relay there)' })
       .option('provision-lock-timeout', { type: 'number', default: 1800, describe: 'seconds to wait while another llama-relay provisions the same node cache' })
       .option('run-dir', { type: 'string', hidden: true })
@@ -126,6 +128,7 @@ export const upCommand: CommandModule<object, Args> = {
             tunnelActivations: a['tunnel-activations'],
             readyTimeoutSeconds: a['ready-timeout'],
             stageTimeoutSeconds: a['stage-timeout'],
+            ...(a['resume-timeout'] !== undefined ? { resumeTimeoutSeconds: a['resume-timeout'] } : {}),
             runDir: a['run-dir'],
             nodeCacheDir: a['node-cache'],
             provisionLockTimeoutSeconds: a['provision-lock-timeout'],
