@@ -22,6 +22,8 @@ type Endpoint = 'completion' | 'chat';
 interface Run {
   ids: number[];
   error: string;
+  /** The longest wait between two streamed tokens (ms): the pause a resume costs, reported, never asserted. */
+  longestGapMs: number;
 }
 
 /** One greedy request of N tokens; `onToken(n)` runs as the n-th token arrives (streamed) or is polled (not streamed). */
@@ -50,6 +52,8 @@ async function generate(port: number, endpoint: Endpoint, stream: boolean, onCou
     const r = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const ids: number[] = [];
     let error = '';
+    let last = Date.now();
+    let longestGapMs = 0;
     const take = (d: Record<string, unknown>) => {
       if (d.error) error += JSON.stringify(d.error);
       if (endpoint === 'completion') {
@@ -61,11 +65,11 @@ async function generate(port: number, endpoint: Endpoint, stream: boolean, onCou
     };
     if (!stream) {
       const text = await r.text();
-      if (r.status !== 200) return { ids, error: `HTTP ${r.status}: ${text}` };
+      if (r.status !== 200) return { ids, error: `HTTP ${r.status}: ${text}`, longestGapMs };
       take(JSON.parse(text) as Record<string, unknown>);
-      return { ids, error };
+      return { ids, error, longestGapMs };
     }
-    if (r.status !== 200) return { ids, error: `HTTP ${r.status}: ${await r.text()}` };
+    if (r.status !== 200) return { ids, error: `HTTP ${r.status}: ${await r.text()}`, longestGapMs };
     const reader = r.body!.getReader();
     let buf = '';
     for (;;) {
@@ -79,10 +83,12 @@ async function generate(port: number, endpoint: Endpoint, stream: boolean, onCou
         if (line.startsWith('error:')) error += line;
         if (!line.startsWith('data: ') || line.includes('[DONE]')) continue;
         take(JSON.parse(line.slice(6)) as Record<string, unknown>);
+        if (ids.length > 1) longestGapMs = Math.max(longestGapMs, Date.now() - last);
+        last = Date.now();
         onCount(ids.length);
       }
     }
-    return { ids, error };
+    return { ids, error, longestGapMs };
   } finally {
     polling = false;
     await poller;
@@ -183,6 +189,7 @@ describe('a worker killed mid-stream: the request resumes and completes, exactly
       const prompt = await promptIds(stock.port, endpoint);
       assert.equal(points[0]!.prompt, prompt.length, 'the head and this test tokenize the prompt differently');
       await assertExact(stock, run, prompt, points[0]!.generated, original.ids, `${endpoint} stream=${stream}`);
+      if (stream) t.diagnostic(`resumed after ${points[0]!.generated} tokens; longest pause between tokens ${run.longestGapMs} ms (SIGKILL to restart to resume)`);
       await waitFor(async () => (await healthStatus(c.port)).status === 200, 'chain healthy', 30_000);
     });
   }
