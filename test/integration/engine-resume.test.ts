@@ -227,6 +227,40 @@ describe('a worker killed mid-stream: the request resumes and completes, exactly
 });
 
 describe('without the rank coming back', () => {
+  test('a client that disconnects while its request waits drops out of the resume', async (t) => {
+    const m = need(t);
+    if (!m || !stock) return;
+    const chain = await startChain(m, RANGES, [...ARGS, '--stage-resume-timeout', '120'], { timeoutS: 10 });
+    try {
+      const ac = new AbortController();
+      const r = await fetch(`http://127.0.0.1:${chain.port}/completion`, {
+        method: 'POST',
+        signal: ac.signal,
+        body: JSON.stringify({ prompt: PROMPT, n_predict: N, temperature: 0, ignore_eos: true, stream: true, cache_prompt: false }),
+      });
+      const reader = r.body!.getReader();
+      let body = '';
+      while ((body.match(/"content"/g) ?? []).length < KILL_AT) body += Buffer.from((await reader.read()).value ?? []).toString();
+      chain.ranks[2]!.proc.child.kill('SIGKILL');
+      await waitFor(async () => /resuming 1 request/.test((await healthStatus(chain.port)).body), '/health to say it is resuming', 30_000);
+      ac.abort();
+      // the head notices the closed connection, cancels the task, and the resume ends with nothing left to run
+      await waitFor(async () => {
+        const h = await healthStatus(chain.port);
+        return h.status === 503 && !/resuming/.test(h.body);
+      }, 'the resume to drop the cancelled request', 60_000);
+      const slots = (await (await fetch(`http://127.0.0.1:${chain.port}/slots`)).json()) as { is_processing: boolean }[];
+      assert.ok(slots.every((s) => !s.is_processing), 'a slot still works on the cancelled request');
+      await chain.restartRank(2);
+      await waitFor(async () => (await healthStatus(chain.port)).status === 200, 'chain healthy', 60_000);
+      const again = await generate(chain.port, 'completion', true, () => {});
+      const want = await generate(stock.port, 'completion', true, () => {});
+      assert.deepEqual(again.ids, want.ids, firstDiff(again.ids, want.ids));
+    } finally {
+      await chain.stop();
+    }
+  });
+
   test('past --stage-resume-timeout the request fails naming the rank; after the rank returns the next request succeeds, exactly', async (t) => {
     const m = need(t);
     if (!m || !stock) return;
