@@ -189,7 +189,7 @@ describe('a worker killed mid-stream: the request resumes and completes, exactly
       const prompt = await promptIds(stock.port, endpoint);
       assert.equal(points[0]!.prompt, prompt.length, 'the head and this test tokenize the prompt differently');
       await assertExact(stock, run, prompt, points[0]!.generated, original.ids, `${endpoint} stream=${stream}`);
-      if (stream) t.diagnostic(`resumed after ${points[0]!.generated} tokens; longest pause between tokens ${run.longestGapMs} ms (SIGKILL to restart to resume)`);
+      t.diagnostic(`resumed after ${points[0]!.generated} tokens${stream ? `; longest pause between tokens ${run.longestGapMs} ms (SIGKILL to restart to resume)` : ''}`);
       await waitFor(async () => (await healthStatus(c.port)).status === 200, 'chain healthy', 30_000);
     });
   }
