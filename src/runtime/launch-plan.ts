@@ -27,6 +27,8 @@ export interface LaunchInput {
   api: HttpBind;
   runtime: ChainRuntime;
   stageTimeoutSeconds?: number;
+  /** Head: --stage-resume-timeout, seconds a request in flight waits for a lost rank (0: fail at once). */
+  resumeTimeoutSeconds?: number;
   /** Names pidfiles on the nodes, so a stale run of the same cluster is cleaned at the next start. */
   runName: string;
   extraArgs?: readonly string[];
@@ -88,6 +90,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         secretFile: r.node.secretFile,
         http: head ? input.api : undefined,
         noPipeline: head && input.pipeline === false,
+        ...(head && input.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: input.resumeTimeoutSeconds } : {}),
         noEncrypt: input.encrypt === false,
         noMicrobatch: head && input.microbatch === false,
         extra: input.extraArgs,

@@ -43,6 +43,8 @@ export interface RankArgs {
   next: string;
   runtime: ChainRuntime;
   stageTimeoutSeconds?: number;
+  /** Head only: --stage-resume-timeout (how long a request waits for a lost rank to return; 0 fails it at once). */
+  resumeTimeoutSeconds?: number;
   http?: HttpBind;
   /** Path on the node holding the secret (alternative to LLAMA_RELAY_SECRET); never the secret itself. */
   secretFile?: string;
@@ -94,6 +96,7 @@ export function rankArgv(r: RankArgs): string[] {
   if (r.secretFile) argv.push('--stage-secret-file', r.secretFile);
   if (r.http) argv.push(...httpArgs(r.http));
   if (r.noPipeline) argv.push('--stage-no-pipeline');
+  if (r.http && r.resumeTimeoutSeconds !== undefined) argv.push('--stage-resume-timeout', String(r.resumeTimeoutSeconds));
   if (r.noEncrypt) argv.push('--stage-no-encrypt');
   if (r.noMicrobatch) argv.push('--stage-no-microbatch');
   if (r.gpuLayers !== undefined && r.gpuLayers > 0) argv.push('-ngl', String(r.gpuLayers));

@@ -38,6 +38,8 @@ export interface NodeOptions {
   chatLines?: AsyncIterable<string>;
   maxTokens: number;
   readyTimeoutSeconds: number;
+  /** Head: seconds a request in flight waits for a lost rank to come back (--stage-resume-timeout). */
+  resumeTimeoutSeconds?: number;
   runDir?: string;
   rankEnv?: Readonly<Record<string, string>>;
 }
@@ -93,6 +95,7 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     stagePorts: addrs.map((a) => a.port),
     api: { host: o.apiHost, port: o.apiPort },
     runtime: o.runtime,
+    ...(o.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: o.resumeTimeoutSeconds } : {}),
     runName: `node-${addrs[o.rank]!.port}`,
     microbatch: o.microbatch,
   });

@@ -70,6 +70,8 @@ export interface UpOptions {
   stageTimeoutSeconds?: number;
   /** false (--no-microbatch): the head decodes without micro-batches across requests (--stage-no-microbatch). */
   microbatch?: boolean;
+  /** Seconds a request in flight waits for a lost rank to come back before it fails (the head's --stage-resume-timeout). */
+  resumeTimeoutSeconds?: number;
   /** Cache directory on the nodes for provisioned binaries and slices (default: ~/.cache/llama-relay there). */
   nodeCacheDir?: string;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
@@ -172,6 +174,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       api: { ...api, alias: served.name },
       runtime: o.runtime,
       stageTimeoutSeconds: o.stageTimeoutSeconds,
+      ...(o.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: o.resumeTimeoutSeconds } : {}),
       // One name per launch: a restart of a rank in this run stops its stale copy, but another `up` on the same
       // node (another terminal, the same user) never takes this run's ranks for stale ones.
       runName: `lr${o.stagePortBase}-${randomBytes(3).toString('hex')}`,

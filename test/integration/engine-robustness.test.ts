@@ -143,7 +143,8 @@ describe('handshake mismatch', () => {
 describe('a rank that dies or hangs', () => {
   let chain: Chain;
   before(async () => {
-    chain = await startChain(model, RANGES, ['-c', '2048'], { timeoutS: 4 });
+    // resume off (--stage-resume-timeout 0): these tests check the fail-fast path; engine-resume checks resuming
+    chain = await startChain(model, RANGES, ['-c', '2048', '--stage-resume-timeout', '0'], { timeoutS: 4 });
   });
   after(async () => {
     await chain.stop();

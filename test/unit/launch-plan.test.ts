@@ -89,6 +89,14 @@ describe('planLaunch', () => {
     assert.deepEqual(plan.filter((p) => p.argv.includes('--stage-no-encrypt')).map((p) => p.rank), [2, 1, 0]);
   });
 
+  it('--resume-timeout reaches the head only, as --stage-resume-timeout', () => {
+    const plan = planLaunch(input({ resumeTimeoutSeconds: 0 }));
+    const byRank = new Map(plan.map((p) => [p.rank, p]));
+    assert.ok(byRank.get(0)!.argv.join(' ').includes('--stage-resume-timeout 0'));
+    assert.ok(plan.filter((p) => p.rank > 0).every((p) => !p.argv.includes('--stage-resume-timeout')));
+    assert.ok(planLaunch(input()).every((p) => !p.argv.includes('--stage-resume-timeout')), 'the engine default unless given');
+  });
+
   it('tunnelled links: each rank dials its own tunnel instead of the next listen address', () => {
     const plan = planLaunch(input({ links: ['127.0.0.1:5001', '127.0.0.1:5002', '127.0.0.1:5003'] }));
     const byRank = new Map(plan.map((p) => [p.rank, p]));

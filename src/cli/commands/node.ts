@@ -29,6 +29,7 @@ interface Args {
   json: boolean;
   verbose: boolean;
   'ready-timeout': number;
+  'resume-timeout'?: number;
   'run-dir'?: string;
   'rank-env': string[];
 }
@@ -61,6 +62,7 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', default: false })
       .option('verbose', { type: 'boolean', default: false })
       .option('ready-timeout', { type: 'number', default: 600 })
+      .option('resume-timeout', { type: 'number', describe: 'head only: seconds a request in flight waits for a lost rank to come back, then resumes (0: fail at once) [engine default: 60]' })
       .option('run-dir', { type: 'string', hidden: true })
       .option('rank-env', { type: 'string', array: true, default: [] as string[], hidden: true })
             // Not conflicts(): it counts a boolean's default as given.
@@ -91,6 +93,7 @@ export const nodeCommand: CommandModule<object, Args> = {
             chatLines: output.chatLines,
             maxTokens: a['max-tokens'],
             readyTimeoutSeconds: a['ready-timeout'],
+            ...(a['resume-timeout'] !== undefined ? { resumeTimeoutSeconds: a['resume-timeout'] } : {}),
             runDir: a['run-dir'],
             ...(a['rank-env'].length ? { rankEnv: parseEnvPairs(a['rank-env']) } : {}),
           },

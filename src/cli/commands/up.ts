@@ -40,6 +40,7 @@ interface Args {
   'ready-timeout': number;
   'stage-timeout'?: number;
   microbatch: boolean;
+  'resume-timeout'?: number;
   'run-dir'?: string;
   'node-cache'?: string;
   'provision-lock-timeout': number;
@@ -84,6 +85,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('ready-timeout', { type: 'number', default: 600, describe: 'seconds a rank may take to load' })
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
       .option('microbatch', { type: 'boolean', default: true, describe: 'micro-batched pipelined decode across requests on the head (--no-microbatch: off, llama-server --stage-no-microbatch)' })
+      .option('resume-timeout', { type: 'number', describe: 'seconds a request in flight waits for a lost rank to come back, then resumes (0: fail at once) [engine default: 60]' })
       .option('node-cache', { type: 'string', describe: 'cache directory on the nodes for provisioned llama-server builds and slices (default: ~/.cache/llama-relay there)' })
       .option('provision-lock-timeout', { type: 'number', default: 1800, describe: 'seconds to wait while another llama-relay provisions the same node cache' })
       .option('run-dir', { type: 'string', hidden: true })
@@ -129,6 +131,7 @@ export const upCommand: CommandModule<object, Args> = {
             readyTimeoutSeconds: a['ready-timeout'],
             stageTimeoutSeconds: a['stage-timeout'],
             microbatch: a.microbatch,
+            ...(a['resume-timeout'] !== undefined ? { resumeTimeoutSeconds: a['resume-timeout'] } : {}),
             runDir: a['run-dir'],
             nodeCacheDir: a['node-cache'],
             provisionLockTimeoutSeconds: a['provision-lock-timeout'],
