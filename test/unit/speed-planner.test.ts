@@ -2,8 +2,8 @@
 // an infeasible case, the single-node verdict; and the speed cache built from a real chain timing.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_RUNTIME, rankMemory, type RuntimeParams } from '../../src/plan/memory.js';
-import type { ModelInfo } from '../../src/plan/model-info.js';
+import { rankMemory, type RuntimeParams } from '../../src/plan/memory.js';
+import { MB, planModel as model, planRuntime as rt, spans } from '../helpers/plan-model.js';
 import { offload, PlanError } from '../../src/plan/planner.js';
 import { lookupSpeed, mergeRecords, recordsFromChainStats, type SpeedRecord } from '../../src/plan/speed-cache.js';
 import { predictDecode, type NodeSpeed } from '../../src/plan/speed-model.js';
@@ -11,22 +11,7 @@ import { planOnSpeed, withPrediction, type SpeedNodeInput } from '../../src/plan
 import { planRanges } from '../../src/plan/planner.js';
 
 const GB = 1e9;
-const MB = 1e6;
 
-/** 20 layers of 100 MB each and a 400 MB output matrix (tied embeddings): small enough KV to reason about. */
-function model(o: Partial<ModelInfo> = {}): ModelInfo {
-  const L = o.nLayer ?? 20;
-  const fill = <T>(v: T) => Array.from({ length: L }, () => v);
-  return {
-    file: '/m.gguf', arch: 'llama', nLayer: L, nEmbd: 2048, nVocab: 32000, ctxTrain: 8192,
-    nFf: fill(8192), nHead: fill(16), nHeadKv: fill(4), keyLength: fill(128), valueLength: fill(128), swa: fill(false), nSwa: 0,
-    nExpert: 0, nExpertUsed: 0, recurrentState: fill(0), vocabHasMerges: false, fileType: 'Q8_0',
-    layerWeights: fill(100 * MB), layerRepacked: fill(0), headWeights: 400 * MB, pageableWeights: 0, sharedWeights: 0,
-    ...o,
-  };
-}
-const rt = (p: Partial<RuntimeParams> = {}): RuntimeParams => ({ ...DEFAULT_RUNTIME, ctx: 1024, ...p });
-const spans = (p: { nodes: readonly { layerStart: number; layerEnd: number }[] }) => p.nodes.map((n) => `${n.layerStart}:${n.layerEnd}`).join(',');
 // 1 ns a byte: a 100 MB layer takes 100 ms.
 const FAST: NodeSpeed = { secondsPerByte: 1e-9 };
 const SLOW: NodeSpeed = { secondsPerByte: 3e-9 };

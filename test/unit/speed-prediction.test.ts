@@ -9,8 +9,7 @@ import { describe, it } from 'node:test';
 import { predictChains } from '../../src/bench/chain-prediction.js';
 import type { BenchReport } from '../../src/bench/bench-result.js';
 import { formatPlain } from '../../src/events/plain-format.js';
-import { DEFAULT_RUNTIME, type RuntimeParams } from '../../src/plan/memory.js';
-import type { ModelInfo } from '../../src/plan/model-info.js';
+import { MB, planModel as model, planRuntime as rt, spans } from '../helpers/plan-model.js';
 import { chainLinkSeconds, lookupLink, mergeLinks, nodeSpeedOf, recordsFromChainStats, type SpeedRecord } from '../../src/plan/speed-cache.js';
 import { predictDecode, prefillSeconds, type NodeSpeed } from '../../src/plan/speed-model.js';
 import { planOnSpeed } from '../../src/plan/speed-planner.js';
@@ -19,20 +18,6 @@ import { parseCpuQuota, parseDevicesProbe } from '../../src/provision/node-devic
 import { measureLink } from '../../src/provision/probe-links.js';
 import { LocalTransport } from '../../src/ssh/local-transport.js';
 
-const MB = 1e6;
-function model(o: Partial<ModelInfo> = {}): ModelInfo {
-  const L = o.nLayer ?? 20;
-  const fill = <T>(v: T) => Array.from({ length: L }, () => v);
-  return {
-    file: '/m.gguf', arch: 'llama', nLayer: L, nEmbd: 2048, nVocab: 32000, ctxTrain: 8192,
-    nFf: fill(8192), nHead: fill(16), nHeadKv: fill(4), keyLength: fill(128), valueLength: fill(128), swa: fill(false), nSwa: 0,
-    nExpert: 0, nExpertUsed: 0, recurrentState: fill(0), vocabHasMerges: false, fileType: 'Q8_0',
-    layerWeights: fill(100 * MB), layerRepacked: fill(0), headWeights: 400 * MB, pageableWeights: 0, sharedWeights: 0,
-    ...o,
-  };
-}
-const rt = (p: Partial<RuntimeParams> = {}): RuntimeParams => ({ ...DEFAULT_RUNTIME, ctx: 1024, ...p });
-const spans = (p: { nodes: readonly { layerStart: number; layerEnd: number }[] }) => p.nodes.map((n) => `${n.layerStart}:${n.layerEnd}`).join(',');
 const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
 // 1 ns a byte: a 100 MB layer takes 100 ms; the 400 MB output 400 ms.
 const FAST: NodeSpeed = { secondsPerByte: 1e-9 };
