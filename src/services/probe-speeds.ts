@@ -143,12 +143,8 @@ async function calibrate(apiUrl: string, prompt: string, tokens: number, signal:
   const sampling = { temperature: 0, ignore_eos: true };
   const r = await streamCompletion(apiUrl, { prompt, maxTokens: tokens, sampling }, () => undefined, signal);
   if (!r.decodeTokensPerSecond) throw new ExternalError('the calibration completion gave no decode timing', { command: `POST ${apiUrl}/completion` });
-  // Through the API proxy: a kept-alive connection the head has just closed fails once ("socket hang up"); ask again.
-  let h = await headHealth(apiUrl, signal);
-  for (let i = 0; i < 3 && !h.ok && !signal.aborted; i++) {
-    await new Promise((r) => setTimeout(r, 500));
-    h = await headHealth(apiUrl, signal);
-  }
+  // (a kept-alive upstream connection the head was closing used to fail this read; the API proxy now opens one per request)
+  const h = await headHealth(apiUrl, signal);
   if (!h.ok || !h.chain || h.chain.tokens === 0) throw new ExternalError('the head reported no chain timing after the calibration', { command: `GET ${apiUrl}/health`, stderrTail: h.ok ? 'no chain stats' : h.message });
   return { stats: h.chain, decodeMs: 1000 / r.decodeTokensPerSecond, ...(r.prompt ? { prompt: r.prompt } : {}) };
 }

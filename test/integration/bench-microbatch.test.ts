@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { BenchReport } from '../../src/bench/bench-result.js';
+import { positive } from '../helpers/assert-number.js';
 import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
@@ -20,7 +21,6 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what} = ${String(x)}`);
 
 test('bench: chain-2-nomb runs the head without micro-batched decode, next to chain-2, at 1, 2 and 4 requests', { timeout: 600_000 }, async () => {
   const model = join(dir, 'bench-mb.gguf');

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { BenchReport } from '../../src/bench/bench-result.js';
+import { positive } from '../helpers/assert-number.js';
 import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
@@ -43,7 +44,6 @@ after(async () => {
   for (const d of cacheDirs) if (existsSync(d)) for (const f of readdirSync(d)) if (!before0.get(d)!.has(f)) rmSync(join(d, f), { force: true });
 });
 
-const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what} = ${String(x)}`);
 
 const commonArgs = (nodes: string) => [
   join(repoRoot, 'bin/llama-relay.js'), 'bench', model, '--nodes', nodes, '--parallel', '1',

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { BenchReport } from '../../src/bench/bench-result.js';
+import { positive } from '../helpers/assert-number.js';
 import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
@@ -19,7 +20,6 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const positive = (x: unknown, what: string) => assert.ok(typeof x === 'number' && Number.isFinite(x) && x > 0, `${what} = ${String(x)}`);
 
 test('bench runs stock, chains 1..3, chain without pipelining and RPC, and writes table, JSON and SVG', { timeout: 600_000 }, async () => {
   const model = join(dir, 'bench.gguf');
