@@ -2,7 +2,8 @@
 // - an eavesdropper between the ranks sees neither the prompt's token ids nor the hidden states;
 // - a flipped ciphertext byte is refused and logged, and the chain recovers;
 // - malformed frames from an authenticated peer (seq ids beyond n_seq_max in DECODE, MEMORY and
-//   STATE, RESULT dims that would overflow) are refused and logged, no rank crashes, the chain serves again;
+//   STATE, RESULT dims that would overflow) are refused and logged, no rank crashes, the chain serves again
+//   (a request whose RESULT was refused resumes on the re-formed chain);
 // - ranks that disagree on encryption refuse each other;
 // - idle TCP connections to the listeners keep the chain neither from forming nor from re-forming.
 // A man-in-the-middle relay with the secret (test/helpers/stage-relay.ts) decodes and re-encodes every
@@ -178,9 +179,11 @@ describe('an encrypted chain, with a decrypting relay on every link', () => {
       return [{ ...f, payload: p }];
     };
     const r = await fetch(`http://127.0.0.1:${chain.port}/completion`, { method: 'POST', body: JSON.stringify({ prompt: 'Hello', n_predict: 4 }) });
-    assert.notEqual(r.status, 200);
     assert.ok(done, 'no RESULT was rewritten');
     assert.ok(hasLog(chain, 0, /malformed RESULT frame from the last rank: 4294967295 x 4294967295 values/), 'the head did not log the refusal');
+    // The refusal drops the link, so the request in flight resumes once the chain re-forms (patch 0007) instead of failing.
+    assert.equal(r.status, 200, await r.text());
+    assert.ok(hasLog(chain, 0, /resuming 1 request\(s\) after /), 'the head did not resume the request');
     relays[1]!.rewrite = undefined;
     await servesAgain();
     // the refusals travelled upstream as ERROR frames, which the codec decoded too
