@@ -297,3 +297,96 @@ describe('without the rank coming back', () => {
     }
   });
 });
+
+describe('resumes per request, and faults inside a long prompt', () => {
+  test('after --stage-resume-max resumes of one request, the next fault fails it naming the rank; the next request is exact', async (t) => {
+    const m = need(t);
+    if (!m || !stock) return;
+    const MAX = 2;
+    const chain = await startChain(m, RANGES, [...ARGS, '--stage-resume-max', String(MAX)], { timeoutS: 10 });
+    try {
+      // the supervisor: SIGKILL rank 1 and start it again at tokens 20, 40 and 60 of one stream
+      let kills = 0;
+      let busy: Promise<void> | undefined;
+      const from = chain.ranks[0]!.proc.log.length;
+      const run = await generate(chain.port, 'completion', true, (n) => {
+        if (n >= KILL_AT * (kills + 1) && !busy && kills <= MAX) {
+          kills++;
+          busy = chain.restartRank(1).then(() => (busy = undefined));
+        }
+      });
+      await busy;
+      assert.equal(kills, MAX + 1, `killed ${kills} times; ${run.ids.length} tokens, error ${run.error}`);
+      assert.equal(resumePoints(chain, from).length, MAX, 'resumes before the failure');
+      assert.ok(run.ids.length >= KILL_AT * (MAX + 1) && run.ids.length < N, `${run.ids.length} tokens`);
+      assert.match(run.error, /rank 1/, `the error does not name the rank: ${run.error}`);
+      assert.match(run.error, new RegExp(`resumed ${MAX} times already`), run.error);
+      await waitFor(async () => (await healthStatus(chain.port)).status === 200, 'chain healthy', 60_000);
+      const again = await generate(chain.port, 'completion', true, () => {});
+      const want = await generate(stock.port, 'completion', true, () => {});
+      assert.equal(again.error, '');
+      assert.deepEqual(again.ids, want.ids, firstDiff(again.ids, want.ids));
+    } finally {
+      await chain.stop();
+    }
+  });
+
+  test('a worker killed during a later chunk of a prompt longer than -b: the prompt starts over and the answer is exact', async (t) => {
+    const m = need(t);
+    if (!m) return;
+    // prompts of 200 tokens in chunks of 32 on both; -ub follows -b
+    const args = [...ARGS, '-b', '32'];
+    const stock32 = await startStock(m, args);
+    const chain = await startChain(m, RANGES, args, { timeoutS: 10 });
+    try {
+      const base = await tokenize(stock32.port, `${PROMPT}. ${MESSAGES[0]!.content}`);
+      const prompt = Array.from({ length: 200 }, (_, i) => base[i % base.length]!);
+      const want = await stockContinuation(stock32.port, prompt, 40);
+      const from = chain.ranks[0]!.proc.log.length;
+      // streamed with prompt progress: one frame per chunk the head has processed
+      const r = await fetch(`http://127.0.0.1:${chain.port}/completion`, {
+        method: 'POST',
+        body: JSON.stringify({ prompt, n_predict: 40, temperature: 0, ignore_eos: true, cache_prompt: false, stream: true, return_progress: true, n_probs: 1 }),
+      });
+      assert.equal(r.status, 200);
+      const ids: number[] = [];
+      let error = '';
+      let killedAt: number | undefined;
+      let restarted: Promise<void> | undefined;
+      const reader = r.body!.getReader();
+      let buf = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        buf += Buffer.from(value).toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (line.startsWith('error:')) error += line;
+          if (!line.startsWith('data: ') || line.includes('[DONE]')) continue;
+          const d = JSON.parse(line.slice(6)) as { error?: unknown; prompt_progress?: { processed: number; total: number }; completion_probabilities?: { id: number }[] };
+          if (d.error) error += JSON.stringify(d.error);
+          for (const p of d.completion_probabilities ?? []) ids.push(p.id);
+          const p = d.prompt_progress;
+          // past the second chunk and before the last: the fault lands in a later chunk of the prompt
+          if (p && killedAt === undefined && p.processed >= 64 && p.processed < p.total) {
+            killedAt = p.processed;
+            restarted = chain.restartRank(2);
+          }
+        }
+      }
+      await restarted;
+      assert.ok(killedAt !== undefined, 'the prompt was processed before a later chunk could be seen; no fault injected');
+      assert.equal(error, '', `the request failed: ${error}`);
+      const points = resumePoints(chain, from);
+      assert.equal(points.length, 1, `resume lines: ${JSON.stringify(points)}\n${chain.ranks[0]!.proc.log.slice(-30).join('\n')}`);
+      assert.deepEqual(points[0], { generated: 0, prompt: 200 }, 'resumed while still in its prompt');
+      assert.deepEqual(ids, want, `after a fault at ${killedAt} of 200 prompt tokens: ${firstDiff(ids, want)}`);
+      t.diagnostic(`killed after ${killedAt} of 200 prompt tokens had been processed`);
+    } finally {
+      await chain.stop();
+      await stock32.stop();
+    }
+  });
+});
