@@ -70,8 +70,41 @@ export interface ConfigResult {
   /** Sum over links of startBytes (NaN when not measured). */
   readonly startBytes: number;
   readonly measurements: readonly Measurement[];
+  /** `--fault N`, on the N-rank chain: the pause a resume after a lost rank costs (fault-trial.ts). */
+  readonly resume?: ResumePause;
   /** Set when the configuration could not be measured; the others still are. */
   readonly error?: string;
+}
+
+/** One stream through the chain with a worker rank SIGKILLed at about token `faultAtToken` and started again. */
+export interface FaultTrial {
+  readonly rank: number;
+  readonly faultAtToken: number;
+  /** Tokens the stream asked for, and got (NaN when it failed). */
+  readonly expectedTokens: number;
+  readonly tokens: number;
+  /** No error and every token: the head resumed the request instead of failing it. */
+  readonly completed: boolean;
+  /** SIGKILL → the next token the client received (the restart, the chain's reconnection, the re-run of the tokens). */
+  readonly pauseMs: number;
+  /** SIGKILL → the restarted rank ready again (its stage ready line): the part of the pause the rank's start takes. */
+  readonly restartMs: number;
+  /**
+   * SIGKILL → the head's /health says the chain is whole again (polled every 20 ms): restart plus the head's
+   * reconnection; the rest of the pause is the re-run of the request's tokens and the next decode.
+   */
+  readonly rejoinMs: number;
+  readonly error?: string;
+}
+
+export interface ResumePause {
+  readonly trials: readonly FaultTrial[];
+  /** Over the trials that resumed (NaN ones left out). */
+  readonly pauseMs: Spread;
+  readonly restartMs: Spread;
+  readonly rejoinMs: Spread;
+  /** How many trials completed. */
+  readonly completed: number;
 }
 
 /** A target from the issue, evaluated on this run's numbers (undefined value: not measured in this run). */
@@ -129,8 +162,11 @@ export interface OnOff {
 }
 
 export interface BenchReport {
-  /** 2: decode split into aggregate and per-request rates, TTFT percentiles, the scaling and on/off tables. */
-  readonly version: 2;
+  /**
+   * 2: decode split into aggregate and per-request rates, TTFT percentiles, the scaling and on/off tables.
+   * 3: adds `settings.faults` and, on the N-rank chain with `--fault N`, `configs[].resume` (the pause a resume costs).
+   */
+  readonly version: 3;
   readonly startedAt: string;
   readonly model: { readonly path: string; readonly layers: number; readonly fileBytes: number; readonly arch: string };
   readonly machine: { readonly cores: number; readonly cpu: string };
@@ -139,6 +175,8 @@ export interface BenchReport {
     readonly ctx: number;
     readonly batch?: number;
     readonly ubatch?: number;
+    /** Fault trials per round on the N-rank chain (`--fault`; 0: none). */
+    readonly faults?: number;
   };
   readonly configs: readonly ConfigResult[];
   readonly hopOverhead: readonly HopOverhead[];

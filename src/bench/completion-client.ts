@@ -56,7 +56,7 @@ export async function tokenize(port: number, content: string, signal?: AbortSign
 export async function streamCompletion(
   port: number,
   req: CompletionRequest,
-  opts: { signal?: AbortSignal; onFirstToken?: (at: number) => void } = {},
+  opts: { signal?: AbortSignal; onFirstToken?: (at: number) => void; onTokens?: (tokens: number, at: number) => void } = {},
 ): Promise<StreamedCompletion> {
   const t0 = performance.now();
   const r = await freshFetch(`http://127.0.0.1:${port}/completion`, {
@@ -88,7 +88,10 @@ export async function streamCompletion(
     if (f.timings && f.stop) timings = f.timings;
     const had = arrivals.at(-1)?.tokens ?? 0;
     const tokens = f.stop ? (f.timings?.predicted_n ?? had) : (f.tokens_predicted ?? had + 1);
-    if (tokens > had) arrivals.push({ at, tokens });
+    if (tokens > had) {
+      arrivals.push({ at, tokens });
+      opts.onTokens?.(tokens, at);
+    }
   };
   for await (const f of sseFields(r.body as AsyncIterable<Uint8Array>)) onFrame(f.value);
   if (!timings) throw new ExternalError(`/completion stream on port ${port} ended without timings`);

@@ -2,6 +2,7 @@
 // result: samples pooled per point, load time as the median round, peak RSS as the largest. Pure.
 import { BugError } from '../errors.js';
 import type { ConfigResult, LinkResult, Measurement, NodeResult } from './bench-result.js';
+import { summarizeFaults } from './fault-trial.js';
 import { summarize } from './measurement.js';
 import { median, sum } from './stats.js';
 
@@ -38,5 +39,6 @@ export function mergeRounds(rounds: readonly ConfigResult[]): ConfigResult {
     loadMs: median(rounds.map((r) => r.loadMs)),
     startBytes: median(rounds.map((r) => r.startBytes)),
     measurements,
+    ...(first.resume ? { resume: summarizeFaults(rounds.flatMap((r) => r.resume?.trials ?? [])) } : {}),
   };
 }

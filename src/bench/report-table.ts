@@ -124,6 +124,39 @@ export function nodesTable(configs: readonly ConfigResult[]): string {
   return renderTable(['config', 'layers per node', 'load per node', 'peak RSS per node', 'net at start', 'link ms'], rows);
 }
 
+/** `--fault`: per chain measured, the pause a resume after a lost rank costs, over its trials. */
+export function resumeTable(configs: readonly ConfigResult[]): string {
+  const ms = (x: number) => num(x, 0);
+  const rows = configs.flatMap((c) => {
+    const r = c.resume;
+    if (!r) return [];
+    const t = r.trials[0];
+    return [[
+      c.id,
+      t ? `rank ${t.rank} at token ${t.faultAtToken}` : '-',
+      String(r.trials.length),
+      `${r.completed}/${r.trials.length}`,
+      ms(r.pauseMs.median),
+      ms(r.pauseMs.max),
+      ms(r.restartMs.median),
+      ms(r.restartMs.max),
+      ms(r.rejoinMs.median),
+      ms(r.rejoinMs.max),
+    ]];
+  });
+  return [
+    'Resume after a lost rank (--fault): a worker SIGKILLed mid-stream and started again; the head resumes the request',
+    renderTable(
+      ['config', 'fault', 'trials', 'completed', 'pause p50 ms', 'pause max ms', 'restart p50 ms', 'restart max ms', 'rejoin p50 ms', 'rejoin max ms'],
+      rows,
+      ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    ),
+    '  pause: SIGKILL -> the next token the client received (the rank\'s restart, the chain reconnecting, the re-run of the request\'s tokens)',
+    '  restart: SIGKILL -> the restarted rank ready again; rejoin: SIGKILL -> the head\'s /health says the chain is whole again (restart + the head\'s reconnect, which retries with a backoff);',
+    '  pause - rejoin: the re-run of the request\'s tokens and the next decode; completed: streams that got every token without an error',
+  ].join('\n');
+}
+
 export function renderReport(r: BenchReport): string {
   const s = r.settings;
   const out = [
@@ -137,6 +170,9 @@ export function renderReport(r: BenchReport): string {
   if (r.scaling.length) out.push('', ...scalingTables(r.scaling).join('\n\n').split('\n'));
   if (r.onOff.length) out.push('', onOffTable(r.onOff));
   out.push('', nodesTable(r.configs));
+  if (r.configs.some((c) => c.resume)) out.push('', resumeTable(r.configs));
+  const failedTrials = r.configs.flatMap((c) => (c.resume?.trials ?? []).flatMap((t, i) => (t.error ? [`${c.id} fault ${i + 1}: ${t.error}`] : [])));
+  if (failedTrials.length) out.push(...failedTrials);
   if (r.configs.some((c) => c.networkMeasured === false)) {
     out.push('', `${NOT_MEASURED}: network bytes not measured; links between remote nodes are real and no relay counts them`);
   }

@@ -10,7 +10,9 @@ import { ExternalError, formatError, UserError } from '../errors.js';
 import type { Emit } from '../events/events.js';
 import type { ManagedProcess } from '../process/managed-process.js';
 import type { BenchConfig, BenchNode, BenchRuntime } from './bench-config.js';
-import type { ConfigResult, LinkResult, Measurement, NodeResult, Sample } from './bench-result.js';
+import type { ConfigResult, FaultTrial, LinkResult, Measurement, NodeResult, ResumePause, Sample } from './bench-result.js';
+import { FAULT_MIN_TOKENS, runFaultTrial, summarizeFaults, type FaultInjection } from './fault-trial.js';
+import { signalGroup } from '../process/kill-group.js';
 import { tokenize } from './completion-client.js';
 import { DelayRelay } from './delay-relay.js';
 import { startHere, type NodeHosts, type NodeProcess } from '../runtime/node-hosts.js';
@@ -20,6 +22,7 @@ import { planConfigLaunch, portNodes, portsNeeded, type PlannedProcess } from '.
 import { measureBatch } from './measure-batch.js';
 import { summarize } from './measurement.js';
 import { buildPrompt, PROMPT_TEXT } from './prompt-tokens.js';
+import { headHealth } from '../runtime/head-client.js';
 import { exitError, readyLineWatch, waitReady, type Readiness } from '../runtime/readiness.js';
 import { LOOPBACK } from '../runtime/server-argv.js';
 
@@ -33,6 +36,8 @@ export interface RunContext {
   readonly genTokens: number;
   readonly parallel: readonly number[];
   readonly repeat: number;
+  /** Fault trials on this configuration (a chain of 2 ranks or more; 0 or unset: none). */
+  readonly faults?: number;
   readonly logitBias: readonly (readonly [number, false])[];
   readonly readyTimeoutMs: number;
   /** The nodes' transports, when some node is remote: configurations on them run without relays. */
@@ -91,6 +96,42 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       sites,
     });
 
+    // Starts one planned process and waits until it is ready: the bench's start, and a fault trial's restart.
+    const launch = async (planned: PlannedProcess, ready: Readiness): Promise<{ np: NodeProcess; loadMs: number }> => {
+      const line = readyLineWatch(ready);
+      const t0 = performance.now();
+      const np: NodeProcess = remote
+        ? remote.hosts.start(planned.node, planned.spec, {
+            onLine: line.onLine,
+            wrapperName: `bench-${ctx.runTag ?? 'run'}-${c.id}-r${planned.rank}`,
+            secret: planned.secretInEnv ? secret : undefined,
+            signal: ctx.signal,
+          })
+        : startHere(planned.spec, { onLine: line.onLine, signal: ctx.signal });
+      // In the list before it is ready, so a failed start is stopped too.
+      const at = started.findIndex((s) => s.planned === planned);
+      const entry = { planned, proc: np.proc, peakRss: np.peakRss, loadMs: Number.NaN };
+      if (at >= 0) started[at] = entry;
+      else started.push(entry);
+      const command = commandOf(planned, ctx.nodes);
+      const r = await waitReady(np.proc.done, ready, {
+        lineSeen: line.seen,
+        nodeListening: remote ? (port: number) => remote.hosts.listening(planned.node, port) : undefined,
+        timeoutMs: ctx.readyTimeoutMs,
+        pollMs: 25,
+        signal: ctx.signal,
+      });
+      if (r.kind === 'aborted') throw new UserError('bench interrupted');
+      if (r.kind === 'exited') throw exitError(r.outcome, 'exited before it was ready', command);
+      if (r.kind === 'timeout') {
+        throw new ExternalError(`${planned.spec.label} was not ready after ${Math.round(ctx.readyTimeoutMs / 1000)} s`, {
+          command,
+          stderrTail: np.proc.tail.last().slice(-15).join('\n'),
+        });
+      }
+      return { np, loadMs: performance.now() - t0 };
+    };
+
     for (const l of plan.links) {
       relays.push(
         await DelayRelay.start({
@@ -117,40 +158,57 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       if (remote && planned.role === 'rpc-head') {
         for (const t of plan.tunnels ?? []) forwards.push(await remote.hosts.tunnel(t.fromNode, t.listenPort, t.toNode, t.targetPort));
       }
-      const line = readyLineWatch(ready);
-      const t0 = performance.now();
-      const np: NodeProcess = remote
-        ? remote.hosts.start(planned.node, planned.spec, {
-            onLine: line.onLine,
-            wrapperName: `bench-${ctx.runTag ?? 'run'}-${c.id}-r${planned.rank}`,
-            secret: planned.secretInEnv ? secret : undefined,
-            signal: ctx.signal,
-          })
-        : startHere(planned.spec, { onLine: line.onLine, signal: ctx.signal });
-      started.push({ planned, proc: np.proc, peakRss: np.peakRss, loadMs: Number.NaN });
-      const command = commandOf(planned, ctx.nodes);
-      const r = await waitReady(np.proc.done, ready, {
-        lineSeen: line.seen,
-        nodeListening: remote ? (port: number) => remote.hosts.listening(planned.node, port) : undefined,
-        timeoutMs: ctx.readyTimeoutMs,
-        pollMs: 25,
-        signal: ctx.signal,
-      });
-      if (r.kind === 'aborted') throw new UserError('bench interrupted');
-      if (r.kind === 'exited') throw exitError(r.outcome, 'exited before it was ready', command);
-      if (r.kind === 'timeout') {
-        throw new ExternalError(`${planned.spec.label} was not ready after ${Math.round(ctx.readyTimeoutMs / 1000)} s`, {
-          command,
-          stderrTail: np.proc.tail.last().slice(-15).join('\n'),
-        });
-      }
-      const loadMs = performance.now() - t0;
-      started[started.length - 1] = { planned, proc: np.proc, peakRss: np.peakRss, loadMs };
+      const { np, loadMs } = await launch(planned, ready);
+      started[started.findIndex((x) => x.planned === planned)] = { planned, proc: np.proc, peakRss: np.peakRss, loadMs };
       ctx.emit({ kind: 'bench-process-ready', id: c.id, label: planned.spec.label, loadMs });
     }
     const startCounts = relays.map((r) => r.snapshot());
 
     const measurements = await measureAll(c, ctx, httpPort, networkMeasured ? relays : undefined, started);
+
+    // --fault: a worker SIGKILLed mid-stream and started again the way it was started above; the head resumes.
+    let resume: ResumePause | undefined;
+    if ((ctx.faults ?? 0) > 0 && c.kind === 'chain' && c.ranks.length > 1) {
+      const head = plan.processes.find((p) => p.rank === 0)!;
+      const victim = plan.processes.find((p) => p.rank === 1)!;
+      const fault: FaultInjection = {
+        rank: victim.rank,
+        killAndRestart: async () => {
+          const i = started.findIndex((x) => x.planned === victim);
+          const old = started[i]!;
+          const killedAt = performance.now();
+          if (old.proc.pid !== undefined) signalGroup(old.proc.pid, 'SIGKILL');
+          const rejoinedAt = chainBackAt(`http://${LOOPBACK}:${httpPort}`, ctx.readyTimeoutMs, ctx.signal);
+          await old.proc.done;
+          const { np } = await launch(victim, victim.ready);
+          // The load time stays the first start's; peak RSS is the restarted process's from here on.
+          started[i] = { planned: victim, proc: np.proc, peakRss: np.peakRss, loadMs: old.loadMs };
+          return { killedAt, readyAt: performance.now(), rejoinedAt };
+        },
+      };
+      const base = await tokenize(httpPort, PROMPT_TEXT, ctx.signal);
+      const nPredict = Math.max(ctx.genTokens, FAULT_MIN_TOKENS);
+      const trials: FaultTrial[] = [];
+      for (let f = 0; f < ctx.faults!; f++) {
+        const prompt = buildPrompt(base, ctx.promptTokens[0]!, 50_000 + f + (ctx.round?.index ?? 0) * 100_003);
+        const trial = await runFaultTrial(httpPort, { prompt, nPredict, logitBias: ctx.logitBias, fault, signal: ctx.signal });
+        trials.push(trial);
+        const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : 'n/a');
+        ctx.emit({
+          kind: 'info',
+          message:
+            `bench: ${c.id} fault ${f + 1}/${ctx.faults}: rank ${trial.rank} SIGKILLed at token ${trial.faultAtToken}, ` +
+            `next token after ${ms(trial.pauseMs)} (rank ready again after ${ms(trial.restartMs)}, chain whole again after ${ms(trial.rejoinMs)}), ` +
+            `${trial.completed ? `completed ${trial.tokens}/${trial.expectedTokens} tokens` : `not completed: ${trial.error ?? `${trial.tokens}/${trial.expectedTokens} tokens`}`}`,
+        });
+        if (ctx.signal?.aborted) throw new UserError('bench interrupted');
+        // The next trial starts on a whole chain (a failed one may have left it reconnecting).
+        const h = started.find((x) => x.planned === head)!;
+        const r = await waitReady(h.proc.done, head.ready, { lineSeen: () => false, timeoutMs: ctx.readyTimeoutMs, pollMs: 100, signal: ctx.signal });
+        if (r.kind !== 'ready') throw new ExternalError(`${head.spec.label} did not report a whole chain after fault ${f + 1}`, { command: commandOf(head, ctx.nodes), stderrTail: h.proc.tail.last().slice(-15).join('\n') });
+      }
+      resume = summarizeFaults(trials);
+    }
 
     const nodes: NodeResult[] = [];
     for (const s of [...started].sort((a, b) => a.planned.rank - b.planned.rank)) {
@@ -184,6 +242,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       loadMs: Math.max(...nodes.map((n) => n.loadMs)),
       startBytes: networkMeasured ? links.reduce((a, l) => a + l.startBytes, 0) : Number.NaN,
       measurements,
+      ...(resume ? { resume } : {}),
     };
   } catch (err) {
     const message = describeFailure(err, started);
@@ -225,6 +284,22 @@ async function measureAll(
     }
   }
   return out;
+}
+
+/**
+ * When the head's /health, once it has said the chain is down, first says it is whole again (polled every 20 ms; a
+ * /health still 200 just after the kill is the head not having noticed yet). Undefined if that is not seen in time.
+ */
+async function chainBackAt(apiUrl: string, timeoutMs: number, signal?: AbortSignal): Promise<number | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  let sawDown = false;
+  while (performance.now() < deadline && !signal?.aborted) {
+    const h = await headHealth(apiUrl, signal);
+    if (!h.ok) sawDown = true;
+    else if (sawDown) return performance.now();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
 }
 
 /** A request failed: if a process died, that is the real story. */

@@ -36,6 +36,8 @@ export interface BenchRequest extends BenchSweep {
   readonly layersPerNode?: string;
   readonly batch?: number;
   readonly ubatch?: number;
+  /** Fault trials per round on the N-rank chain: a worker SIGKILLed mid-stream, restarted, the resume timed (0: none). */
+  readonly faults?: number;
   /** Both directories, or neither (then scripts/build-llama.sh finds or builds them). */
   readonly binDirs?: BinDirs;
   readonly roots?: readonly string[];
@@ -62,6 +64,7 @@ function check(req: BenchRequest): void {
   positiveInt('--threads', req.threads);
   positiveInt('--batch', req.batch);
   positiveInt('--ubatch', req.ubatch);
+  if (req.faults !== undefined && !(Number.isInteger(req.faults) && req.faults >= 0)) throw new UserError(`--fault must be a whole number of trials, not ${req.faults}`);
   if (!(req.linkLatencyMs >= 0 && req.linkLatencyMs <= 10_000)) throw new UserError(`--link-latency-ms must be between 0 and 10000, not ${req.linkLatencyMs}`);
 }
 
@@ -110,6 +113,17 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const split = manual ? resolveSplit(manual, nodes.length, layers).map((r) => [r.layerStart, r.layerEnd] as const) : undefined;
   if (split) emit({ kind: 'info', message: `bench: the ${nodes.length}-rank configurations use the split given, ${split.map(([a, b]) => `${a}:${b}`).join(',')}` });
   const configs = planConfigs(split ? { ...options, split } : options, layers);
+  const faults = req.faults ?? 0;
+  // --fault measures the resume on the full chain: a worker of the N-rank chain killed and started again on this machine.
+  const faultId = `chain-${nodes.length}`;
+  if (faults > 0) {
+    if (nodes.length < 2) throw new UserError(`--fault kills a worker rank of the ${nodes.length}-rank chain, which has none`, ['run it with 2 nodes or more (-n 2)']);
+    const remote = nodes.filter((n) => n.kind === 'ssh').map((n) => n.name);
+    if (remote.length) {
+      throw new UserError(`--fault kills and restarts a rank on this machine; ${remote.join(', ')} ${remote.length > 1 ? 'are' : 'is'} remote`, ['use local nodes only (-n 3)']);
+    }
+    if (!configs.some((c) => c.id === faultId)) throw new UserError(`--fault measures ${faultId}, which --only leaves out`, [`add ${faultId} to --only`]);
+  }
   const slots = Math.max(...req.parallel);
   const runtime: BenchRuntime = {
     threads: req.threads,
@@ -168,6 +182,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             genTokens: req.genTokens,
             parallel: req.parallel,
             repeat: 1,
+            faults: c.id === faultId ? faults : 0,
             round: { index: round, of: req.repeat },
             logitBias,
             readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
@@ -191,9 +206,10 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     ctx: runtime.ctx,
     batch: req.batch,
     ubatch: req.ubatch,
+    faults,
   };
   return {
-    version: 2,
+    version: 3,
     startedAt,
     model: { path: resolved.ggufPath, layers, fileBytes: gguf.fileBytes, arch },
     machine: { cores, cpu: cpus()[0]?.model.trim() ?? 'unknown' },

@@ -100,7 +100,7 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
     }
   }
   assert.ok(r.hopOverhead.some((h) => h.config === 'chain-3'));
-  assert.equal(r.version, 2);
+  assert.equal(r.version, 3);
   // The scaling table: every configuration at both levels, stock's ratio 1 at each.
   assert.deepEqual(r.scaling.map((p) => `${p.config} x${p.parallel}`), ids.flatMap((id) => [`${id} x1`, `${id} x2`]));
   for (const p of r.scaling) assert.equal(p.vsStock, p.aggregateDecodeTps / r.scaling.find((x) => x.config === 'stock' && x.parallel === p.parallel)!.aggregateDecodeTps);

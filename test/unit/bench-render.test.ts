@@ -42,7 +42,7 @@ const cfg = (id: string, kind: ConfigResult['kind'], decode: number[], o: Partia
 });
 
 const report = (configs: ConfigResult[]): BenchReport => ({
-  version: 2,
+  version: 3,
   startedAt: '2026-01-01T00:00:00.000Z',
   model: { path: '/models/a<b>.gguf', layers: 6, fileBytes: 37e6, arch: 'llama' },
   machine: { cores: 2, cpu: 'test cpu' },

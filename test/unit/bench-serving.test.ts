@@ -200,7 +200,7 @@ describe('targets under load', () => {
 
 describe('the report', () => {
   const report = (configs: ConfigResult[]): BenchReport => ({
-    version: 2,
+    version: 3,
     startedAt: '2026-01-01T00:00:00.000Z',
     model: { path: '/m.gguf', layers: 6, fileBytes: 1e6, arch: 'llama' },
     machine: { cores: 2, cpu: 'cpu' },

@@ -34,6 +34,7 @@ interface Args {
   'layers-per-node'?: string;
   batch?: number;
   ubatch?: number;
+  fault: number;
   'patched-bin-dir'?: string;
   'stock-bin-dir'?: string;
   'ready-timeout': number;
@@ -72,6 +73,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb}, rpc-K)' })
       .option('batch', { type: 'number', describe: 'llama-server -b for every server' })
       .option('ubatch', { type: 'number', describe: 'llama-server -ub for every server' })
+      .option('fault', { type: 'number', default: 0, describe: 'also measure the pause a resume costs: N streams on the N-rank chain, each with a worker SIGKILLed at about token 20 and started again (local nodes)' })
       .option('patched-bin-dir', { type: 'string', describe: 'directory of the patched llama-server (default: scripts/build-llama.sh)' })
       .option('stock-bin-dir', { type: 'string', describe: 'directory of stock llama-server and ggml-rpc-server' })
       .option('ready-timeout', { type: 'number', default: 300, describe: 'seconds a process may take to load' })
@@ -110,6 +112,7 @@ export const benchCommand: CommandModule<object, Args> = {
         ...(a.only ? { only: a.only.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
         batch: a.batch,
         ubatch: a.ubatch,
+        faults: a.fault,
         ...(a['patched-bin-dir'] && a['stock-bin-dir'] ? { binDirs: { patched: a['patched-bin-dir'], stock: a['stock-bin-dir'] } } : {}),
         roots: a.root,
         sshConfig: a['ssh-config'],
@@ -128,6 +131,8 @@ export const benchCommand: CommandModule<object, Args> = {
       if (a.json) await writeFile(a.json, `${JSON.stringify({ ...report, predictions: predicted.rows }, null, 2)}\n`);
       if (a.chart) await writeFile(a.chart, renderSvgChart(report));
       if (report.configs.some((c) => c.error)) process.exitCode = 1;
+      // A fault stream that did not complete is a resume that failed: the run says so in its exit status.
+      if (report.configs.some((c) => c.resume && c.resume.completed < c.resume.trials.length)) process.exitCode = 1;
     }).finally(detach);
   },
 };
