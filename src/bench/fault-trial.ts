@@ -58,7 +58,11 @@ export async function runFaultTrial(
       {
         signal: o.signal,
         onTokens: (n) => {
-          if (n >= FAULT_AT_TOKEN && !restart) restart = o.fault.killAndRestart();
+          if (n >= FAULT_AT_TOKEN && !restart) {
+            restart = o.fault.killAndRestart();
+            // Awaited once the stream ends; a failed restart must not count as unhandled meanwhile.
+            restart.catch(() => undefined);
+          }
         },
       },
     );

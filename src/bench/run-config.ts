@@ -168,9 +168,12 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
 
     // --fault: a worker SIGKILLed mid-stream and started again the way it was started above; the head resumes.
     let resume: ResumePause | undefined;
+    // The killed rank's peak RSS before its first kill: a restarted process's own peak starts over.
+    let victimRss: { rank: number; bytes: number | undefined } | undefined;
     if ((ctx.faults ?? 0) > 0 && c.kind === 'chain' && c.ranks.length > 1) {
       const head = plan.processes.find((p) => p.rank === 0)!;
       const victim = plan.processes.find((p) => p.rank === 1)!;
+      victimRss = { rank: victim.rank, bytes: await started.find((x) => x.planned === victim)!.peakRss() };
       const fault: FaultInjection = {
         rank: victim.rank,
         killAndRestart: async () => {
@@ -181,7 +184,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
           const rejoinedAt = chainBackAt(`http://${LOOPBACK}:${httpPort}`, ctx.readyTimeoutMs, ctx.signal);
           await old.proc.done;
           const { np } = await launch(victim, victim.ready);
-          // The load time stays the first start's; peak RSS is the restarted process's from here on.
+          // The load time stays the first start's.
           started[i] = { planned: victim, proc: np.proc, peakRss: np.peakRss, loadMs: old.loadMs };
           return { killedAt, readyAt: performance.now(), rejoinedAt };
         },
@@ -220,7 +223,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         layers: s.planned.layers,
         core,
         loadMs: s.loadMs,
-        peakRssBytes: (await s.peakRss()) ?? Number.NaN,
+        peakRssBytes: peakOf([await s.peakRss(), s.planned.rank === victimRss?.rank ? victimRss.bytes : undefined]),
       });
     }
     const links: LinkResult[] = relays.map((r, i) => {
@@ -285,6 +288,12 @@ async function measureAll(
   }
   return out;
 }
+
+/** The largest of the readings there are (NaN for none). */
+const peakOf = (xs: readonly (number | undefined)[]): number => {
+  const known = xs.filter((x): x is number => x !== undefined);
+  return known.length ? Math.max(...known) : Number.NaN;
+};
 
 /**
  * When the head's /health, once it has said the chain is down, first says it is whole again (polled every 20 ms; a
