@@ -2,7 +2,7 @@
 // taken down (ip link set ... down) while its processes keep running, as a laptop that leaves the Wi-Fi. They share
 // this machine's filesystem; a process started over ssh to a host runs inside that host's namespace.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startProcess, type ManagedProcess } from '../../src/process/managed-process.js';
 import { waitForPort } from '../../src/ssh/wait-for-port.js';
@@ -28,13 +28,16 @@ export interface NsHosts {
 
 const sh = (cmd: string) => execFileSync('sh', ['-c', cmd], { stdio: 'pipe', encoding: 'utf8' });
 
-/** Throws (with ip's stderr) when namespaces cannot be made here: no root, no CAP_NET_ADMIN, no iproute2. */
-export async function startNsHosts(dir: string, names: readonly string[]): Promise<NsHosts> {
+/**
+ * Throws (with ip's stderr) when namespaces cannot be made here: no root, no CAP_NET_ADMIN, no iproute2. The ssh
+ * config for the hosts goes to `configFile` (in the test's work dir, so the ssh processes that read it carry its
+ * path); the daemons' own files live in a dir of their own, so they are not mistaken for the test's leftovers.
+ */
+export async function startNsHosts(configFile: string, names: readonly string[]): Promise<NsHosts> {
   const tag = `${process.pid % 10000}`;
   const net = 100 + Math.floor(Math.random() * 150);
   const bridge = `lrbr${tag}`;
-  const sshDir = join(dir, 'nsssh');
-  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  const sshDir = mkdtempSync('/tmp/lr-nshosts-');
   mkdirSync('/run/sshd', { recursive: true });
   const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
   keygen(join(sshDir, 'host_ed25519'));
@@ -57,6 +60,7 @@ export async function startNsHosts(dir: string, names: readonly string[]): Promi
       sh(`ip link del ${ns}h 2>/dev/null; ip netns del ${ns} 2>/dev/null; true`);
     }
     sh(`ip link del ${bridge} 2>/dev/null; true`);
+    rmSync(sshDir, { recursive: true, force: true });
   };
   try {
     sh(`ip link add ${bridge} type bridge && ip addr add 10.214.${net}.1/24 dev ${bridge} && ip link set ${bridge} up`);
@@ -125,7 +129,6 @@ export async function startNsHosts(dir: string, names: readonly string[]): Promi
       });
     }
     writeFileSync(join(sshDir, 'known_hosts'), `${known.join('\n')}\n`);
-    const configFile = join(dir, 'ns_ssh_config');
     writeFileSync(configFile, `${config.join('\n')}\n`);
     return { hosts, configFile, bridgeAddress: `10.214.${net}.1`, stop: cleanup };
   } catch (err) {

@@ -28,7 +28,7 @@ let up: UpLauncher | undefined;
 
 before(async () => {
   try {
-    hosts = await startNsHosts(work.path, ['hosta', 'hostb', 'hostc']);
+    hosts = await startNsHosts(join(work.path, 'ssh_config'), ['hosta', 'hostb', 'hostc']);
   } catch (e) {
     hostsError = String((e as { stderr?: string }).stderr || e).trim();
   }
