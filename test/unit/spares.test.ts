@@ -1,10 +1,18 @@
 // Spare nodes (issue 12, item 2), the pure parts table-style: `spare` lines in a cluster file, the timeouts `up`
-// picks or refuses, the check of a spare's budget, and the choice of the spare a lost rank moves to.
+// picks or refuses, the check of a spare's budget, and the choice of the spare a lost rank moves to; then `up`
+// refusing bad spare input by name before anything starts.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { UserError } from '../../src/errors.js';
 import { parseClusterFile } from '../../src/plan/cluster-file.js';
 import { checkSpares, chooseSpare, spareTimeouts, splitSpares, type SpareNode } from '../../src/plan/spares.js';
+import { makeFixture } from '../helpers/fixtures.js';
+import { fixtureBin, survivorsAfter } from '../helpers/processes.js';
 
 const refuses = (f: () => unknown, message: RegExp, next?: RegExp, label = message.source) =>
   assert.throws(f, (e: unknown) => e instanceof UserError && message.test(e.message) && (!next || next.test(e.next.join('\n'))), label);
@@ -90,5 +98,40 @@ describe('chooseSpare: where a lost rank goes', () => {
       if (typeof want === 'string') assert.equal(got instanceof UserError ? got.message : got.name, want, JSON.stringify(over, (_, v) => (v instanceof Set ? [...v] : v)));
       else assert.ok(got instanceof UserError && want.test(got.message), `${JSON.stringify(over, (_, v) => (v instanceof Set ? [...v] : v))}: ${got instanceof UserError ? got.message : got.name}`);
     }
+  });
+});
+
+describe('up refuses bad spare input before anything starts', { timeout: 120_000 }, () => {
+  const cli = new URL('../../bin/llama-relay.js', import.meta.url).pathname;
+  const work = mkdtempSync(join(tmpdir(), 'lr-spares-'));
+  after(() => rmSync(work, { recursive: true, force: true }));
+  const fails = async (args: string[]) => {
+    const r = await promisify(execFile)(process.execPath, [cli, 'up', ...args], { env: { ...process.env, TMPDIR: work } }).then(
+      () => assert.fail(`up ${args.join(' ')} succeeded`),
+      (e: { code?: number; stderr?: string }) => e,
+    );
+    assert.equal(r.code, 2, r.stderr);
+    return r.stderr ?? '';
+  };
+
+  it('a spare too small, timeouts that defeat each other, --replace-after without a spare, a spare in the chain', async () => {
+    const model = await makeFixture({ arch: 'llama', layers: 8 });
+    const file = (name: string, text: string) => {
+      const p = join(work, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    const common = ['--llama-server', fixtureBin('fake-llama-server.mjs'), '--prompt', 'x', '--run-dir', work];
+    assert.match(
+      await fails([model, '--cluster', file('small.txt', 'local\nlocal\nsparebox mem=1K spare\n'), ...common]),
+      /error: spare sparebox has mem=1\.0 kB, but rank 1 needs about [\d.]+ [kMG]B and a spare may have to take any worker's range[\s\S]*at least/,
+    );
+    assert.match(
+      await fails([model, '--cluster', file('ok.txt', 'local\nlocal\nsparebox spare\n'), '--replace-after', '30', '--resume-timeout', '20', ...common]),
+      /error: --resume-timeout 20 is not above --replace-after 30[\s\S]*--resume-timeout 90/,
+    );
+    assert.match(await fails([model, '--nodes', 'local,local', '--replace-after', '10', ...common]), /error: --replace-after needs a spare node, and there is none/);
+    assert.match(await fails([model, '--cluster', file('dup.txt', 'local\nbox\nbox spare\n'), ...common]), /error: spare box is also a node of the chain/);
+    assert.deepEqual(await survivorsAfter(work, 3000), []);
   });
 });
