@@ -291,7 +291,10 @@ export class ClusterRun {
     const same = (a: RankLaunch, b: RankLaunch | undefined) => !!b && a.argv.join('\0') === b.argv.join('\0') && a.node.name === b.node.name;
     const moved = next.find((x) => x.rank === rank)!;
     const restarted = next.filter((x) => x.rank !== rank && !same(x, this.current.find((c) => c.rank === x.rank)));
-    if (restarted.some((x) => x.role === 'head')) throw new BugError('a move would restart the head; its link goes through the relay');
+    if (restarted.some((x) => x.role === 'head')) {
+      this.rejectFatal(new BugError(`moving rank ${rank} would restart the head, which must dial rank 1 through a relay`));
+      return;
+    }
     this.current = next;
     this.o.emit({
       kind: 'rank-moved',

@@ -7,7 +7,7 @@ export interface LinkRelay {
   /** Where the relay listens on this machine ("127.0.0.1:PORT"). */
   readonly address: string;
   readonly port: number;
-  /** Sends new connections to `hostPort` and drops the current ones, so the head reconnects through the new target. */
+  /** Sends new connections to `hostPort` and drops the current ones, so the head reconnects through the new target (no-op when it is the same). */
   retarget(hostPort: string): void;
   close(): Promise<void>;
 }
@@ -47,7 +47,9 @@ export async function startLinkRelay(target: string): Promise<LinkRelay> {
     address: `127.0.0.1:${port}`,
     port,
     retarget(hp) {
-      to = splitHostPort(hp);
+      const next = splitHostPort(hp);
+      if (next.host === to.host && next.port === to.port) return; // the head's link stays as it is
+      to = next;
       for (const s of open) s.destroy();
     },
     close: () =>
