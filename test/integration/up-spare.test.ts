@@ -49,15 +49,19 @@ after(async () => {
 interface Stream {
   ids: number[];
   error: string;
+  /** The longest wait between two streamed tokens (ms): the pause the move costs, reported, never asserted. */
+  longestGapMs: number;
 }
 
 /** One greedy streamed /completion of N tokens through the API; `onCount(n)` runs as the n-th token arrives. */
 async function stream(port: number, onCount: (n: number) => void): Promise<Stream> {
   const body = { prompt: PROMPT, n_predict: N, temperature: 0, ignore_eos: true, stream: true, cache_prompt: false, n_probs: 1 };
   const r = await fetch(`http://127.0.0.1:${port}/completion`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (r.status !== 200) return { ids: [], error: `HTTP ${r.status}: ${await r.text()}` };
+  if (r.status !== 200) return { ids: [], error: `HTTP ${r.status}: ${await r.text()}`, longestGapMs: 0 };
   const ids: number[] = [];
   let error = '';
+  let last = 0;
+  let longestGapMs = 0;
   let buf = '';
   for await (const chunk of r.body as unknown as AsyncIterable<Uint8Array>) {
     buf += Buffer.from(chunk).toString();
@@ -70,10 +74,12 @@ async function stream(port: number, onCount: (n: number) => void): Promise<Strea
       const d = JSON.parse(line.slice(6)) as { error?: unknown; completion_probabilities?: { id: number }[] };
       if (d.error) error += JSON.stringify(d.error);
       for (const p of d.completion_probabilities ?? []) ids.push(p.id);
+      if (last) longestGapMs = Math.max(longestGapMs, Date.now() - last);
+      last = Date.now();
       onCount(ids.length);
     }
   }
-  return { ids, error };
+  return { ids, error, longestGapMs };
 }
 
 async function stockCompletion(port: number, prompt: string | number[], n: number): Promise<number[]> {
@@ -160,7 +166,7 @@ async function streamThroughFault(t: TestContext, u: UpLauncher, apiPort: number
   }
   const moved = u.events.slice(from).find((e) => e.kind === 'rank-moved');
   assert.ok(moved, `no rank-moved event:\n${u.show()}`);
-  t.diagnostic(`${host.alias}: link down after ${FAULT_AT} tokens; resumed after ${resumes.map((r) => r.k).join(', ')}; moved ${String(moved.lostSeconds)} s after the launcher saw the rank go; ${((Date.now() - downAt) / 1000).toFixed(1)} s from link down to the checks`);
+  t.diagnostic(`${host.alias}: link down after ${FAULT_AT} tokens; resumed after ${resumes.map((r) => r.k).join(', ')}; moved ${String(moved.lostSeconds)} s after the launcher saw the rank go; ${((Date.now() - downAt) / 1000).toFixed(1)} s from link down to the checks; longest pause between tokens ${(run.longestGapMs / 1000).toFixed(1)} s`);
   // Not before --replace-after (its own bound), and not long after it (a generous bound: timers, not load).
   assert.ok((moved.lostSeconds as number) >= REPLACE_AFTER, `moved after ${String(moved.lostSeconds)} s, before --replace-after`);
   assert.ok((moved.lostSeconds as number) < REPLACE_AFTER + 30, `moved only after ${String(moved.lostSeconds)} s`);
