@@ -17,9 +17,13 @@ export function readClusterFile(file: string): NodeSpec[] {
   return parseClusterFile(text, file);
 }
 
-/** The nodes the user gave, or undefined when neither flag is there. */
-export function nodesFromArgs(a: { nodes?: string | undefined; cluster?: string | undefined }): string | NodeSpec[] | undefined {
-  if (a.cluster !== undefined) return readClusterFile(a.cluster);
-  if (a.nodes?.startsWith('@')) return readClusterFile(a.nodes.slice(1));
-  return a.nodes;
+/**
+ * The nodes the user gave, or undefined when neither flag is there. A cluster file's spare lines are kept only for
+ * `up` (`spares: true`); `plan` and `bench` place layers on the chain's nodes alone.
+ */
+export function nodesFromArgs(a: { nodes?: string | undefined; cluster?: string | undefined }, o: { spares?: boolean } = {}): string | NodeSpec[] | undefined {
+  const file = a.cluster ?? (a.nodes?.startsWith('@') ? a.nodes.slice(1) : undefined);
+  if (file === undefined) return a.nodes;
+  const specs = readClusterFile(file);
+  return o.spares ? specs : specs.filter((s) => !s.spare);
 }

@@ -42,6 +42,9 @@ export class ChainMetrics {
         if (e.restarting) s.restarts++;
         break;
       }
+      case 'rank-moved':
+        this.rank(e.rank, e.to);
+        break;
       case 'memory':
         this.rank(e.rank).rssBytes = e.rssBytes;
         break;

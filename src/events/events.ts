@@ -67,6 +67,12 @@ export type RelayEvent =
       lastLines: readonly string[];
       restarting: boolean;
     }
+  /**
+   * A worker rank whose node stayed lost past --replace-after now runs on a spare (`to`); `restarted`: the ranks
+   * restarted to dial its new address (the head's link moves through its relay instead); lostSeconds: since the
+   * launcher saw it go.
+   */
+  | { kind: 'rank-moved'; rank: number; from: string; to: string; layers: readonly [number, number]; lostSeconds: number; restarted: readonly number[] }
   /** bench: a configuration starts (afresh in every round). */
   | { kind: 'bench-config-start'; id: string; description: string; round?: { index: number; of: number } }
   /** bench: one process of a configuration is ready, loadMs after it was spawned. */

@@ -40,6 +40,9 @@ const formatters: Formatters = {
       `rank ${e.rank} on ${e.node} exited: ${e.meaning}${e.restarting ? '; restarting' : ''}`,
       ...e.lastLines.map((l) => `  | ${l}`),
     ].join('\n'),
+  'rank-moved': (e) =>
+    `rank ${e.rank} (layers ${e.layers[0]}:${e.layers[1]}) moved from ${e.from} to spare ${e.to}: ${e.from} was lost for ${e.lostSeconds.toFixed(0)} s` +
+    (e.restarted.length ? `; restarting rank${e.restarted.length > 1 ? 's' : ''} ${e.restarted.join(', ')} to dial it` : ''),
   'bench-config-start': (e) => `[${e.id}] ${e.description}${e.round && e.round.of > 1 ? ` (round ${e.round.index + 1}/${e.round.of})` : ''}`,
   'bench-process-ready': (e) => `[${e.id}] ${e.label} ready in ${(e.loadMs / 1000).toFixed(2)} s`,
   'bench-sample': (e) =>

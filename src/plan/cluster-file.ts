@@ -5,6 +5,7 @@
 //   alice@gpu1:2222 mem=24G
 //   gpu2
 //   alice@gpu1 layers=14   (layers=: a manual split; on every line or on none)
+//   gpu3 mem=8G spare      (a spare: provisioned, not started; takes over a lost worker rank)
 import { UserError } from '../errors.js';
 import { parseNodeSpec, type NodeSpec } from './node-spec.js';
 import { parseByteSize } from './size.js';
@@ -19,6 +20,8 @@ type Key = keyof typeof CLUSTER_KEYS;
 const isKey = (k: string): k is Key => Object.hasOwn(CLUSTER_KEYS, k);
 
 const EXAMPLE = 'alice@gpu1:2222 mem=24G';
+/** The word that marks a line as a spare node (not a key=value: it has no value). */
+export const SPARE_WORD = 'spare';
 
 /** The nodes in a cluster file's text, in order; `file` names it in errors, which also give the line number. */
 export function parseClusterFile(text: string, file: string): NodeSpec[] {
@@ -33,9 +36,15 @@ export function parseClusterFile(text: string, file: string): NodeSpec[] {
       throw fail(`"${address}" is not a node address`, [`write the memory budget as a key: ${address.slice(0, address.indexOf('='))} mem=${address.slice(address.indexOf('=') + 1)}`]);
     }
     const values: Partial<Record<Key, string>> = {};
+    let spare = false;
     for (const pair of pairs) {
+      if (pair === SPARE_WORD) {
+        if (spare) throw fail('spare is given twice');
+        spare = true;
+        continue;
+      }
       const eq = pair.indexOf('=');
-      if (eq <= 0) throw fail(`"${pair}" is not key=value`);
+      if (eq <= 0) throw fail(`"${pair}" is not key=value (nor the word ${SPARE_WORD})`);
       const [key, value] = [pair.slice(0, eq), pair.slice(eq + 1)];
       if (!isKey(key)) throw fail(`unknown key "${key}"`, [`known keys: ${Object.entries(CLUSTER_KEYS).map(([k, d]) => `${k} (${d})`).join('; ')}`]);
       if (values[key] !== undefined) throw fail(`${key} is given twice`);
@@ -44,16 +53,20 @@ export function parseClusterFile(text: string, file: string): NodeSpec[] {
       if (key === 'layers' && Number(value) === 0) throw fail('layers=0: every node in the chain needs at least one layer', ['drop the line, or give it a layer']);
       values[key] = value;
     }
+    if (spare && values.layers !== undefined) {
+      throw fail('a spare takes the layers of the rank it replaces, so it has no layers=', [`drop layers=${values.layers} from the spare line`]);
+    }
     try {
       const node = parseNodeSpec(values.mem !== undefined ? `${address}=${values.mem}` : address);
-      nodes.push(values.layers !== undefined ? { ...node, layers: Number(values.layers) } : node);
+      const withLayers = values.layers !== undefined ? { ...node, layers: Number(values.layers) } : node;
+      nodes.push(spare ? { ...withLayers, spare: true } : withLayers);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       throw fail(`"${address}" is not [user@]host[:sshport]${/port .* out of range/.test(err.message) ? ' (the port is out of range)' : ''}`);
     }
   });
-  if (nodes.length === 0) {
-    throw new UserError(`${file} lists no nodes`, [`put one node per line, e.g. ${EXAMPLE} (or local for this machine)`]);
+  if (nodes.every((n) => n.spare)) {
+    throw new UserError(`${file} lists no nodes${nodes.length ? ' besides spares' : ''}`, [`put one node per line, e.g. ${EXAMPLE} (or local for this machine)`]);
   }
   return nodes;
 }

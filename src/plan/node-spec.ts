@@ -10,6 +10,8 @@ export interface NodeSpec {
   readonly memory?: number;
   /** Layers this node holds (a cluster file's layers=, a manual split); undefined = the planner decides. */
   readonly layers?: number;
+  /** A cluster file's `spare` line: provisioned, not started; takes over a worker rank whose node stays lost (up --replace-after). */
+  readonly spare?: boolean;
   /** The text this node was parsed from. */
   readonly spec: string;
 }

@@ -21,6 +21,8 @@ export interface ProvisionRank {
   node: string;
   layerStart: number;
   layerEnd: number;
+  /** A spare node's copy of a worker's range: provisioned, not started, and shown as no rank's progress. */
+  spare?: boolean;
 }
 
 export interface ProvisionRequest {
@@ -54,7 +56,10 @@ export interface RankResources {
 }
 
 export interface ProvisionReport {
+  /** Per rank (spare entries left out), in request order. */
   ranks: RankResources[];
+  /** Per spare node, per worker rank it may take: that rank's llama-server and weights there. */
+  spares: Map<string, Map<number, RankResources>>;
   plans: Map<string, NodePlan>;
   /** Bytes sent per node (binary, source, slices). */
   sent: Map<string, number>;
@@ -66,7 +71,7 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
   const wrap = (argv: string[]) => (req.nodeEnv ? ['env', ...Object.entries(req.nodeEnv).map(([k, v]) => `${k}=${v}`), ...argv] : argv);
   const ranksOn = (node: string) => req.ranks.filter((r) => r.node === node);
   const phase = (node: string, p: NodePhase, extra: { progress?: number; detail?: string } = {}) =>
-    ranksOn(node).forEach((r) => emit({ kind: 'node-phase', rank: r.rank, node, phase: p, ...extra }));
+    ranksOn(node).forEach((r) => !r.spare && emit({ kind: 'node-phase', rank: r.rank, node, phase: p, ...extra }));
 
   const remote = [...req.transports.values()].filter((t) => !t.isLocal && ranksOn(t.name).length);
   const problems: string[] = [];
@@ -114,6 +119,7 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
     if (!sliced) break;
     for (const r of ranksOn(t.name)) {
       if (digest && probes.get(t.name)!.blobs.has(digest)) continue;
+      if (slices.has(r.rank)) continue; // the same range for a spare: one slice
       const spec = { layerStart: r.layerStart, layerEnd: r.layerEnd, head: r.rank === 0 };
       phase(t.name, 'provision', { detail: `slicing layers ${r.layerStart}-${r.layerEnd}` });
       slices.set(r.rank, await localSlice(sliced.gguf, spec, sliceDir, sliceName(modelId, spec)));
@@ -201,11 +207,14 @@ export async function provision(req: ProvisionRequest): Promise<ProvisionReport>
   const sent = new Map([...out].map(([n, r]) => [n, r.sent]));
 
   const localBinary = 'engine' in req.binary ? req.binary.local : req.binary.path;
-  const ranks = req.ranks.map((r) => {
+  const resources = (r: ProvisionRank): RankResources => {
     const o = out.get(r.node);
     return { binary: o?.binary ?? givenBinary ?? localBinary, model: o?.models.get(r.rank) ?? req.model.path };
-  });
-  return { ranks, plans, sent };
+  };
+  const ranks = req.ranks.filter((r) => !r.spare).map(resources);
+  const spares = new Map<string, Map<number, RankResources>>();
+  for (const r of req.ranks.filter((x) => x.spare)) spares.set(r.node, (spares.get(r.node) ?? new Map()).set(r.rank, resources(r)));
+  return { ranks, spares, plans, sent };
 }
 
 
@@ -222,19 +231,26 @@ export async function provisionChain(o: {
   sliceModel: boolean;
   /** The plan's memory estimate per rank, checked against each node's memory. */
   memory?: readonly number[];
+  /** Spare nodes: each gets the binary and every worker rank's weights (it may take any of them, one at a time). */
+  spares?: readonly string[];
   nodeCacheDir?: string;
   runDir?: string;
   lockWaitSeconds?: number;
   emit: Emit;
   signal?: AbortSignal;
-}): Promise<RankResources[]> {
-  const anyRemote = o.ranks.some((r) => !o.transports.get(r.node)?.isLocal);
+}): Promise<{ ranks: RankResources[]; spares: Map<string, Map<number, RankResources>> }> {
+  const spareRanks = (o.spares ?? []).flatMap((node) => o.ranks.filter((r) => r.rank > 0).map((r) => ({ ...r, node, spare: true })));
+  const all = [...o.ranks, ...spareRanks];
+  const anyRemote = all.some((r) => !o.transports.get(r.node)?.isLocal);
   const binary: ProvisionRequest['binary'] = o.binaryGiven || !anyRemote ? { path: o.binary } : { engine: await localEngine(o.binary), local: o.binary };
   const model: ProvisionRequest['model'] = o.sliceModel && anyRemote ? { path: o.model, gguf: await loadGgufModel(o.model) } : { path: o.model };
   const memoryNeeded = new Map<string, number>();
   if (o.memory) o.ranks.forEach((r, i) => memoryNeeded.set(r.node, (memoryNeeded.get(r.node) ?? 0) + (o.memory![i] ?? 0)));
+  // A spare runs one rank at a time: it needs the largest worker's memory, not their sum.
+  const worst = Math.max(0, ...(o.memory ?? []).slice(1));
+  if (o.memory) for (const node of o.spares ?? []) memoryNeeded.set(node, worst);
   const r = await provision({
-    ranks: o.ranks,
+    ranks: all,
     ...(o.memory ? { memoryNeeded } : {}),
     transports: o.transports,
     binary,
@@ -245,5 +261,6 @@ export async function provisionChain(o: {
     emit: o.emit,
     signal: o.signal,
   });
-  return r.ranks;
+  if (spareRanks.length) o.emit({ kind: 'info', message: `spare${o.spares!.length > 1 ? 's' : ''} ${o.spares!.join(', ')} ready to take any worker's range` });
+  return { ranks: r.ranks, spares: r.spares };
 }

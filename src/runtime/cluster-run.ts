@@ -1,6 +1,7 @@
 // Runs a launch plan: starts ranks downstream-first, exposes the head's API, restarts crashed ranks, tears everything down.
 import type { Emit } from '../events/events.js';
 import { BugError, UserError } from '../errors.js';
+import { chooseSpare, type SpareNode } from '../plan/spares.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { headHealth } from './head-client.js';
 import type { RankLaunch } from './launch-plan.js';
@@ -21,6 +22,21 @@ export interface ClusterRunOptions {
   memoryIntervalMs?: number;
   runDir?: string;
   env?: Readonly<Record<string, string>>;
+  /** Spare nodes standing by (up --replace-after): a worker rank lost for replaceAfterMs moves to one. */
+  spares?: SpareSupervision;
+}
+
+export interface SpareSupervision {
+  nodes: readonly SpareNode[];
+  replaceAfterMs: number;
+  /** The plan's memory estimate per rank, when known (a spare's budget must hold the rank it takes). */
+  rankMemory?: readonly (number | undefined)[];
+  /** Pause between attempts to restart a lost rank on its own node while it may still come back. */
+  retryDelayMs?: number;
+  /** The chain's launches with each rank in `moves` on its spare (ranks whose argv changes restart). */
+  relaunch(moves: ReadonlyMap<number, string>): readonly RankLaunch[];
+  /** After the moved rank is ready, before its neighbours restart (the head's relay dials the new address). */
+  onMoved?(launches: readonly RankLaunch[]): void | Promise<void>;
 }
 
 export class ClusterRun {
@@ -34,12 +50,27 @@ export class ClusterRun {
   /** Rejects when supervision gives up (restart budget exhausted); never resolves. */
   readonly fatal: Promise<never>;
 
+  /** Per worker rank lost while spares stand by: when the launcher saw it go. */
+  private readonly lostSince = new Map<number, number>();
+  private readonly moveTimers = new Map<number, NodeJS.Timeout>();
+  /** rank -> the spare it runs on now. */
+  private readonly moves = new Map<number, string>();
+  /** Ranks for which no spare was left: their restarts count against the budget as without spares. */
+  private readonly noSpare = new Set<number>();
+  private current: readonly RankLaunch[];
+
   constructor(
-    readonly launches: readonly RankLaunch[],
+    launches: readonly RankLaunch[],
     private readonly o: ClusterRunOptions,
   ) {
+    this.current = launches;
     this.fatal = new Promise<never>((_, reject) => (this.rejectFatal = reject));
     this.fatal.catch(() => undefined);
+  }
+
+  /** Every rank's launch as it runs now (a moved rank on its spare, its neighbours dialling it). */
+  get launches(): readonly RankLaunch[] {
+    return this.current;
   }
 
   /** The head, if this run includes it (a hand-started worker rank runs without one). */
@@ -161,6 +192,7 @@ export class ClusterRun {
   }
 
   private async onCrash(l: RankLaunch, h: RankHandle, outcome: Awaited<RankHandle['process']['done']>): Promise<void> {
+    if (this.o.spares && l.rank > 0 && !this.noSpare.has(l.rank)) return this.whileLost(l, outcome);
     const n = (this.restarts.get(l.rank) ?? 0) + 1;
     const restarting = n <= (this.o.maxRestarts ?? 3);
     this.o.emit({
@@ -188,9 +220,122 @@ export class ClusterRun {
     }
   }
 
+  private emitExit(l: RankLaunch, outcome: Awaited<RankHandle['process']['done']>, restarting: boolean): void {
+    this.o.emit({
+      kind: 'rank-exited',
+      rank: l.rank,
+      node: l.node.name,
+      exitCode: outcome.exitCode,
+      signal: outcome.signal,
+      meaning: outcome.meaning,
+      lastLines: outcome.stderrTail.filter((x) => !x.startsWith('llama-relay-wrapper:')).slice(-5),
+      restarting,
+    });
+  }
+
+  /**
+   * A worker rank lost while spares stand by: it is restarted on its own node (after a pause, without counting
+   * against the budget: its node may be away) until it is ready again or replaceAfterMs have passed since it was
+   * first lost; then it moves to a spare.
+   */
+  private async whileLost(l: RankLaunch, outcome: Awaited<RankHandle['process']['done']>): Promise<void> {
+    const spares = this.o.spares!;
+    this.emitExit(l, outcome, true);
+    if (!this.lostSince.has(l.rank)) {
+      this.lostSince.set(l.rank, Date.now());
+      const timer = setTimeout(() => void this.moveToSpare(l.rank), spares.replaceAfterMs);
+      timer.unref();
+      this.moveTimers.set(l.rank, timer);
+    }
+    const current = this.handles.get(l.rank);
+    await new Promise((r) => setTimeout(r, spares.retryDelayMs ?? 1000));
+    // Moved, stopped or already restarted meanwhile: this attempt is not needed.
+    if (this.stopping || this.handles.get(l.rank) !== current || this.current.find((x) => x.rank === l.rank) !== l) return;
+    const again = this.spawn(l);
+    try {
+      await again.ready;
+      if (this.stopping || this.handles.get(l.rank) !== again) return;
+      this.found(l.rank);
+      this.o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'ready' });
+    } catch {
+      // Its exit comes back here through the done handler: the next attempt, or the move.
+    }
+  }
+
+  /** The rank is whole again: no move pending. */
+  private found(rank: number): void {
+    this.lostSince.delete(rank);
+    clearTimeout(this.moveTimers.get(rank));
+    this.moveTimers.delete(rank);
+  }
+
+  /** Starts a lost worker rank on a free spare, then restarts the ranks that must dial its new address. */
+  private async moveToSpare(rank: number): Promise<void> {
+    const spares = this.o.spares!;
+    const since = this.lostSince.get(rank);
+    this.moveTimers.delete(rank);
+    if (this.stopping || since === undefined) return;
+    const lost = this.current.find((x) => x.rank === rank)!;
+    const taken = new Set(this.moves.values());
+    const spare = chooseSpare({ rank, lostNode: lost.node.name, spares: spares.nodes, taken, rankMemory: spares.rankMemory?.[rank] });
+    if (spare instanceof UserError) {
+      // Back to plain supervision: the pending attempt on its own node goes on, and the restart budget counts.
+      this.noSpare.add(rank);
+      this.found(rank);
+      this.o.emit({ kind: 'error', message: spare.message, next: spare.next, rank, node: lost.node.name });
+      return;
+    }
+    this.lostSince.delete(rank);
+    this.moves.set(rank, spare.name);
+    const next = spares.relaunch(this.moves);
+    const same = (a: RankLaunch, b: RankLaunch | undefined) => !!b && a.argv.join('\0') === b.argv.join('\0') && a.node.name === b.node.name;
+    const moved = next.find((x) => x.rank === rank)!;
+    const restarted = next.filter((x) => x.rank !== rank && !same(x, this.current.find((c) => c.rank === x.rank)));
+    if (restarted.some((x) => x.role === 'head')) {
+      this.rejectFatal(new BugError(`moving rank ${rank} would restart the head, which must dial rank 1 through a relay`));
+      return;
+    }
+    this.current = next;
+    this.o.emit({
+      kind: 'rank-moved',
+      rank,
+      from: lost.node.name,
+      to: spare.name,
+      layers: lost.layers,
+      lostSeconds: (Date.now() - since) / 1000,
+      restarted: restarted.map((x) => x.rank),
+    });
+    // The old node's attempt (or hung session) goes: its wrapper stops the rank there when its ssh session ends.
+    const old = this.handles.get(rank);
+    this.handles.delete(rank);
+    void old?.process.stop();
+    try {
+      await this.start1(moved);
+      await spares.onMoved?.(next);
+      // Downstream first, as at launch: each restarted rank finds its new peer listening.
+      for (const r of [...restarted].sort((a, b) => b.rank - a.rank)) {
+        const before = this.handles.get(r.rank);
+        this.handles.delete(r.rank);
+        await before?.process.stop();
+        await this.start1(r);
+      }
+    } catch (err) {
+      // A failed start's own exit is supervised by its done handler (retries, or the next spare).
+      if (!this.stopping) this.o.emit({ kind: 'error', message: err instanceof Error ? err.message : String(err), rank });
+    }
+  }
+
+  private async start1(l: RankLaunch): Promise<void> {
+    if (this.stopping) return;
+    const h = this.spawn(l);
+    await h.ready;
+    if (!this.stopping && this.handles.get(l.rank) === h) this.o.emit({ kind: 'node-phase', rank: l.rank, node: l.node.name, phase: 'ready' });
+  }
+
   /** Stops every rank in parallel (wrapper: SIGTERM, then SIGKILL after the grace), then forwards and connections. */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const t of this.moveTimers.values()) clearTimeout(t);
     clearInterval(this.healthTimer);
     clearInterval(this.memoryTimer);
     await Promise.all(

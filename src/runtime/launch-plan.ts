@@ -32,8 +32,11 @@ export interface LaunchInput {
   /** Names pidfiles on the nodes, so a stale run of the same cluster is cleaned at the next start. */
   runName: string;
   extraArgs?: readonly string[];
-  /** Per rank, the address it dials downstream, when links do not go straight to the next listen address (ssh tunnels). */
-  links?: readonly string[];
+  /**
+   * Per rank, the address it dials downstream, when links do not go straight to the next listen address (ssh tunnels;
+   * the head's relay while spares stand by); undefined entries go straight.
+   */
+  links?: readonly (string | undefined)[];
   /** false: the head waits for every ubatch (--stage-no-pipeline). */
   pipeline?: boolean;
   /** false: links authenticated, not encrypted (--stage-no-encrypt), on every rank. */

@@ -20,6 +20,9 @@ import type { Prediction } from '../plan/speed-model.js';
 import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
+import { checkSpares, spareTimeouts, splitSpares } from '../plan/spares.js';
+import { hostPort } from '../runtime/host-port.js';
+import { startLinkRelay, type LinkRelay } from '../runtime/link-relay.js';
 import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { provisionChain } from '../provision/provision-nodes.js';
 import { connectNodes, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
@@ -72,6 +75,8 @@ export interface UpOptions {
   microbatch?: boolean;
   /** Seconds a request in flight waits for a lost rank to come back before it fails (the head's --stage-resume-timeout). */
   resumeTimeoutSeconds?: number;
+  /** With spare nodes (a cluster file's spare lines): seconds a worker rank's node may stay lost before its rank moves to a spare (default 30). */
+  replaceAfterSeconds?: number;
   /** Cache directory on the nodes for provisioned binaries and slices (default: ~/.cache/llama-relay there). */
   nodeCacheDir?: string;
   /** Pidfile directory on the nodes (default: $TMPDIR/llama-relay-$UID there). */
@@ -112,16 +117,27 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   if (exposed) throw new UserError(exposed, ['require a key: --api-key-file FILE (or LLAMA_RELAY_API_KEY)', 'or serve without one, on purpose: --no-api-key']);
   const metrics = new ChainMetrics();
   const unsubscribeMetrics = bus.subscribe(metrics.onEvent);
-  const specs = typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes];
+  const { active: specs, spares } = splitSpares(typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes]);
+  const timeouts = spareTimeouts({
+    spares: spares.length,
+    ...(o.replaceAfterSeconds !== undefined ? { replaceAfterSeconds: o.replaceAfterSeconds } : {}),
+    ...(o.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: o.resumeTimeoutSeconds } : {}),
+  });
+  if (spares.length && o.tunnelActivations) {
+    throw new UserError('spare nodes and --tunnel-activations cannot be combined yet', ['drop the spare lines, or --tunnel-activations']);
+  }
   const control = makeControlDir();
   const settings = sshSettings(control.dir, o);
-  const transports = nodeTransports(specs, settings);
+  const spareSpecs = typeof o.nodes === 'string' ? [] : o.nodes.filter((n) => n.spare);
+  const transports = nodeTransports([...specs, ...spareSpecs], settings);
   let run: ClusterRun | undefined;
   let proxy: ApiProxy | undefined;
   let unwatch: (() => void) | undefined;
   const tunnels: Forward[] = [];
+  let relay: LinkRelay | undefined;
   try {
     const { ranges, modelPath, memory, params, system, placement, prediction, offload } = await layerRanges(o, specs);
+    checkSpares(spares, ranges.map((_, i) => memory?.[i]));
     emit({ kind: 'info', message: `placement: ${placement} (${formatSplit(ranges)})` });
     offload?.forEach((g, i) => {
       if (g) emit({ kind: 'info', message: `rank ${i}: ${g.layers} of its layers on ${g.device} (-ngl ${g.layers}), the rest in RAM` });
@@ -132,9 +148,9 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     ranges.forEach((r, i) =>
       emit({ kind: 'rank-planned', rank: i, node: nodeName(specs[i]!), layers: [r.layerStart, r.layerEnd], role: i === 0 ? 'head' : 'worker' }),
     );
-    const addresses = await connectAll(specs, transports, emit, signal);
+    const { perRank: addresses, byNode } = await connectAll(specs, transports, emit, signal);
     const binary = o.llamaServer ?? (await patchedLlamaServer(emit, signal));
-    const resources = await provisionChain({
+    const { ranks: resources, spares: spareResources } = await provisionChain({
       ranks: ranges.map((r, i) => ({ rank: i, node: nodeName(specs[i]!), ...r })),
       transports,
       binary,
@@ -142,6 +158,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       model: modelPath,
       sliceModel: o.layers === undefined,
       memory,
+      spares: spares.map((x) => x.name),
       nodeCacheDir: o.nodeCacheDir,
       runDir: o.runDir,
       lockWaitSeconds: o.provisionLockTimeoutSeconds,
@@ -163,25 +180,57 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     const tunnelled = o.tunnelActivations
       ? await tunnelLinks(specs.map((s) => transports.get(nodeName(s))!), stagePorts, o.stagePortBase, tunnels)
       : undefined;
-    const launches = planLaunch({
+    // With spares the head dials rank 1 through a relay here, which a move of rank 1 re-points (the head keeps running).
+    let headLink: string | undefined;
+    if (spares.length) {
+      relay = await startLinkRelay(hostPort(addresses[1]!, stagePorts[1]!));
+      if (head.isLocal) headLink = relay.address;
+      else {
+        const back = await head.reverseForward(o.stagePortBase + specs.length + 1, '127.0.0.1', relay.port);
+        tunnels.push(back);
+        headLink = back.address;
+      }
+    }
+    const spareStage = new Map(
+      await Promise.all(
+        spares.map(async (x, j) => [x.name, { host: byNode.get(x.name)!, port: transports.get(x.name)!.isLocal ? await getPort({ host: '127.0.0.1' }) : o.stagePortBase + specs.length + 2 + j }] as const),
+      ),
+    );
+    const rankNodes = ranges.map((_, i): LaunchNode => {
+      const stageHost = tunnelled ? '127.0.0.1' : addresses[i]!;
+      return { name: nodeName(specs[i]!), stageHost, binary: resources[i]!.binary, model: resources[i]!.model };
+    });
+    const launchInput = {
       ranks: ranges.map((r, i) => {
-        const stageHost = tunnelled ? '127.0.0.1' : addresses[i]!;
-        const node: LaunchNode = { name: nodeName(specs[i]!), stageHost, binary: resources[i]!.binary, model: resources[i]!.model };
         const gpuLayers = offload?.[i]?.layers;
-        return { node, ...r, ...(gpuLayers ? { gpuLayers } : {}) };
+        return { node: rankNodes[i]!, ...r, ...(gpuLayers ? { gpuLayers } : {}) };
       }),
       stagePorts,
       api: { ...api, alias: served.name },
       runtime: o.runtime,
       stageTimeoutSeconds: o.stageTimeoutSeconds,
-      ...(o.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: o.resumeTimeoutSeconds } : {}),
+      ...(timeouts.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: timeouts.resumeTimeoutSeconds } : {}),
       // One name per launch: a restart of a rank in this run stops its stale copy, but another `up` on the same
       // node (another terminal, the same user) never takes this run's ranks for stale ones.
       runName: `lr${o.stagePortBase}-${randomBytes(3).toString('hex')}`,
       extraArgs: o.extraArgs,
-      links: tunnelled,
+      links: tunnelled ?? (headLink ? ranges.map((_, i) => (i === 0 ? headLink : undefined)) : undefined),
       microbatch: o.microbatch,
-    });
+    };
+    const launches = planLaunch(launchInput);
+    // A move: the rank's node, binary, slice and stage port become the spare's; planLaunch re-derives every link.
+    const relaunch = (moves: ReadonlyMap<number, string>) =>
+      planLaunch({
+        ...launchInput,
+        ranks: launchInput.ranks.map((r, i) => {
+          const to = moves.get(i);
+          if (to === undefined) return r;
+          const res = spareResources.get(to)!.get(i)!;
+          const { gpuLayers: _, ...cpu } = r; // a spare's GPU was not planned for: its rank runs on the CPU
+          return { ...cpu, node: { name: to, stageHost: spareStage.get(to)!.host, binary: res.binary, model: res.model } };
+        }),
+        stagePorts: stagePorts.map((p, i) => (moves.has(i) ? spareStage.get(moves.get(i)!)!.port : p)),
+      });
     emit({ kind: 'info', message: 'launch secret generated; starting ranks downstream-first' });
     run = new ClusterRun(launches, {
       transports,
@@ -190,7 +239,21 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       readyTimeoutMs: o.readyTimeoutSeconds * 1000,
       runDir: o.runDir,
       env: o.rankEnv,
+      ...(spares.length
+        ? {
+            spares: {
+              nodes: spares,
+              replaceAfterMs: timeouts.replaceAfterSeconds! * 1000,
+              ...(memory ? { rankMemory: memory } : {}),
+              relaunch,
+              onMoved: (now: readonly { rank: number; listen: string }[]) => relay!.retarget(now.find((l) => l.rank === 1)!.listen),
+            },
+          }
+        : {}),
     });
+    if (spares.length) {
+      emit({ kind: 'info', message: `spare${spares.length > 1 ? 's' : ''} ${spares.map((x) => x.name).join(', ')} standing by: a worker rank lost for ${timeouts.replaceAfterSeconds} s moves to one (requests wait up to ${timeouts.resumeTimeoutSeconds} s)` });
+    }
     const aborted = rejectedOnAbort(signal);
     const started = run;
     proxy = await startApiProxy({
@@ -242,6 +305,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
     emit({ kind: 'info', message: 'stopping all ranks' });
     await proxy?.close();
     await run?.stop();
+    await relay?.close();
     await Promise.all(tunnels.map((t) => t.stop()));
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
     control.remove();
@@ -328,15 +392,20 @@ function watchPrediction(bus: EventBus, p: Prediction): () => void {
   });
 }
 
-/** Connects to every node in parallel; returns, per rank, the address its stage socket binds to. */
-async function connectAll(specs: readonly NodeSpec[], transports: Map<string, Transport>, emit: Emit, signal: AbortSignal): Promise<string[]> {
+/** Connects to every node (spares too) in parallel; returns, per rank and per node, the address its stage socket binds to. */
+async function connectAll(
+  specs: readonly NodeSpec[],
+  transports: Map<string, Transport>,
+  emit: Emit,
+  signal: AbortSignal,
+): Promise<{ perRank: string[]; byNode: Map<string, string> }> {
   const ranksOf = (name: string) => specs.flatMap((s, i) => (nodeName(s) === name ? [i] : []));
   const addresses = await connectNodes(transports.values(), {
     signal,
     onConnect: (t) => ranksOf(t.name).forEach((rank) => emit({ kind: 'node-phase', rank, node: t.name, phase: 'connect' })),
     onFailed: (t) => ranksOf(t.name).forEach((rank) => emit({ kind: 'node-phase', rank, node: t.name, phase: 'failed', detail: 'cannot connect' })),
   });
-  return specs.map((s) => addresses.get(nodeName(s))!);
+  return { perRank: specs.map((s) => addresses.get(nodeName(s))!), byNode: addresses };
 }
 
 /** Checked before launching, and again when the proxy binds (something may take the port meanwhile). */

@@ -125,6 +125,11 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       const s2 = updateRow(s, e.rank, { phase: 'failed', detail: e.meaning });
       return { ...s2, failures: [...s2.failures.filter((f) => f.rank !== e.rank), failure] };
     }
+    case 'rank-moved': {
+      const text = `rank ${e.rank} moved from ${e.from} to spare ${e.to} (${e.from} lost for ${e.lostSeconds.toFixed(0)} s)`;
+      const s2 = updateRow(s, e.rank, { node: e.to, phase: 'load', detail: `replacing ${e.from}` });
+      return { ...s2, failures: s2.failures.filter((f) => f.rank !== e.rank), finished: [...s2.finished, { id: s2.finished.length, text, tone: 'info' }] };
+    }
     case 'info':
       return { ...s, finished: [...s.finished, { id: s.finished.length, text: e.message, tone: 'info' }] };
     case 'error': {

@@ -41,6 +41,7 @@ interface Args {
   'stage-timeout'?: number;
   microbatch: boolean;
   'resume-timeout'?: number;
+  'replace-after'?: number;
   'run-dir'?: string;
   'node-cache'?: string;
   'provision-lock-timeout': number;
@@ -86,6 +87,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
       .option('microbatch', { type: 'boolean', default: true, describe: 'micro-batched pipelined decode across requests on the head (--no-microbatch: off, llama-server --stage-no-microbatch)' })
       .option('resume-timeout', { type: 'number', describe: 'seconds a request in flight waits for a lost rank to come back, then resumes (0: fail at once) [engine default: 60]' })
+      .option('replace-after', { type: 'number', describe: "with spare lines in the cluster file: seconds a worker rank's node may stay lost before the rank moves to a spare [default: 30; --resume-timeout then defaults to this + 60]" })
       .option('node-cache', { type: 'string', describe: 'cache directory on the nodes for provisioned llama-server builds and slices (default: ~/.cache/llama-relay there)' })
       .option('provision-lock-timeout', { type: 'number', default: 1800, describe: 'seconds to wait while another llama-relay provisions the same node cache' })
       .option('run-dir', { type: 'string', hidden: true })
@@ -96,7 +98,7 @@ export const upCommand: CommandModule<object, Args> = {
     // No model: the embedded default (a small real model) answers one prompt on the default nodes.
     const embedded = !a.model;
     const prompt = a.prompt ?? (embedded && !a.server && !a.interactive ? DEFAULT_PROMPT : undefined);
-    const nodes = nodesFromArgs(a) ?? 'local,local';
+    const nodes = nodesFromArgs(a, { spares: true }) ?? 'local,local';
     const key = apiKeyFromArgs(a);
     delete process.env.LLAMA_RELAY_API_KEY; // read once; the ranks and ssh never inherit it
     const bus = new EventBus();
@@ -132,6 +134,7 @@ export const upCommand: CommandModule<object, Args> = {
             stageTimeoutSeconds: a['stage-timeout'],
             microbatch: a.microbatch,
             ...(a['resume-timeout'] !== undefined ? { resumeTimeoutSeconds: a['resume-timeout'] } : {}),
+            ...(a['replace-after'] !== undefined ? { replaceAfterSeconds: a['replace-after'] } : {}),
             runDir: a['run-dir'],
             nodeCacheDir: a['node-cache'],
             provisionLockTimeoutSeconds: a['provision-lock-timeout'],
