@@ -72,6 +72,8 @@ export type RelayEvent =
    * restarted to dial its new address (the head's link moves through its relay instead); lostSeconds: since the
    * launcher saw it go.
    */
+  /** The head's requests in flight waiting for a lost rank (engine patch 0007), resumed, or failed past its bounds. */
+  | { kind: 'resume'; phase: 'waiting' | 'resumed' | 'failed'; requests?: number; rank?: number; detail: string }
   | { kind: 'rank-moved'; rank: number; from: string; to: string; layers: readonly [number, number]; lostSeconds: number; restarted: readonly number[] }
   /** bench: a configuration starts (afresh in every round). */
   | { kind: 'bench-config-start'; id: string; description: string; round?: { index: number; of: number } }

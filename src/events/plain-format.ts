@@ -40,6 +40,7 @@ const formatters: Formatters = {
       `rank ${e.rank} on ${e.node} exited: ${e.meaning}${e.restarting ? '; restarting' : ''}`,
       ...e.lastLines.map((l) => `  | ${l}`),
     ].join('\n'),
+  resume: (e) => (e.phase === 'failed' ? `error: a request in flight failed: ${e.detail}` : e.detail),
   'rank-moved': (e) =>
     `rank ${e.rank} (layers ${e.layers[0]}:${e.layers[1]}) moved from ${e.from} to spare ${e.to}: ${e.from} was lost for ${e.lostSeconds.toFixed(0)} s` +
     (e.restarted.length ? `; restarting rank${e.restarted.length > 1 ? 's' : ''} ${e.restarted.join(', ')} to dial it` : ''),

@@ -6,6 +6,7 @@ import { SshTransport } from '../ssh/ssh-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { RankLaunch } from './launch-plan.js';
 import { rankFailure } from './rank-failure.js';
+import { parseResumeLine } from './resume-line.js';
 import { readyLineWatch, waitReady } from './readiness.js';
 
 export interface RankStartOptions {
@@ -53,6 +54,9 @@ export function startRank(l: RankLaunch, o: RankStartOptions): RankHandle {
       onLine: (text, stream) => {
         line.onLine(text);
         o.emit({ kind: 'log', rank: l.rank, node: l.node.name, stream, line: text });
+        // every head line is read, so a resume shorter than the /health poll is still shown
+        const resume = l.role === 'head' ? parseResumeLine(text) : undefined;
+        if (resume) o.emit(resume);
       },
     },
   );

@@ -7,6 +7,7 @@ import { ChatTranscript } from './chat-transcript.js';
 import type { ClusterStore } from './cluster-store.js';
 import { FailureRows } from './failure-rows.js';
 import { NodeTable } from './node-table.js';
+import { ResumingLine } from './resuming-line.js';
 import { SpeedLine } from './speed-line.js';
 import { TokenStream } from './token-stream.js';
 
@@ -28,6 +29,7 @@ export function App({ store, chat }: { store: ClusterStore; chat?: ChatInputCall
         ) : null}
         <NodeTable rows={s.rows} tokensPerSecond={s.tokensPerSecond} />
         <SpeedLine speed={s.speed} />
+        <ResumingLine resuming={s.resuming} />
         <FailureRows failures={s.failures} />
         {s.chat ? <ChatTranscript turns={s.chat.turns} busy={s.chat.busy} /> : <TokenStream text={s.tokens} />}
         {s.chat?.open && chat ? <ChatPrompt busy={s.chat.busy} onSubmit={chat.onSubmit} onInterrupt={chat.onInterrupt} /> : null}

@@ -53,6 +53,8 @@ export interface ClusterState {
   speed?: { predictedDecodeTps: number; predictedPrefillTps?: number; measuredDecodeTps?: number; tokens?: number };
   /** The engine being built on this machine (until its build ends). */
   engineBuild?: { variant: string; progress: number; detail?: string };
+  /** Requests in flight waiting for a lost rank to come back, while they wait (the head's own words). */
+  resuming?: { requests: number; rank?: number; detail: string };
 }
 
 export const initialState: ClusterState = { rows: [], failures: [], finished: [], tokens: '', requests: { total: 0, active: 0, failed: 0 } };
@@ -129,6 +131,15 @@ export function reduce(s: ClusterState, e: RelayEvent): ClusterState {
       const text = `rank ${e.rank} moved from ${e.from} to spare ${e.to} (${e.from} lost for ${e.lostSeconds.toFixed(0)} s)`;
       const s2 = updateRow(s, e.rank, { node: e.to, phase: 'load', detail: `replacing ${e.from}` });
       return { ...s2, failures: s2.failures.filter((f) => f.rank !== e.rank), finished: [...s2.finished, { id: s2.finished.length, text, tone: 'info' }] };
+    }
+    case 'resume': {
+      const { resuming: was, ...rest } = s;
+      if (e.phase === 'waiting') return { ...s, resuming: { requests: e.requests ?? 0, ...(e.rank !== undefined ? { rank: e.rank } : {}), detail: e.detail } };
+      const after = was?.rank !== undefined ? ` after rank ${was.rank} was lost` : '';
+      const line = e.phase === 'resumed'
+        ? { text: `${e.detail}${after}`, tone: 'info' as const }
+        : { text: `a request in flight failed: ${e.detail}`, tone: 'error' as const };
+      return { ...rest, finished: [...s.finished, { id: s.finished.length, ...line }] };
     }
     case 'info':
       return { ...s, finished: [...s.finished, { id: s.finished.length, text: e.message, tone: 'info' }] };
