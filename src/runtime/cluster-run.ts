@@ -195,16 +195,7 @@ export class ClusterRun {
     if (this.o.spares && l.rank > 0 && !this.noSpare.has(l.rank)) return this.whileLost(l, outcome);
     const n = (this.restarts.get(l.rank) ?? 0) + 1;
     const restarting = n <= (this.o.maxRestarts ?? 3);
-    this.o.emit({
-      kind: 'rank-exited',
-      rank: l.rank,
-      node: l.node.name,
-      exitCode: outcome.exitCode,
-      signal: outcome.signal,
-      meaning: outcome.meaning,
-      lastLines: outcome.stderrTail.filter((x) => !x.startsWith('llama-relay-wrapper:')).slice(-5),
-      restarting,
-    });
+    this.emitExit(l, outcome, restarting);
     if (!restarting) {
       this.rejectFatal(h.failure(outcome));
       return;

@@ -7,6 +7,7 @@ import { EventBus } from '../../src/events/event-bus.js';
 import { formatPlain } from '../../src/events/plain-format.js';
 import { App } from '../../src/ui/app.js';
 import { createClusterStore } from '../../src/ui/cluster-store.js';
+import { frameMatching } from '../helpers/frame-matching.js';
 
 let cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -14,15 +15,6 @@ afterEach(() => {
   cleanup = [];
 });
 
-async function frameMatching(lastFrame: () => string | undefined, re: RegExp, not?: RegExp): Promise<string> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const f = lastFrame() ?? '';
-    if (re.test(f) && !(not && not.test(f))) return f;
-    if (Date.now() > end) throw new Error(`frame never matched ${re}${not ? ` without ${not}` : ''}:\n${f}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const waiting = { kind: 'resume', phase: 'waiting', requests: 2, rank: 1, detail: 'resuming 2 request(s) after rank 1 (hosta:9001) was lost' } as const;
 

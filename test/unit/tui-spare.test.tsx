@@ -6,6 +6,7 @@ import { render } from 'ink-testing-library';
 import { EventBus } from '../../src/events/event-bus.js';
 import { App } from '../../src/ui/app.js';
 import { createClusterStore } from '../../src/ui/cluster-store.js';
+import { frameMatching } from '../helpers/frame-matching.js';
 
 let cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -13,15 +14,6 @@ afterEach(() => {
   cleanup = [];
 });
 
-async function frameMatching(lastFrame: () => string | undefined, re: RegExp): Promise<string> {
-  const end = Date.now() + 10_000;
-  for (;;) {
-    const f = lastFrame() ?? '';
-    if (re.test(f)) return f;
-    if (Date.now() > end) throw new Error(`frame never matched ${re}:\n${f}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('TUI: a rank moved to a spare', () => {
   it('the row shows the spare, the lost node is named, and the failure row is gone once it is ready', async () => {
