@@ -27,6 +27,27 @@ interface Run {
 }
 
 /** One greedy request of N tokens; `onToken(n)` runs as the n-th token arrives (streamed) or is polled (not streamed). */
+/** Reads a server-sent event stream to its end: each data frame to onData; returns the stream's "error:" lines. */
+async function readSse(r: Response, onData: (d: Record<string, unknown>) => void): Promise<string> {
+  let errors = '';
+  const reader = r.body!.getReader();
+  let buf = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buf += Buffer.from(value).toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line.startsWith('error:')) errors += line;
+      if (!line.startsWith('data: ') || line.includes('[DONE]')) continue;
+      onData(JSON.parse(line.slice(6)) as Record<string, unknown>);
+    }
+  }
+  return errors;
+}
+
 async function generate(port: number, endpoint: Endpoint, stream: boolean, onCount: (n: number) => void, prompt = PROMPT): Promise<Run> {
   const common = { temperature: 0, ignore_eos: true, stream, cache_prompt: false };
   const [path, body] =
@@ -70,24 +91,14 @@ async function generate(port: number, endpoint: Endpoint, stream: boolean, onCou
       return { ids, error, longestGapMs };
     }
     if (r.status !== 200) return { ids, error: `HTTP ${r.status}: ${await r.text()}`, longestGapMs };
-    const reader = r.body!.getReader();
-    let buf = '';
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buf += Buffer.from(value).toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line.startsWith('error:')) error += line;
-        if (!line.startsWith('data: ') || line.includes('[DONE]')) continue;
-        take(JSON.parse(line.slice(6)) as Record<string, unknown>);
-        if (ids.length > 1) longestGapMs = Math.max(longestGapMs, Date.now() - last);
-        last = Date.now();
-        onCount(ids.length);
-      }
-    }
+    // (not `error += await ...`: that would read `error` before the frames' own errors were added to it)
+    const streamErrors = await readSse(r, (d) => {
+      take(d);
+      if (ids.length > 1) longestGapMs = Math.max(longestGapMs, Date.now() - last);
+      last = Date.now();
+      onCount(ids.length);
+    });
+    error += streamErrors;
     return { ids, error, longestGapMs };
   } finally {
     polling = false;
@@ -353,29 +364,18 @@ describe('resumes per request, and faults inside a long prompt', () => {
       let error = '';
       let killedAt: number | undefined;
       let restarted: Promise<void> | undefined;
-      const reader = r.body!.getReader();
-      let buf = '';
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        buf += Buffer.from(value).toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line.startsWith('error:')) error += line;
-          if (!line.startsWith('data: ') || line.includes('[DONE]')) continue;
-          const d = JSON.parse(line.slice(6)) as { error?: unknown; prompt_progress?: { processed: number; total: number }; completion_probabilities?: { id: number }[] };
-          if (d.error) error += JSON.stringify(d.error);
-          for (const p of d.completion_probabilities ?? []) ids.push(p.id);
-          const p = d.prompt_progress;
-          // past the second chunk and before the last: the fault lands in a later chunk of the prompt
-          if (p && killedAt === undefined && p.processed >= 64 && p.processed < p.total) {
-            killedAt = p.processed;
-            restarted = chain.restartRank(2);
-          }
+      const streamErrors = await readSse(r, (data) => {
+        const d = data as { error?: unknown; prompt_progress?: { processed: number; total: number }; completion_probabilities?: { id: number }[] };
+        if (d.error) error += JSON.stringify(d.error);
+        for (const p of d.completion_probabilities ?? []) ids.push(p.id);
+        const p = d.prompt_progress;
+        // past the second chunk and before the last: the fault lands in a later chunk of the prompt
+        if (p && killedAt === undefined && p.processed >= 64 && p.processed < p.total) {
+          killedAt = p.processed;
+          restarted = chain.restartRank(2);
         }
-      }
+      });
+      error += streamErrors;
       await restarted;
       assert.ok(killedAt !== undefined, 'the prompt was processed before a later chunk could be seen; no fault injected');
       assert.equal(error, '', `the request failed: ${error}`);
