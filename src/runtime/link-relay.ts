@@ -2,6 +2,7 @@
 // holds, so it dials this relay (on the launcher), and a move of rank 1 to a spare points the relay at the spare.
 // Bytes pass through unchanged (the link's own encryption and authentication are end to end, head to rank 1).
 import net from 'node:net';
+import { splitHostPort } from './host-port.js';
 
 export interface LinkRelay {
   /** Where the relay listens on this machine ("127.0.0.1:PORT"). */
@@ -10,11 +11,6 @@ export interface LinkRelay {
   /** Sends new connections to `hostPort` and drops the current ones, so the head reconnects through the new target (no-op when it is the same). */
   retarget(hostPort: string): void;
   close(): Promise<void>;
-}
-
-function splitHostPort(hp: string): { host: string; port: number } {
-  const i = hp.lastIndexOf(':');
-  return { host: hp.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(hp.slice(i + 1)) };
 }
 
 export async function startLinkRelay(target: string): Promise<LinkRelay> {

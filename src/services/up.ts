@@ -21,7 +21,7 @@ import { makeControlDir } from '../ssh/ssh-transport.js';
 import type { Forward, Transport } from '../ssh/transport.js';
 import { canConnect } from '../ssh/wait-for-port.js';
 import { checkSpares, spareTimeouts, splitSpares } from '../plan/spares.js';
-import { hostPort } from '../runtime/host-port.js';
+import { hostPort, splitHostPort } from '../runtime/host-port.js';
 import { startLinkRelay, type LinkRelay } from '../runtime/link-relay.js';
 import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { provisionChain } from '../provision/provision-nodes.js';
@@ -117,7 +117,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   if (exposed) throw new UserError(exposed, ['require a key: --api-key-file FILE (or LLAMA_RELAY_API_KEY)', 'or serve without one, on purpose: --no-api-key']);
   const metrics = new ChainMetrics();
   const unsubscribeMetrics = bus.subscribe(metrics.onEvent);
-  const { active: specs, spares } = splitSpares(typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes]);
+  const listed = typeof o.nodes === 'string' ? parseNodeList(o.nodes) : [...o.nodes];
+  const { active: specs, spares } = splitSpares(listed);
   const timeouts = spareTimeouts({
     spares: spares.length,
     ...(o.replaceAfterSeconds !== undefined ? { replaceAfterSeconds: o.replaceAfterSeconds } : {}),
@@ -128,8 +129,8 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   }
   const control = makeControlDir();
   const settings = sshSettings(control.dir, o);
-  const spareSpecs = typeof o.nodes === 'string' ? [] : o.nodes.filter((n) => n.spare);
-  const transports = nodeTransports([...specs, ...spareSpecs], settings);
+  // the chain's nodes and the spares: every one is connected and provisioned up front
+  const transports = nodeTransports(listed, settings);
   let run: ClusterRun | undefined;
   let proxy: ApiProxy | undefined;
   let unwatch: (() => void) | undefined;
@@ -329,7 +330,7 @@ async function tunnelLinks(nodes: readonly Transport[], stagePorts: readonly num
       links.push(toNext.address);
       continue;
     }
-    const [host, port] = [toNext.address.slice(0, toNext.address.lastIndexOf(':')), Number(toNext.address.slice(toNext.address.lastIndexOf(':') + 1))];
+    const { host, port } = splitHostPort(toNext.address);
     // Rank i's dial port on its node: after the stage ports and the head's API port.
     const back = await nodes[i]!.reverseForward(base + n + 1 + i, host, port);
     tunnels.push(back);
