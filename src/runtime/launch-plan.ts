@@ -43,6 +43,8 @@ export interface LaunchInput {
   encrypt?: boolean;
   /** false: the head decodes without micro-batches across requests (--stage-no-microbatch). */
   microbatch?: boolean;
+  /** Head: --stage-groups N, groups of generating requests in flight across decode steps (1: off); undefined: engine default. */
+  groups?: number;
 }
 
 export interface RankLaunch {
@@ -96,6 +98,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         ...(head && input.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: input.resumeTimeoutSeconds } : {}),
         noEncrypt: input.encrypt === false,
         noMicrobatch: head && input.microbatch === false,
+        ...(head && input.groups !== undefined ? { groups: input.groups } : {}),
         extra: input.extraArgs,
         gpuLayers: r.gpuLayers,
       }),

@@ -1,7 +1,7 @@
 // The one argv builder for every process the runtime starts: patched llama-server ranks (head and worker), a single
 // llama-server (stock, or patched without stage flags), the llama.cpp RPC head and ggml-rpc-server. Pure. Every rank
 // of a chain gets identical cache geometry, or the engine's handshake refuses.
-import { BugError } from '../errors.js';
+import { BugError, UserError } from '../errors.js';
 import type { ProcessSpec } from '../process/process-spec.js';
 import type { RpcSplit } from './rpc-split.js';
 
@@ -54,6 +54,8 @@ export interface RankArgs {
   noEncrypt?: boolean;
   /** Head only: --stage-no-microbatch (no micro-batched pipelined decode across requests; on by default). */
   noMicrobatch?: boolean;
+  /** Head only: --stage-groups N (groups of generating requests kept in flight across decode steps); omitted: the engine default. */
+  groups?: number;
   /** -ngl: how many of the rank's layers go on its node's GPU (the placement planner's offload); none on CPU nodes. */
   gpuLayers?: number | undefined;
   extra?: readonly string[];
@@ -80,6 +82,13 @@ export function httpArgs(h: HttpBind): string[] {
   return a;
 }
 
+/** `up`/`node --groups N`: a whole number of groups (0: the engine's one per generating request; 1: off), checked before anything starts. */
+export function checkGroups(groups: number | undefined): void {
+  if (groups !== undefined && !(Number.isInteger(groups) && groups >= 0)) {
+    throw new UserError(`--groups must be a whole number >= 0, not ${groups}`, ['0: one group per generating request (the engine default), 1: slot groups off, N: up to N groups in flight']);
+  }
+}
+
 /** A patched llama-server rank: stage flags, plus HTTP on the head. */
 export function rankArgv(r: RankArgs): string[] {
   const [a, b] = r.layers;
@@ -99,6 +108,7 @@ export function rankArgv(r: RankArgs): string[] {
   if (r.http && r.resumeTimeoutSeconds !== undefined) argv.push('--stage-resume-timeout', String(r.resumeTimeoutSeconds));
   if (r.noEncrypt) argv.push('--stage-no-encrypt');
   if (r.noMicrobatch) argv.push('--stage-no-microbatch');
+  if (r.http && r.groups !== undefined) argv.push('--stage-groups', String(r.groups));
   if (r.gpuLayers !== undefined && r.gpuLayers > 0) argv.push('-ngl', String(r.gpuLayers));
   argv.push(...(r.extra ?? []));
   return argv;

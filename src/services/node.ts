@@ -6,7 +6,7 @@ import { runChatSession } from '../serve/chat-session.js';
 import { streamCompletion } from '../runtime/head-client.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import { MIN_SECRET_BITS, secretBits } from '../runtime/secret.js';
-import type { ChainRuntime } from '../runtime/server-argv.js';
+import { checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
 import { UserError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import { LocalTransport } from '../ssh/local-transport.js';
@@ -33,6 +33,8 @@ export interface NodeOptions {
   runtime: ChainRuntime;
   /** Head only, false (--no-microbatch): no micro-batched decode across requests (--stage-no-microbatch). */
   microbatch?: boolean;
+  /** Head only (--groups N): up to N groups of generating requests in flight across decode steps (--stage-groups); undefined: engine default. */
+  groups?: number;
   prompt?: string;
   /** Head only, --interactive: chat with the chain, one message per line, until the lines end or /exit. */
   chatLines?: AsyncIterable<string>;
@@ -74,6 +76,7 @@ function readSecret(o: NodeOptions): string {
 
 export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal): Promise<void> {
   if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new UserError(`--rank must be 0..${o.worldSize - 1}`);
+  checkGroups(o.groups);
   if (o.chatLines && o.rank !== 0) throw new UserError('--interactive chats through the head: use it on rank 0', ['start this rank without --interactive']);
   const addrs = parseStageAddresses(o.nodes, o.worldSize);
   const secret = readSecret(o);
@@ -98,6 +101,7 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     ...(o.resumeTimeoutSeconds !== undefined ? { resumeTimeoutSeconds: o.resumeTimeoutSeconds } : {}),
     runName: `node-${addrs[o.rank]!.port}`,
     microbatch: o.microbatch,
+    ...(o.groups !== undefined ? { groups: o.groups } : {}),
   });
   const mine = launches.find((l) => l.rank === o.rank)!;
   bus.emit({ kind: 'rank-planned', rank: o.rank, node: 'local', layers: mine.layers, role: mine.role });

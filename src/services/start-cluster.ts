@@ -21,6 +21,8 @@ export interface StartClusterOptions {
   threads?: number;
   /** false: the head decodes without micro-batches across requests (llama-server --stage-no-microbatch). */
   microbatch?: boolean;
+  /** The head keeps up to N groups of generating requests in flight across decode steps (`up --groups`, llama-server --stage-groups; 1: off). */
+  groups?: number;
   /** With spare nodes (NodeSpec `spare: true`, a cluster file's spare lines): `up --replace-after`. */
   replaceAfterSeconds?: number;
   /** llama-server on every node; default: the patched build (scripts/build-llama.sh, built on first use). */
@@ -82,6 +84,7 @@ export async function startCluster(o: StartClusterOptions = {}): Promise<Cluster
       readyTimeoutSeconds: o.readyTimeoutSeconds ?? 600,
       llamaServer: o.llamaServer,
       ...(o.microbatch === false ? { microbatch: false } : {}),
+      ...(o.groups !== undefined ? { groups: o.groups } : {}),
       ...(o.replaceAfterSeconds !== undefined ? { replaceAfterSeconds: o.replaceAfterSeconds } : {}),
       sshConfig: o.sshConfig,
       acceptNewHostKeys: o.acceptNewHostKeys,

@@ -8,7 +8,7 @@ import { runChatSession } from '../serve/chat-session.js';
 import { generationSettings, type GenerationSettings } from '../serve/generation-settings.js';
 import { generateOnce, promptMode } from '../serve/generate.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
-import type { ChainRuntime } from '../runtime/server-argv.js';
+import { checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
 import { generateSecret } from '../runtime/secret.js';
 import { UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
@@ -73,6 +73,8 @@ export interface UpOptions {
   stageTimeoutSeconds?: number;
   /** false (--no-microbatch): the head decodes without micro-batches across requests (--stage-no-microbatch). */
   microbatch?: boolean;
+  /** --groups N: the head keeps up to N groups of generating requests in flight across decode steps (--stage-groups); undefined: engine default. */
+  groups?: number;
   /** Seconds a request in flight waits for a lost rank to come back before it fails (the head's --stage-resume-timeout). */
   resumeTimeoutSeconds?: number;
   /** With spare nodes (a cluster file's spare lines): seconds a worker rank's node may stay lost before its rank moves to a spare (default 30). */
@@ -112,6 +114,7 @@ export interface UpResult {
 /** Runs until the prompt is answered, the chat ends, or (server mode) until `signal` aborts. Always tears down before returning. */
 export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Promise<UpResult> {
   const emit = bus.emit;
+  checkGroups(o.groups);
   const apiHost = o.apiHost ?? '127.0.0.1';
   const exposed = bindRefusal(apiHost, !!o.apiKey, !!o.allowNoApiKey);
   if (exposed) throw new UserError(exposed, ['require a key: --api-key-file FILE (or LLAMA_RELAY_API_KEY)', 'or serve without one, on purpose: --no-api-key']);
@@ -217,6 +220,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       extraArgs: o.extraArgs,
       links: tunnelled ?? (headLink ? ranges.map((_, i) => (i === 0 ? headLink : undefined)) : undefined),
       microbatch: o.microbatch,
+      ...(o.groups !== undefined ? { groups: o.groups } : {}),
     };
     const launches = planLaunch(launchInput);
     // A move: the rank's node, binary, slice and stage port become the spare's; planLaunch re-derives every link.

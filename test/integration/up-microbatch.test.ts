@@ -1,5 +1,5 @@
-// `llama-relay up --no-microbatch`: the head rank (and only it) is started with --stage-no-microbatch; without the
-// flag no rank gets it. Fixture ranks that log the engine switches they were given; two local nodes, one prompt.
+// `llama-relay up --no-microbatch`, `--groups N`: the head rank (and only it) is started with --stage-no-microbatch or
+// --stage-groups N; without the flags no rank gets them. Fixture ranks that log the engine switches they were given; two local nodes, one prompt.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +38,16 @@ describe('up --no-microbatch (fixture ranks)', { timeout: 120_000 }, () => {
     assert.equal(code, 0, out);
     assert.match(out, /\[rank 0 local\] fake: stage switches \[--stage-no-microbatch\]/);
     assert.match(out, /\[rank 1 local\] fake: stage switches \[\]/);
+    assert.deepEqual(await survivorsAfter(work, 5_000), []);
+  });
+  it('--groups N reaches the head only, as --stage-groups N; a bad N is refused naming the flag', async () => {
+    const { code, out } = await up(['--groups', '1']);
+    assert.equal(code, 0, out);
+    assert.match(out, /\[rank 0 local\] fake: stage switches \[--stage-groups 1\]/);
+    assert.match(out, /\[rank 1 local\] fake: stage switches \[\]/);
+    const bad = await up(['--groups', '-2']);
+    assert.equal(bad.code, 2, bad.out);
+    assert.match(bad.out, /--groups must be a whole number >= 0, not -2/);
     assert.deepEqual(await survivorsAfter(work, 5_000), []);
   });
   it('gives no rank the switch by default (micro-batched decode on)', async () => {

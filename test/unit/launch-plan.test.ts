@@ -54,6 +54,10 @@ describe('rankArgv', () => {
     assert.deepEqual(tail(rankArgv(head)), []);
     assert.deepEqual(tail(rankArgv({ ...head, noMicrobatch: true })), ['--stage-no-microbatch']);
     assert.deepEqual(tail(rankArgv({ ...head, noPipeline: true, noEncrypt: true, noMicrobatch: true })), ['--stage-no-pipeline', '--stage-no-encrypt', '--stage-no-microbatch']);
+    assert.deepEqual(tail(rankArgv({ ...head, groups: 1 })), ['--stage-groups', '1']);
+    assert.deepEqual(tail(rankArgv({ ...head, groups: 0 })), ['--stage-groups', '0'], '0 is passed, not taken for unset');
+    assert.deepEqual(tail(rankArgv({ ...head, noMicrobatch: true, groups: 3 })), ['--stage-no-microbatch', '--stage-groups', '3']);
+    assert.ok(!rankArgv({ ...base, layers: [4, 8], groups: 2 }).includes('--stage-groups'), 'a worker never gets it');
   });
   it('recognises the worker ready line', () => {
     const m = STAGE_READY_LINE.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
@@ -87,6 +91,15 @@ describe('planLaunch', () => {
     const plan = planLaunch(input({ microbatch: false, pipeline: false, encrypt: false }));
     assert.deepEqual(plan.filter((p) => p.argv.includes('--stage-no-pipeline')).map((p) => p.rank), [0]);
     assert.deepEqual(plan.filter((p) => p.argv.includes('--stage-no-encrypt')).map((p) => p.rank), [2, 1, 0]);
+  });
+
+  it('--groups goes to the head only, as --stage-groups; the engine default unless given', () => {
+    const flagged = (over: Partial<LaunchInput>) =>
+      planLaunch(input(over)).filter((p) => p.argv.includes('--stage-groups')).map((p) => [p.rank, p.argv[p.argv.indexOf('--stage-groups') + 1]]);
+    assert.deepEqual(flagged({ groups: 1 }), [[0, '1']]);
+    assert.deepEqual(flagged({ groups: 0 }), [[0, '0']]);
+    assert.deepEqual(flagged({ groups: 4, microbatch: false }), [[0, '4']]);
+    assert.deepEqual(flagged({}), []);
   });
 
   it('--resume-timeout reaches the head only, as --stage-resume-timeout', () => {

@@ -95,6 +95,29 @@ describe('llama-relay node', { timeout: 120_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
+  it('--groups N on the head reaches it as --stage-groups N; a worker gets no switch; a bad N is refused naming the flag', async () => {
+    const model = join(work, `${marker}.gguf`);
+    writeFileSync(model, '');
+    const ports = [await getPort(), await getPort()];
+    const nodes = ports.map((p) => `127.0.0.1:${p}`).join(',');
+    const common = ['--model', model, '--world-size', '2', '--nodes', nodes, '--layers', '4', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--run-dir', work, '--verbose'];
+    const env = { LLAMA_RELAY_SECRET: 'shared-by-hand-0123456789abcdefghij' };
+    const w1 = run([...common, '--rank', '1', '--groups', '2'], env);
+    const head = run([...common, '--rank', '0', '--groups', '2', '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
+    assert.equal(await head.exit, 0, head.err());
+    assert.match(head.err(), /\[rank 0 local\] fake: stage switches \[--stage-groups 2\]/);
+    w1.p.kill('SIGTERM');
+    assert.equal(await w1.exit, 0);
+    assert.match(w1.err(), /\[rank 1 local\] fake: stage switches \[\]/, 'head-only: the worker never gets it');
+    for (const bad of ['-1', '1.5', 'many']) {
+      const r = run([...common, '--rank', '0', '--groups', bad, '--api-port', String(await getPort())], env);
+      assert.equal(await r.exit, 2, r.err());
+      assert.match(r.err(), /--groups must be a whole number >= 0, not (-1|1\.5|NaN)/);
+      assert.doesNotMatch(r.err(), /fake: stage switches/, 'refused before any rank starts');
+    }
+    assert.deepEqual(await survivorsAfter(marker, 5000), []);
+  });
+
   it('refuses a --secret-file too short to hold 128 bits, saying how to make one', async () => {
     const weak = join(work, 'weak.secret');
     writeFileSync(weak, 'my secret\n', { mode: 0o600 });
