@@ -72,7 +72,7 @@ export function findings(
   settings: { promptTokens: readonly number[]; parallel: readonly number[]; linkLatencyMs: number; taskset?: boolean },
 ): Finding[] {
   const byId = (id: string) => configs.find((c) => c.id === id);
-  const chains = configs.filter((c) => c.kind === 'chain' && c.pipeline && c.encrypt !== false && c.microbatch !== false);
+  const chains = configs.filter((c) => c.kind === 'chain' && c.pipeline && c.encrypt !== false && c.microbatch !== false && c.groups === undefined);
   const n = Math.max(0, ...chains.map((c) => c.ranks));
   if (n === 0) return [];
   const chain = byId(`chain-${n}`);
@@ -137,8 +137,9 @@ export function findings(
 
 /**
  * Serving: the full chain's aggregate decode at every parallel level above 1, against stock, RPC and itself with
- * micro-batched decode off, where the run has both. Targets where the issue sets them: 2 ranks pinned to their own
- * cores at 4+ requests (1.5x stock and RPC, 1.4x micro-batching off); 3 ranks on loopback at 4 requests (1.0x).
+ * micro-batched decode off or slot groups off, where the run has both. Targets where the issue sets them: 2 ranks
+ * pinned to their own cores at 4+ requests (1.5x stock and RPC, 1.4x micro-batching off); 3 ranks on loopback at 4
+ * requests (1.0x); none for slot groups.
  */
 function underLoad(configs: readonly ConfigResult[], n: number, settings: { promptTokens: readonly number[]; parallel: readonly number[]; taskset?: boolean }): Finding[] {
   const byId = (id: string) => configs.find((c) => c.id === id);
@@ -152,6 +153,7 @@ function underLoad(configs: readonly ConfigResult[], n: number, settings: { prom
       [`chain-${n} aggregate decode vs stock, parallel ${parallel}`, 'stock', pinned2 ? 1.5 : loopback3 ? 1.0 : undefined],
       [`chain-${n} aggregate decode vs rpc-${n}, parallel ${parallel}`, `rpc-${n}`, pinned2 ? 1.5 : loopback3 ? 1.0 : undefined],
       [`chain-${n} aggregate decode, micro-batching on vs off, parallel ${parallel}`, `chain-${n}-nomb`, pinned2 ? 1.4 : undefined],
+      [`chain-${n} aggregate decode, slot groups on vs off, parallel ${parallel}`, `chain-${n}-nogroups`, undefined],
     ];
     for (const [name, other, target] of pairs) {
       if (chain && byId(other)) out.push(ratio(name, chain, byId(other), { promptTokens, parallel }, 'aggregateDecodeTps', target, ''));

@@ -57,6 +57,8 @@ export interface ConfigResult {
   readonly encrypt?: boolean;
   /** Chain only: false when the head ran without micro-batched decode across requests (chain-N-nomb). */
   readonly microbatch?: boolean;
+  /** Chain only: the head's --stage-groups N (1 in chain-N-nogroups: slot groups off); absent: the engine default. */
+  readonly groups?: number;
   readonly hops: number;
   readonly nodes: readonly NodeResult[];
   readonly links: readonly LinkResult[];

@@ -6,6 +6,8 @@ export const CHAIN_VARIANTS = {
   nopipe: { off: 'prefill pipelining off', feature: 'prefill pipelining', flags: { pipeline: false } },
   noenc: { off: 'link encryption off', feature: 'link encryption', flags: { encrypt: false } },
   nomb: { off: 'micro-batched decode off', feature: 'micro-batched decode', flags: { microbatch: false } },
+  // --stage-groups 1: one group of generating requests in flight (the engine default keeps one per request)
+  nogroups: { off: 'slot groups off', feature: 'slot groups', flags: { groups: 1 } },
 } as const;
 
 export type ChainVariant = keyof typeof CHAIN_VARIANTS;

@@ -169,6 +169,7 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
       pipeline: c.pipeline,
       encrypt: c.encrypt,
       microbatch: c.microbatch,
+      ...(c.groups !== undefined ? { groups: c.groups } : {}),
     });
     const processes = launches.map((l): PlannedProcess => {
       const p = proc(l.rank, l.role, l.argv, l.readiness);

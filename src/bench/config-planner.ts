@@ -53,7 +53,8 @@ function configFor(o: BenchOptions, layers: number, name: ConfigName): BenchConf
 /**
  * stock (one stock llama-server), chain-1..chain-N (chain-1 is the patched server without stage flags), the N-rank
  * chain with one engine feature off (chain-N-nopipe: the head waits for every ubatch; chain-N-noenc: links
- * authenticated, not encrypted; chain-N-nomb: no micro-batched decode across requests), rpc-N (stock llama-server
+ * authenticated, not encrypted; chain-N-nomb: no micro-batched decode across requests; chain-N-nogroups: the head with
+ * --stage-groups 1, one group of generating requests in flight), rpc-N (stock llama-server
  * --rpc over N-1 ggml-rpc-servers), each with the same even split of the model's layers (the N-rank ones with the
  * user's split, where given). Rank i runs on node i. `--only` picks by name, also smaller variants (chain-2-nomb).
  */

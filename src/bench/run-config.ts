@@ -74,6 +74,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     pipeline: c.pipeline,
     ...(c.encrypt === false ? { encrypt: false } : {}),
     ...(c.microbatch === false ? { microbatch: false } : {}),
+    ...(c.groups !== undefined ? { groups: c.groups } : {}),
     hops: c.hops,
     networkMeasured,
   };

@@ -22,7 +22,7 @@ function rowsOf(configs: readonly ConfigResult[]): Row[] {
     c.measurements.map((m) => ({
       label: multi ? `${c.id}  p${m.promptTokens} x${m.parallel}` : c.id,
       // A chain with an engine feature off is drawn as a variant.
-      kind: c.kind === 'chain' && (!c.pipeline || c.encrypt === false || c.microbatch === false) ? 'nopipe' : c.kind,
+      kind: c.kind === 'chain' && (!c.pipeline || c.encrypt === false || c.microbatch === false || c.groups !== undefined) ? 'nopipe' : c.kind,
       decode: m.aggregateDecodeTps,
       prefill: m.prefillTps,
     })),

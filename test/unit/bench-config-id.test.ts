@@ -12,6 +12,7 @@ describe('config ids', () => {
       ['chain-3-nopipe', { kind: 'chain', ranks: 3, variant: 'nopipe' }],
       ['chain-3-noenc', { kind: 'chain', ranks: 3, variant: 'noenc' }],
       ['chain-2-nomb', { kind: 'chain', ranks: 2, variant: 'nomb' }],
+      ['chain-2-nogroups', { kind: 'chain', ranks: 2, variant: 'nogroups' }],
       ['rpc-3', { kind: 'rpc', ranks: 3 }],
     ] as const;
     for (const [id, name] of table) {
@@ -20,20 +21,23 @@ describe('config ids', () => {
     }
   });
   it('refuses what is not a configuration', () => {
-    for (const id of ['', 'stock-1', 'chain', 'chain-0', 'chain-03', 'chain-3-', 'chain-3-mb', 'chain-3-nomb-x', 'rpc-3-nomb', 'rpc', 'CHAIN-3', 'chain-3-toString', 'chain-3-constructor']) {
+    for (const id of ['', 'stock-1', 'chain', 'chain-0', 'chain-03', 'chain-3-', 'chain-3-mb', 'chain-3-nomb-x', 'rpc-3-nomb', 'chain-3-groups', 'rpc-3-nogroups', 'rpc', 'CHAIN-3', 'chain-3-toString', 'chain-3-constructor']) {
       assert.equal(parseConfigId(id), undefined, id);
     }
   });
   it('orders stock, chains by size, variants by size then kind, RPC last', () => {
-    const ids = ['rpc-2', 'chain-3-nomb', 'chain-2', 'chain-3-nopipe', 'stock', 'chain-2-nomb', 'chain-1', 'rpc-3', 'chain-3'];
+    const ids = ['rpc-2', 'chain-3-nogroups', 'chain-3-nomb', 'chain-2', 'chain-3-nopipe', 'stock', 'chain-2-nogroups', 'chain-2-nomb', 'chain-1', 'rpc-3', 'chain-3'];
     const sorted = ids.map((id) => parseConfigId(id)!).sort(compareConfigNames).map(formatConfigId);
-    assert.deepEqual(sorted, ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-2-nomb', 'chain-3-nopipe', 'chain-3-nomb', 'rpc-2', 'rpc-3']);
+    assert.deepEqual(sorted, ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-2-nomb', 'chain-2-nogroups', 'chain-3-nopipe', 'chain-3-nomb', 'chain-3-nogroups', 'rpc-2', 'rpc-3']);
   });
   it('each variant turns exactly one feature off', () => {
-    assert.deepEqual(VARIANT_ORDER, ['nopipe', 'noenc', 'nomb']);
-    for (const v of VARIANT_ORDER) {
-      const flags = Object.values(CHAIN_VARIANTS[v].flags);
-      assert.deepEqual(flags, [false], v);
-    }
+    assert.deepEqual(VARIANT_ORDER, ['nopipe', 'noenc', 'nomb', 'nogroups']);
+    // A switch off, or (slot groups) the head's --stage-groups 1: one group in flight.
+    assert.deepEqual(Object.fromEntries(VARIANT_ORDER.map((v) => [v, CHAIN_VARIANTS[v].flags])), {
+      nopipe: { pipeline: false },
+      noenc: { encrypt: false },
+      nomb: { microbatch: false },
+      nogroups: { groups: 1 },
+    });
   });
 });

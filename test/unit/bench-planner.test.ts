@@ -95,20 +95,23 @@ describe('rpcSplit', () => {
 });
 
 describe('planConfigs', () => {
-  it('plans stock, chain-1..N, chain-N-nopipe, chain-N-noenc, chain-N-nomb and rpc-N with even splits', () => {
+  it('plans stock, chain-1..N, chain-N-nopipe, chain-N-noenc, chain-N-nomb, chain-N-nogroups and rpc-N with even splits', () => {
     const c = planConfigs(options(), 18);
-    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'rpc-3']);
+    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'chain-3-nogroups', 'rpc-3']);
     assert.deepEqual(c.find((x) => x.id === 'chain-2')!.ranks.map((r) => r.layers), [[0, 9], [9, 18]]);
-    assert.deepEqual(c.map((x) => x.hops), [0, 0, 2, 3, 3, 3, 3, 4]);
+    assert.deepEqual(c.map((x) => x.hops), [0, 0, 2, 3, 3, 3, 3, 3, 4]);
     assert.equal(c.find((x) => x.id === 'chain-3-nopipe')!.pipeline, false);
     assert.equal(c.find((x) => x.id === 'chain-3-noenc')!.encrypt, false);
     const nomb = c.find((x) => x.id === 'chain-3-nomb')!;
     assert.deepEqual([nomb.microbatch, nomb.pipeline, nomb.encrypt, nomb.description], [false, true, undefined, 'llama-relay chain, 3 ranks, micro-batched decode off']);
     assert.ok(c.filter((x) => x.id !== 'chain-3-nomb').every((x) => x.microbatch === undefined), 'only the nomb variant turns it off');
+    const nogroups = c.find((x) => x.id === 'chain-3-nogroups')!;
+    assert.deepEqual([nogroups.groups, nogroups.microbatch, nogroups.pipeline, nogroups.encrypt, nogroups.description], [1, undefined, true, undefined, 'llama-relay chain, 3 ranks, slot groups off']);
+    assert.ok(c.filter((x) => x.id !== 'chain-3-nogroups').every((x) => x.groups === undefined), 'only the nogroups variant sets groups');
     assert.ok(c.every((x) => x.ranks.every((r, i) => r.node === i && r.core === undefined)));
   });
   it('drops stock and rpc on request, and has no rpc or nopipe with one node', () => {
-    assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb']);
+    assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'chain-3-nogroups']);
     assert.deepEqual(planConfigs(options({ nodes: benchNodes(undefined, 1) }), 6).map((x) => x.id), ['stock', 'chain-1']);
   });
   it('pins rank i to core i mod cores with --taskset', () => {
@@ -121,17 +124,18 @@ describe('planConfigs', () => {
     assert.throws(() => planConfigs(options({ only: ['chain-9'] }), 6), (e: unknown) => e instanceof UserError && /chain-3-nopipe/.test(e.next.join()));
   });
   it('--only names smaller variants and RPC too, in report order, once each; refuses what the nodes cannot run', () => {
-    const c = planConfigs(options({ only: ['chain-2-nomb', 'rpc-2', 'chain-2', 'stock', 'chain-3-nomb', 'chain-2'] }), 6);
-    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-2', 'chain-2-nomb', 'chain-3-nomb', 'rpc-2']);
-    assert.deepEqual(c.map((x) => x.ranks.length), [1, 2, 2, 3, 2]);
+    const c = planConfigs(options({ only: ['chain-2-nomb', 'rpc-2', 'chain-2-nogroups', 'chain-2', 'stock', 'chain-3-nomb', 'chain-2'] }), 6);
+    assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-2', 'chain-2-nomb', 'chain-2-nogroups', 'chain-3-nomb', 'rpc-2']);
+    assert.deepEqual(c.map((x) => x.ranks.length), [1, 2, 2, 2, 3, 2]);
     assert.equal(c[2]!.microbatch, false);
     assert.equal(c[2]!.hops, 2);
+    assert.equal(c[3]!.groups, 1);
     // --only decides, whatever --no-rpc/--no-stock say about the default set.
     assert.deepEqual(planConfigs(options({ only: ['rpc-3', 'stock'], rpc: false, stock: false }), 6).map((x) => x.id), ['stock', 'rpc-3']);
-    for (const bad of ['chain-1-nomb', 'rpc-1', 'chain-4', 'chain-2-nope', 'chain-02', 'Chain-2']) {
+    for (const bad of ['chain-1-nomb', 'chain-1-nogroups', 'rpc-1', 'chain-4', 'chain-2-nope', 'chain-02', 'Chain-2']) {
       assert.throws(
         () => planConfigs(options({ only: ['chain-2', bad] }), 6),
-        (e: unknown) => e instanceof UserError && e.message === `unknown configuration(s): ${bad}` && /chain-K-\{nopipe,noenc,nomb\}/.test(e.next.join()),
+        (e: unknown) => e instanceof UserError && e.message === `unknown configuration(s): ${bad}` && /chain-K-\{nopipe,noenc,nomb,nogroups\}/.test(e.next.join()),
         bad,
       );
     }
@@ -139,7 +143,7 @@ describe('planConfigs', () => {
   it('a user split (--split, --layers-per-node) places the N-rank configurations; smaller chains stay even', () => {
     const split = [[0, 1], [1, 3], [3, 9]] as const;
     const byId = new Map(planConfigs(options({ split }), 9).map((c) => [c.id, c.ranks.map((r) => r.layers)]));
-    for (const id of ['chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'rpc-3']) assert.deepEqual(byId.get(id), split, id);
+    for (const id of ['chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'chain-3-nogroups', 'rpc-3']) assert.deepEqual(byId.get(id), split, id);
     assert.deepEqual(byId.get('chain-2'), [[0, 5], [5, 9]]);
     assert.deepEqual(byId.get('stock'), [[0, 9]]);
   });
@@ -218,6 +222,16 @@ describe('planLaunch', () => {
     assert.deepEqual(p.processes.filter((x) => x.spec.args.includes('--stage-no-microbatch')).map((x) => x.rank), [0]);
     const on = byId('chain-3');
     assert.ok(planLaunch(on, input(on)).processes.every((x) => !x.spec.args.includes('--stage-no-microbatch')));
+  });
+
+  it('starts the nogroups head only with --stage-groups 1; no other configuration gets --stage-groups', () => {
+    const c = byId('chain-3-nogroups');
+    const p = planLaunch(c, input(c));
+    assert.deepEqual(p.processes.filter((x) => x.spec.args.includes('--stage-groups')).map((x) => [x.rank, flag(x.spec.args, '--stage-groups')]), [[0, '1']]);
+    for (const id of ['chain-3', 'chain-3-nomb', 'chain-3-nopipe']) {
+      const on = byId(id);
+      assert.ok(planLaunch(on, input(on)).processes.every((x) => !x.spec.args.includes('--stage-groups')), id);
+    }
   });
 
   it('turns encryption off on every rank of the noenc chain only', () => {

@@ -108,6 +108,19 @@ describe('renderSvgChart', () => {
     const close = (svg.match(/<\/(text|svg)>/g) ?? []).length;
     assert.equal(open, close);
   });
+  it('draws every chain with an engine feature off in the variant colour, the chain itself in its own', () => {
+    const variants = [
+      { ...cfg('chain-2-nopipe', 'chain', [50]), pipeline: false },
+      { ...cfg('chain-2-noenc', 'chain', [50]), encrypt: false },
+      { ...cfg('chain-2-nomb', 'chain', [50]), microbatch: false },
+      { ...cfg('chain-2-nogroups', 'chain', [50]), groups: 1 },
+    ];
+    for (const v of variants) {
+      const svg = renderSvgChart(report([cfg('chain-2', 'chain', [80]), v]));
+      assert.equal((svg.match(/fill="#9ecae1"/g) ?? []).length, 2, v.id); // its decode and prefill bars
+      assert.equal((svg.match(/fill="#1f77b4"/g) ?? []).length, 2, v.id);
+    }
+  });
   it('picks nice axis maxima and escapes XML', () => {
     assert.deepEqual([0.3, 7, 13, 450, 1000].map(niceMax), [0.5, 10, 20, 500, 1000]);
     assert.equal(niceMax(0), 1);

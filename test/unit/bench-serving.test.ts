@@ -104,6 +104,7 @@ function config(id: string, rate: (parallel: number) => number, levels = [1, 4, 
     ranks,
     pipeline: true,
     ...(id.endsWith('-nomb') ? { microbatch: false } : {}),
+    ...(id.endsWith('-nogroups') ? { groups: 1 } : {}),
     hops: id === 'stock' || ranks === 1 ? 0 : ranks,
     nodes: [],
     links: [],
@@ -122,6 +123,7 @@ const runOf = () => [
   config('chain-1', () => 58),
   config('chain-2', (p) => (p === 1 ? 57 : 100)),
   config('chain-2-nomb', (p) => (p === 1 ? 57 : 62)),
+  config('chain-2-nogroups', (p) => (p === 1 ? 57 : 80)),
   config('rpc-2', () => 50),
 ];
 
@@ -129,7 +131,7 @@ describe('scaling table', () => {
   it('every configuration at every level, against stock at the same level', () => {
     const s = scalingPoints(runOf());
     const at = (config: string, parallel: number) => s.find((x) => x.config === config && x.parallel === parallel)!;
-    assert.equal(s.length, 5 * 3);
+    assert.equal(s.length, 6 * 3);
     assert.deepEqual(at('chain-2', 8), { config: 'chain-2', promptTokens: 64, parallel: 8, aggregateDecodeTps: 100, vsStock: 100 / 60 });
     assert.equal(at('stock', 4).vsStock, 1);
     assert.equal(at('rpc-2', 1).vsStock, 50 / 60);
@@ -147,6 +149,7 @@ describe('scaling table', () => {
     assert.match(t!, /^stock\s+60\.0\s+60\.0\s+60\.0$/m);
     assert.match(t!, /^chain-2\s+57\.0 \(0\.95x\)\s+100\.0 \(1\.67x\)\s+100\.0 \(1\.67x\)$/m);
     assert.match(t!, /^chain-2-nomb\s+57\.0 \(0\.95x\)\s+62\.0 \(1\.03x\)/m);
+    assert.match(t!, /^chain-2-nogroups\s+57\.0 \(0\.95x\)\s+80\.0 \(1\.33x\)/m);
   });
 });
 
@@ -157,6 +160,9 @@ describe('engine features on / off', () => {
       ['micro-batched decode', 'chain-2', 'chain-2-nomb', 1],
       ['micro-batched decode', 'chain-2', 'chain-2-nomb', 4],
       ['micro-batched decode', 'chain-2', 'chain-2-nomb', 8],
+      ['slot groups', 'chain-2', 'chain-2-nogroups', 1],
+      ['slot groups', 'chain-2', 'chain-2-nogroups', 4],
+      ['slot groups', 'chain-2', 'chain-2-nogroups', 8],
     ]);
     assert.deepEqual(o[1]!.aggregateDecodeTps, { on: 100, off: 62, ratio: 100 / 62 });
     assert.deepEqual(o[1]!.perRequestDecodeTps, { on: 25, off: 15.5, ratio: 25 / 15.5 });
@@ -170,6 +176,7 @@ describe('engine features on / off', () => {
     const t = onOffTable(onOffPoints(runOf()));
     assert.match(t, /^feature\s+on \/ off\s+prompt\s+par\s+agg decode tok\/s\s+x\s+per-req decode tok\/s\s+x\s+prefill tok\/s\s+x\s+TTFT p95 ms$/m);
     assert.match(t, /^micro-batched decode\s+chain-2 \/ chain-2-nomb\s+64\s+4\s+100\.0 \/ 62\.0\s+1\.61x\s+25\.0 \/ 15\.5\s+1\.61x\s+1000\.0 \/ 1000\.0\s+1\.00x\s+385 \/ 385$/m);
+    assert.match(t, /^slot groups\s+chain-2 \/ chain-2-nogroups\s+64\s+4\s+100\.0 \/ 80\.0\s+1\.25x\s/m);
   });
 });
 
@@ -183,9 +190,18 @@ describe('targets under load', () => {
     assert.deepEqual([by('chain-2 aggregate decode vs rpc-2, parallel 8').value, by('chain-2 aggregate decode vs rpc-2, parallel 8').target], [2, 1.5]);
     const mb = by('chain-2 aggregate decode, micro-batching on vs off, parallel 8');
     assert.deepEqual([mb.value, mb.target, mb.pass], [100 / 62, 1.4, true]);
+    for (const parallel of [4, 8]) {
+      const g = by(`chain-2 aggregate decode, slot groups on vs off, parallel ${parallel}`);
+      assert.deepEqual([g.value, g.target, g.pass], [100 / 80, undefined, undefined], 'no target: a measurement, not a goal');
+      assert.match(g.detail, new RegExp(`aggregate decode 100\\.0 vs 80\\.0 tok/s \\(prompt 64, parallel ${parallel}\\)`));
+    }
     assert.equal(f.some((x) => x.name.includes('parallel 1')), false, 'parallel 1 keeps its own findings');
-    // The nomb variant is never taken for the full chain.
+    // The nomb and nogroups variants are never taken for the full chain.
     assert.equal(by('chain-2 decode vs stock').value, 57 / 60);
+    for (const variant of ['nomb', 'nogroups']) {
+      const smaller = findings([config('stock', () => 60), config('chain-2', () => 90), config(`chain-3-${variant}`, () => 10)], { promptTokens: [64], parallel: [1, 4], linkLatencyMs: 0 });
+      assert.ok(smaller.length > 0 && smaller.every((x) => x.name.startsWith('chain-2 ') || !x.name.includes('chain-3')), `${variant}: ${smaller.map((x) => x.name).join('; ')}`);
+    }
   });
   it('no target unpinned with 2 ranks; 1.0x at 4 requests with 3 ranks on loopback; nothing about configurations not run', () => {
     const two = findings(runOf(), { promptTokens: [64], parallel: [1, 4], linkLatencyMs: 0, taskset: false });
@@ -194,7 +210,7 @@ describe('targets under load', () => {
     assert.equal(three.find((x) => x.name === 'chain-3 aggregate decode vs stock, parallel 4')!.target, 1.0);
     assert.equal(three.find((x) => x.name === 'chain-3 aggregate decode vs rpc-3, parallel 4')!.pass, true);
     assert.equal(three.find((x) => x.name === 'chain-3 aggregate decode vs stock, parallel 8')!.target, undefined);
-    assert.equal(three.some((x) => x.name.includes('micro-batching')), false);
+    assert.equal(three.some((x) => x.name.includes('micro-batching') || x.name.includes('slot groups')), false);
   });
 });
 

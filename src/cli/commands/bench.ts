@@ -70,7 +70,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('split', { type: 'string', describe: 'explicit layer ranges per node for the N-rank configurations: 0:4,4:18 (default: even)' })
       .option('layers-per-node', { type: 'string', describe: 'layer counts per node for the N-rank configurations: 4,14' })
       .conflicts('split', 'layers-per-node')
-      .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb}, rpc-K)' })
+      .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb,nogroups}, rpc-K)' })
       .option('batch', { type: 'number', describe: 'llama-server -b for every server' })
       .option('ubatch', { type: 'number', describe: 'llama-server -ub for every server' })
       .option('fault', { type: 'number', default: 0, describe: 'also measure the pause a resume costs: N streams on the N-rank chain, each with a worker SIGKILLed at about token 20 and started again (local nodes)' })
