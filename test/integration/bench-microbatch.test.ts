@@ -1,6 +1,7 @@
 // `llama-relay bench` with micro-batched decode on and off (chain-2 vs chain-2-nomb) on a tiny generated model: the
 // default configuration set of two nodes, the nomb head started with --stage-no-microbatch (and no other process),
-// both measured under load and shown side by side. Needs an engine that knows --stage-no-microbatch (the `mb` patches).
+// both measured under load and shown side by side. Needs an engine that knows --stage-no-microbatch (the `mb` patches)
+// and --stage-groups (slot groups: the default set's chain-2-nogroups starts its head, and only it, with --stage-groups 1).
 // Structure only, never timings.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -22,7 +23,7 @@ after(() => {
 });
 
 
-test('bench: chain-2-nomb runs the head without micro-batched decode, next to chain-2, at 1, 2 and 4 requests', { timeout: 600_000 }, async () => {
+test('bench: chain-2-nomb runs the head without micro-batched decode, chain-2-nogroups with --stage-groups 1, next to chain-2, at 1, 2 and 4 requests', { timeout: 600_000 }, async () => {
   const model = join(dir, 'bench-mb.gguf');
   copyFileSync(await makeFixture({ arch: 'llama', layers: 4, embd: 128, heads: 4, headsKv: 2, ff: 256, seed: 606 }), model);
   const dirs = await binDirs();
@@ -41,12 +42,17 @@ test('bench: chain-2-nomb runs the head without micro-batched decode, next to ch
   p.stdout.on('data', (d) => (stdout += d));
   p.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-  // Which processes carried the switch, seen while they ran: the nomb head, and only it.
+  // Which processes carried the switch, seen while they ran: the nomb head, and only it (and --stage-groups: the nogroups head).
   const switched = new Set<string>();
+  const grouped = new Set<string>();
   let running = true;
   void exited.then(() => (running = false));
   while (running) {
     for (const { args } of carrying(dir)) if (args.includes('--stage-no-microbatch')) switched.add(/--layer-range (\S+)/.exec(args)?.[1] ?? args);
+    for (const { args } of carrying(dir)) {
+      const groups = /--stage-groups (\S+)/.exec(args)?.[1];
+      if (groups !== undefined) grouped.add(`${/--layer-range (\S+)/.exec(args)?.[1] ?? args} --stage-groups ${groups}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   const code = await exited;
@@ -60,9 +66,10 @@ test('bench: chain-2-nomb runs the head without micro-batched decode, next to ch
   })();
   assert.equal(code, 0, `${stderr}\n${failed.join('\n')}\n${stdout.slice(-2000)}`);
   assert.deepEqual([...switched], ['0:2'], 'only a head (layers 0:2) got --stage-no-microbatch');
+  assert.deepEqual([...grouped], ['0:2 --stage-groups 1'], 'only a head (layers 0:2) got --stage-groups, with 1');
 
   const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
-  assert.deepEqual(r.configs.map((c) => c.id), ['stock', 'chain-1', 'chain-2', 'chain-2-nopipe', 'chain-2-noenc', 'chain-2-nomb', 'rpc-2']);
+  assert.deepEqual(r.configs.map((c) => c.id), ['stock', 'chain-1', 'chain-2', 'chain-2-nopipe', 'chain-2-noenc', 'chain-2-nomb', 'chain-2-nogroups', 'rpc-2']);
   for (const c of r.configs) assert.equal(c.error, undefined, `${c.id}: ${c.error}`);
   const nomb = r.configs.find((c) => c.id === 'chain-2-nomb')!;
   assert.equal(nomb.microbatch, false);
@@ -77,5 +84,14 @@ test('bench: chain-2-nomb runs the head without micro-batched decode, next to ch
   assert.ok(r.findings.some((f) => f.name === 'chain-2 aggregate decode, micro-batching on vs off, parallel 4' && f.value !== undefined));
   assert.match(stdout, /^micro-batched decode\s+chain-2 \/ chain-2-nomb\s+48\s+4\s/m);
   assert.match(stdout, /^chain-2-nomb\s+[\d.]+ \([\d.]+x\)\s+[\d.]+ \([\d.]+x\)\s+[\d.]+ \([\d.]+x\)$/m);
+  // Slot groups on vs off, the same way (no target: a measurement).
+  const nogroups = r.configs.find((c) => c.id === 'chain-2-nogroups')!;
+  assert.equal(nogroups.groups, 1);
+  assert.deepEqual(nogroups.measurements.map((m) => m.parallel), [1, 2, 4]);
+  for (const m of nogroups.measurements) positive(m.aggregateDecodeTps.median, `nogroups x${m.parallel} aggregate decode`);
+  const g = r.onOff.filter((x) => x.off === 'chain-2-nogroups');
+  assert.deepEqual(g.map((x) => [x.feature, x.on, x.parallel]), [['slot groups', 'chain-2', 1], ['slot groups', 'chain-2', 2], ['slot groups', 'chain-2', 4]]);
+  assert.ok(r.findings.some((f) => f.name === 'chain-2 aggregate decode, slot groups on vs off, parallel 4' && f.value !== undefined && f.target === undefined));
+  assert.match(stdout, /^slot groups\s+chain-2 \/ chain-2-nogroups\s+48\s+4\s/m);
   assert.deepEqual(await survivorsAfter(dir, 5_000), [], 'bench left processes running');
 });

@@ -91,7 +91,7 @@ function checkStructure(r: BenchReport, ids: string[], remote: string): void {
 
 describe('bench on a remote node over ssh', { timeout: 600_000 }, () => {
   it('local head, remote second node: stock, chains, chain without pipelining and RPC; nothing left running', async () => {
-    // chain-2-nomb runs in bench-microbatch.test.ts (once in CI); the other variants here.
+    // chain-2-nomb and chain-2-nogroups run in bench-microbatch.test.ts (once in CI); the other variants here.
     const { report, stdout, svg } = await bench(`local,${sshd.alias}`, ['--only', 'stock,chain-1,chain-2,chain-2-nopipe,chain-2-noenc,rpc-2']);
     checkStructure(report, ['stock', 'chain-1', 'chain-2', 'chain-2-nopipe', 'chain-2-noenc', 'rpc-2'], sshd.alias);
     assert.deepEqual(report.settings.nodes, ['local0', sshd.alias]);

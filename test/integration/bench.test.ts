@@ -32,7 +32,7 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
     [
       join(repoRoot, 'bin/llama-relay.js'), 'bench', model,
       '-n', '3', '--prompt-tokens', '64', '--gen-tokens', '8', '--parallel', '1,2', '--repeat', '1', '--link-latency-ms', '1',
-      // The default set but chain-3-nomb: bench-microbatch.test.ts runs the -nomb variant (with -n 2), so CI runs it once.
+      // The default set but chain-3-nomb and chain-3-nogroups: bench-microbatch.test.ts runs those variants (with -n 2), so CI runs them once.
       '--only', 'stock,chain-1,chain-2,chain-3,chain-3-nopipe,chain-3-noenc,rpc-3',
       '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock, '--json', json, '--chart', chart, '--quiet',
     ],
