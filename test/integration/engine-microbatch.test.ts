@@ -2,6 +2,9 @@
 // step by sequence and keeps the micro-batches in flight at different ranks, collecting their logits after sending
 // them all. Each request's greedy tokens and top-5 logprobs must be those of stock llama-server answering that
 // request alone; /health's `pipelined_ubatches` proves the deferral ran, and `--stage-no-microbatch` turns it off.
+// Slot groups (shape 2: the head samples one group of requests while the chain computes the others, each group
+// submitted again as soon as it is sampled) are on by default, one group per request; `--stage-groups 2` makes
+// groups of several requests and `--stage-groups 1` turns them off. /health's `submitted_groups` proves which ran.
 //
 // Which reference: every micro-batch holds one sequence, so the chain with micro-batches on is compared with stock
 // (same flags, same -np) answering each request alone. With micro-batching off, the chain decodes all sequences in
@@ -18,6 +21,8 @@ import { PROMPTS } from '../helpers/scenarios.js';
 interface ChainStats {
   microbatch: boolean;
   pipelined_ubatches: number;
+  groups: number;
+  submitted_groups: number;
 }
 
 async function chainStats(port: number): Promise<ChainStats> {
@@ -108,6 +113,9 @@ for (const c of cases) {
           const s = await chainStats(chain.port);
           // at least one decode step of every request after the first ran deferred
           assert.ok(s.pipelined_ubatches >= (c.n - 1) * (N_PREDICT - 2), `only ${s.pipelined_ubatches} micro-batches were pipelined`);
+          // one group per request: most decode steps were submitted as groups (the others ran with a prompt)
+          assert.equal(s.groups, 0);
+          assert.ok(s.submitted_groups >= (N_PREDICT / 2) * c.n, `only ${s.submitted_groups} groups were submitted`);
           // a lone request afterwards (no micro-batches) is still exact: nothing was left behind in the chain
           // (cache_prompt off: a cached prompt would re-evaluate only its last token, which stock alone did not)
           const lone = await complete(chain.port, { prompt: prompts[0]!, n_predict: N_PREDICT, cache_prompt: false });
@@ -118,6 +126,23 @@ for (const c of cases) {
         }
       });
     });
+
+    for (const groups of [2, 1]) {
+      test(`--stage-groups ${groups}: ${groups === 1 ? 'no groups (micro-batches within a step only)' : 'groups of several requests'}, exact against stock alone`, async () => {
+        const chain = await startChain(model, c.splits[0]!, flags, { perRankArgs: (i) => (i === 0 ? ['--stage-groups', String(groups)] : []) });
+        try {
+          assert.equal((await chainStats(chain.port)).groups, groups);
+          const got = await completeMany(chain.port, prompts, { n_predict: N_PREDICT });
+          alone.forEach((w, i) => assertSameCompletion(w, got[i]!, 1e-4, `--stage-groups ${groups} request ${i}`));
+          const s = await chainStats(chain.port);
+          if (groups === 1) assert.equal(s.submitted_groups, 0);
+          else assert.ok(s.submitted_groups >= N_PREDICT, `only ${s.submitted_groups} groups were submitted`);
+          assert.ok(s.pipelined_ubatches > 0);
+        } finally {
+          await chain.stop();
+        }
+      });
+    }
 
     if (c.offToo) test(`--stage-no-microbatch: nothing deferred, exact against stock at the same grouping`, async () => {
       const split = c.splits[0]!;
