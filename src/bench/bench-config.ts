@@ -67,6 +67,11 @@ export interface BenchOptions extends BenchSweep {
   readonly only?: readonly string[];
   /** The user's split over all the nodes (--split, --layers-per-node, layers=): the N-rank configurations use it. */
   readonly split?: readonly (readonly [number, number])[];
+  /**
+   * Per rank count, the split `up` launches on ranks of one speed (the head's output layer counted: planOneSpeed);
+   * a count without one is split evenly. The user's split wins for the N-rank configurations.
+   */
+  readonly placement?: ReadonlyMap<number, readonly (readonly [number, number])[]>;
   readonly batch?: number;
   readonly ubatch?: number;
 }

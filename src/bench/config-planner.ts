@@ -5,7 +5,7 @@ import { evenSplit } from '../runtime/even-split.js';
 import { CHAIN_VARIANTS, compareConfigNames, formatConfigId, parseConfigId, VARIANT_ORDER, type ConfigName } from './config-id.js';
 
 function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
-  const ranges = o.split && count === o.split.length && count > 1 ? o.split : evenSplit(layers, count);
+  const ranges = o.split && count === o.split.length && count > 1 ? o.split : (o.placement?.get(count) ?? evenSplit(layers, count));
   return ranges.map((range, i) => ({
     node: i,
     layers: range,

@@ -155,3 +155,12 @@ export function withPrediction(plan: Plan, info: ModelInfo, speeds: readonly Nod
   const alone = fastestAlone(info, nodes, plan.runtime, prediction);
   return { ...plan, prediction, ...(alone ? { alone } : {}) };
 }
+
+/**
+ * Nodes taken to be of one speed: the ranges that balance the ranks' compute per token, the head's output layer
+ * included (what `plan` gives ranks on one machine, and every bench configuration without a split of the user's).
+ */
+export function planOneSpeed(info: ModelInfo, nodes: readonly PlanNodeInput[], runtime: RuntimeParams): Plan {
+  const objective = runtime.parallel > 1 ? 'stage' : 'token';
+  return planOnSpeed(info, nodes.map((x) => ({ ...x, speed: { secondsPerByte: 1 } })), runtime, { hopSeconds: 0, objective, relative: true });
+}

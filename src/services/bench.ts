@@ -17,6 +17,10 @@ import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
+import { modelInfo, type ModelInfo } from '../plan/model-info.js';
+import { DEFAULT_RUNTIME } from '../plan/memory.js';
+import { planOneSpeed } from '../plan/speed-planner.js';
+import { PlanError } from '../plan/planner.js';
 import { binaries, buildDirs, type BinDirs } from '../provision/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { mergeRounds } from '../bench/merge-rounds.js';
@@ -81,7 +85,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     nodeLayers: typeof req.nodes === 'object' ? req.nodes.map((n) => n.layers) : undefined,
   });
   const budgets = budgetsIgnored(req.nodes);
-  if (budgets.length) emit({ kind: 'info', message: `bench splits the layers evenly; the memory budgets of ${budgets.join(', ')} are not used` });
+  if (budgets.length) emit({ kind: 'info', message: `bench balances the layers' compute over nodes of one speed; the memory budgets of ${budgets.join(', ')} are not used` });
   const resolved = await resolveModel(req.model, candidateRoots(req.roots ?? []));
   const gguf = await loadGgufModel(resolved.ggufPath);
   const arch = gguf.metadata.string('general.architecture') ?? 'unknown';
@@ -112,7 +116,8 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   };
   const split = manual ? resolveSplit(manual, nodes.length, layers).map((r) => [r.layerStart, r.layerEnd] as const) : undefined;
   if (split) emit({ kind: 'info', message: `bench: the ${nodes.length}-rank configurations use the split given, ${split.map(([a, b]) => `${a}:${b}`).join(',')}` });
-  const configs = planConfigs(split ? { ...options, split } : options, layers);
+  const placement = oneSpeedPlacement(modelInfo(gguf.metadata, gguf.tensors), nodes.length, Math.max(...req.parallel));
+  const configs = planConfigs({ ...options, placement, ...(split ? { split } : {}) }, layers);
   const faults = req.faults ?? 0;
   // --fault measures the resume on the full chain: a worker of the N-rank chain killed and started again on this machine.
   const faultId = `chain-${nodes.length}`;
@@ -220,4 +225,22 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     onOff: onOffPoints(results),
     findings: findings(results, settings),
   };
+}
+
+/**
+ * Per rank count from 2 to n, the split `up` launches on ranks of one speed: compute balanced, the head's output layer
+ * counted (planOneSpeed). A count the planner refuses is left out (config-planner then splits it evenly).
+ */
+function oneSpeedPlacement(info: ModelInfo, n: number, slots: number): Map<number, [number, number][]> {
+  const out = new Map<number, [number, number][]>();
+  for (let k = 2; k <= n; k++) {
+    try {
+      const nodes = Array.from({ length: k }, (_, i) => ({ name: `node ${i}` }));
+      const plan = planOneSpeed(info, nodes, { ...DEFAULT_RUNTIME, parallel: slots });
+      out.set(k, plan.nodes.map((p) => [p.layerStart, p.layerEnd]));
+    } catch (e) {
+      if (!(e instanceof PlanError)) throw e; // the even split stands in; the ranks' start-up names what is wrong
+    }
+  }
+  return out;
 }

@@ -10,7 +10,7 @@ import { calculatePlan, planRanges, type Plan, type PlanNodeInput } from '../pla
 import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { stat } from 'node:fs/promises';
 import { chainLinkSeconds, lookupSpeed, modelKey, nodeSpeedOf, type LinkRecord, type SpeedRecord } from '../plan/speed-cache.js';
-import { planOnSpeed, withPrediction } from '../plan/speed-planner.js';
+import { planOneSpeed, planOnSpeed, withPrediction } from '../plan/speed-planner.js';
 import { isLocalSpec, nodeName } from '../runtime/node-transports.js';
 import { readDevices, readLinks, readSpeeds } from './speed-store.js';
 import { nodeBudget } from '../provision/node-devices.js';
@@ -87,7 +87,7 @@ export async function planModel(req: PlanRequest): Promise<PlanResult> {
     plan = planOnSpeed(info, inputs.map((x, i) => ({ ...x, speed: speedOf(known[i]!) })), runtime, { hopSeconds, objective });
   } else if (names && nodeSpecs && names.length > 1 && (new Set(names).size === 1 || nodeSpecs.every(isLocalSpec))) {
     // One machine's ranks run at one speed: balance their compute (memory still bounds each).
-    plan = planOnSpeed(info, inputs.map((x) => ({ ...x, speed: { secondsPerByte: 1 } })), runtime, { hopSeconds: 0, objective, relative: true });
+    plan = planOneSpeed(info, inputs, runtime);
   } else {
     plan = calculatePlan(info, inputs, runtime);
   }
