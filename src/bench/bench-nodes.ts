@@ -7,7 +7,7 @@ import type { BenchNode } from './bench-config.js';
 /**
  * A count of local nodes, or the nodes `up` takes: `--nodes` text or the specs of a cluster file. `local` (also
  * `localhost`, `127.0.0.1`: the runtime's isLocalSpec) runs here, `[user@]host[:port]` over ssh. Memory budgets do not apply (the bench
- * splits the layers evenly): see budgetsIgnored().
+ * balances the layers over nodes of one speed): see budgetsIgnored().
  */
 export function benchNodes(given: string | readonly NodeSpec[] | undefined, count: number | undefined): BenchNode[] {
   if (given !== undefined && count !== undefined) throw new UserError('pass either --nodes or -n, not both');
@@ -23,7 +23,7 @@ export function benchNodes(given: string | readonly NodeSpec[] | undefined, coun
   );
 }
 
-/** Nodes given with a memory budget, which the bench's even split does not use. */
+/** Nodes given with a memory budget, which the bench's placement (nodes of one speed) does not use. */
 export function budgetsIgnored(given: string | readonly NodeSpec[] | undefined): string[] {
   if (given === undefined) return [];
   const specs = typeof given === 'string' ? given.split(',').map((s) => s.trim()).filter(Boolean).map(parseNodeSpec) : given;

@@ -55,7 +55,7 @@ function configFor(o: BenchOptions, layers: number, name: ConfigName): BenchConf
  * chain with one engine feature off (chain-N-nopipe: the head waits for every ubatch; chain-N-noenc: links
  * authenticated, not encrypted; chain-N-nomb: no micro-batched decode across requests; chain-N-nogroups: the head with
  * --stage-groups 1, one group of generating requests in flight), rpc-N (stock llama-server
- * --rpc over N-1 ggml-rpc-servers), each with the same even split of the model's layers (the N-rank ones with the
+ * --rpc over N-1 ggml-rpc-servers), each K-rank one with the same split of the model's layers (options.placement, else even; the N-rank ones with the
  * user's split, where given). Rank i runs on node i. `--only` picks by name, also smaller variants (chain-2-nomb).
  */
 export function planConfigs(o: BenchOptions, layers: number): BenchConfig[] {

@@ -95,6 +95,16 @@ describe('rpcSplit', () => {
 });
 
 describe('planConfigs', () => {
+  it('a placement per rank count (the split up launches) is used by every K-rank configuration; the user\'s split wins for N', () => {
+    const placement = new Map<number, [number, number][]>([[2, [[0, 5], [5, 18]]], [3, [[0, 2], [2, 10], [10, 18]]]]);
+    const c = planConfigs(options({ placement }), 18);
+    for (const id of ['chain-2']) assert.deepEqual(c.find((x) => x.id === id)!.ranks.map((r) => r.layers), [[0, 5], [5, 18]]);
+    for (const id of ['chain-3', 'chain-3-nomb', 'chain-3-nogroups', 'rpc-3']) assert.deepEqual(c.find((x) => x.id === id)!.ranks.map((r) => r.layers), [[0, 2], [2, 10], [10, 18]], id);
+    const given = planConfigs(options({ placement, split: [[0, 6], [6, 12], [12, 18]] }), 18);
+    assert.deepEqual(given.find((x) => x.id === 'chain-3')!.ranks.map((r) => r.layers), [[0, 6], [6, 12], [12, 18]]);
+    assert.deepEqual(given.find((x) => x.id === 'chain-2')!.ranks.map((r) => r.layers), [[0, 5], [5, 18]]);
+    assert.deepEqual(planConfigs(options(), 18).find((x) => x.id === 'chain-2')!.ranks.map((r) => r.layers), [[0, 9], [9, 18]], 'no placement: even');
+  });
   it('plans stock, chain-1..N, chain-N-nopipe, chain-N-noenc, chain-N-nomb, chain-N-nogroups and rpc-N with even splits', () => {
     const c = planConfigs(options(), 18);
     assert.deepEqual(c.map((x) => x.id), ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'chain-3-nogroups', 'rpc-3']);

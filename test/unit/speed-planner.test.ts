@@ -7,7 +7,7 @@ import { MB, planModel as model, planRuntime as rt, spans } from '../helpers/pla
 import { offload, PlanError } from '../../src/plan/planner.js';
 import { lookupSpeed, mergeRecords, recordsFromChainStats, type SpeedRecord } from '../../src/plan/speed-cache.js';
 import { predictDecode, type NodeSpeed } from '../../src/plan/speed-model.js';
-import { planOnSpeed, withPrediction, type SpeedNodeInput } from '../../src/plan/speed-planner.js';
+import { planOneSpeed, planOnSpeed, withPrediction, type SpeedNodeInput } from '../../src/plan/speed-planner.js';
 import { planRanges } from '../../src/plan/planner.js';
 
 const GB = 1e9;
@@ -74,6 +74,15 @@ describe('speed-aware planner', () => {
     assert.equal(spans(plan), '0:8,8:20'); // head: 8 layers + the 400 MB output = 1.2 GB vs 12 layers = 1.2 GB
     assert.equal(plan.placement, 'compute');
     assert.equal(plan.prediction, undefined);
+  });
+
+  it('planOneSpeed (plan on one machine, every bench configuration): compute balanced, the head\'s output counted, at 1 and 4 slots', () => {
+    for (const parallel of [1, 4]) {
+      const plan = planOneSpeed(model(), [{ name: 'a' }, { name: 'b' }], rt({ parallel }));
+      assert.equal(spans(plan), '0:8,8:20', `parallel ${parallel}`);
+      assert.equal(plan.placement, 'compute');
+    }
+    assert.equal(spans(planOneSpeed(model(), [{ name: 'a' }, { name: 'b' }, { name: 'c' }], rt({ parallel: 4 }))), '0:4,4:12,12:20'); // head 4 + 4 (output) vs 8 vs 8
   });
 
   it('no split fits: the memory planner\'s message with the best split found', () => {

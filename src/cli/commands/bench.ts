@@ -67,7 +67,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('chart', { type: 'string', describe: 'write an SVG chart of tokens/s to this file' })
       .option('rpc', { type: 'boolean', default: true, describe: 'measure llama.cpp RPC (--no-rpc to skip)' })
       .option('stock', { type: 'boolean', default: true, describe: 'measure stock llama-server (--no-stock to skip)' })
-      .option('split', { type: 'string', describe: 'explicit layer ranges per node for the N-rank configurations: 0:4,4:18 (default: even)' })
+      .option('split', { type: 'string', describe: 'explicit layer ranges per node for the N-rank configurations: 0:4,4:18 (default: the split up launches on ranks of one speed, the head output layer counted)' })
       .option('layers-per-node', { type: 'string', describe: 'layer counts per node for the N-rank configurations: 4,14' })
       .conflicts('split', 'layers-per-node')
       .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb,nogroups}, rpc-K)' })
