@@ -78,37 +78,31 @@ describe('llama-relay node', { timeout: 120_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
-  it('--no-microbatch on the head turns micro-batched decode off there (--stage-no-microbatch); a worker gets no switch', async () => {
+  // A head-only switch given to both ranks by hand: the head's llama-server gets it, the worker's gets nothing.
+  const headOnly = async (flag: string[], switches: string) => {
     const model = join(work, `${marker}.gguf`);
     writeFileSync(model, '');
     const ports = [await getPort(), await getPort()];
     const nodes = ports.map((p) => `127.0.0.1:${p}`).join(',');
     const common = ['--model', model, '--world-size', '2', '--nodes', nodes, '--layers', '4', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--run-dir', work, '--verbose'];
     const env = { LLAMA_RELAY_SECRET: 'shared-by-hand-0123456789abcdefghij' };
-    const w1 = run([...common, '--rank', '1', '--no-microbatch'], env);
-    const head = run([...common, '--rank', '0', '--no-microbatch', '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
+    const w1 = run([...common, '--rank', '1', ...flag], env);
+    const head = run([...common, '--rank', '0', ...flag, '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
     assert.equal(await head.exit, 0, head.err());
-    assert.match(head.err(), /\[rank 0 local\] fake: stage switches \[--stage-no-microbatch\]/);
+    assert.match(head.err(), new RegExp(`\\[rank 0 local\\] fake: stage switches \\[${switches}\\]`));
     w1.p.kill('SIGTERM');
     assert.equal(await w1.exit, 0);
     assert.match(w1.err(), /\[rank 1 local\] fake: stage switches \[\]/, 'head-only: the worker never gets it');
+    return { common, env };
+  };
+
+  it('--no-microbatch on the head turns micro-batched decode off there (--stage-no-microbatch); a worker gets no switch', async () => {
+    await headOnly(['--no-microbatch'], '--stage-no-microbatch');
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
   it('--groups N on the head reaches it as --stage-groups N; a worker gets no switch; a bad N is refused naming the flag', async () => {
-    const model = join(work, `${marker}.gguf`);
-    writeFileSync(model, '');
-    const ports = [await getPort(), await getPort()];
-    const nodes = ports.map((p) => `127.0.0.1:${p}`).join(',');
-    const common = ['--model', model, '--world-size', '2', '--nodes', nodes, '--layers', '4', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--run-dir', work, '--verbose'];
-    const env = { LLAMA_RELAY_SECRET: 'shared-by-hand-0123456789abcdefghij' };
-    const w1 = run([...common, '--rank', '1', '--groups', '2'], env);
-    const head = run([...common, '--rank', '0', '--groups', '2', '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
-    assert.equal(await head.exit, 0, head.err());
-    assert.match(head.err(), /\[rank 0 local\] fake: stage switches \[--stage-groups 2\]/);
-    w1.p.kill('SIGTERM');
-    assert.equal(await w1.exit, 0);
-    assert.match(w1.err(), /\[rank 1 local\] fake: stage switches \[\]/, 'head-only: the worker never gets it');
+    const { common, env } = await headOnly(['--groups', '2'], '--stage-groups 2');
     for (const bad of ['-1', '1.5', 'many']) {
       const r = run([...common, '--rank', '0', '--groups', bad, '--api-port', String(await getPort())], env);
       assert.equal(await r.exit, 2, r.err());
