@@ -3,6 +3,7 @@
 // load: aggregate decode vs stock, vs RPC and with micro-batched decode off). Pure.
 import type { ConfigResult, Finding, HopOverhead, Measurement } from './bench-result.js';
 import { mean } from './stats.js';
+import { isChainVariant } from './config-id.js';
 
 const ok = (c: ConfigResult | undefined): c is ConfigResult => !!c && !c.error && c.measurements.length > 0;
 
@@ -72,7 +73,7 @@ export function findings(
   settings: { promptTokens: readonly number[]; parallel: readonly number[]; linkLatencyMs: number; taskset?: boolean },
 ): Finding[] {
   const byId = (id: string) => configs.find((c) => c.id === id);
-  const chains = configs.filter((c) => c.kind === 'chain' && c.pipeline && c.encrypt !== false && c.microbatch !== false && c.groups === undefined);
+  const chains = configs.filter((c) => c.kind === 'chain' && !isChainVariant(c.id));
   const n = Math.max(0, ...chains.map((c) => c.ranks));
   if (n === 0) return [];
   const chain = byId(`chain-${n}`);

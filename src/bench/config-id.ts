@@ -32,6 +32,12 @@ export function parseConfigId(id: string): ConfigName | undefined {
   return isVariant(m[3]) ? { kind: 'chain', ranks, variant: m[3] } : undefined;
 }
 
+/** A chain with one engine feature off (chain-K-<variant>): the one test the report and the chart use for variants. */
+export const isChainVariant = (id: string): boolean => {
+  const n = parseConfigId(id);
+  return n?.kind === 'chain' && n.variant !== undefined;
+};
+
 export function formatConfigId(n: ConfigName): string {
   if (n.kind === 'stock') return 'stock';
   if (n.kind === 'rpc') return `rpc-${n.ranks}`;

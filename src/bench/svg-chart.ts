@@ -1,6 +1,7 @@
 // A hand-written SVG bar chart of aggregate decode and prefill tokens/s per configuration (median bar, min-max whisker). Pure.
 import type { BenchReport, ConfigResult } from './bench-result.js';
 import type { Spread } from './stats.js';
+import { isChainVariant } from './config-id.js';
 
 interface Row {
   readonly label: string;
@@ -22,7 +23,7 @@ function rowsOf(configs: readonly ConfigResult[]): Row[] {
     c.measurements.map((m) => ({
       label: multi ? `${c.id}  p${m.promptTokens} x${m.parallel}` : c.id,
       // A chain with an engine feature off is drawn as a variant.
-      kind: c.kind === 'chain' && (!c.pipeline || c.encrypt === false || c.microbatch === false || c.groups !== undefined) ? 'nopipe' : c.kind,
+      kind: c.kind === 'chain' && isChainVariant(c.id) ? 'nopipe' : c.kind,
       decode: m.aggregateDecodeTps,
       prefill: m.prefillTps,
     })),
