@@ -56,3 +56,6 @@ export function parseCountList(flag: string, text: string | number, example = '5
   }
   return values;
 }
+
+/** A bench node as the speed cache names it (plan --probe's node names: this machine's ranks are all "local"). */
+export const cacheName = (n: BenchNode): string => (n.kind === 'local' ? 'local' : n.name);

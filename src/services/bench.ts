@@ -1,6 +1,7 @@
 // bench: measure stock llama-server, llama-relay chains and llama.cpp RPC on the same model in one run.
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { stat } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { UserError } from '../errors.js';
 import type { Listener } from '../events/event-bus.js';
@@ -10,17 +11,17 @@ import { isGgufArray } from '../gguf/types.js';
 import { candidateRoots } from '../ollama/roots.js';
 import { resolveModel } from '../ollama/resolve.js';
 import { findings, hopOverheads } from '../bench/bench-analysis.js';
-import type { BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
+import type { BenchNode, BenchOptions, BenchRuntime, BenchSweep } from '../bench/bench-config.js';
 import { NodeHosts } from '../runtime/node-hosts.js';
-import { benchNodes, budgetsIgnored, checkRemoteFlags } from '../bench/bench-nodes.js';
+import { benchNodes, budgetsIgnored, cacheName, checkRemoteFlags } from '../bench/bench-nodes.js';
 import { manualSplitFrom, resolveSplit } from '../plan/manual-split.js';
 import { BenchSites } from '../bench/bench-sites.js';
 import type { BenchReport, ConfigResult } from '../bench/bench-result.js';
 import { contextSize, planConfigs } from '../bench/config-planner.js';
-import { modelInfo, type ModelInfo } from '../plan/model-info.js';
-import { DEFAULT_RUNTIME } from '../plan/memory.js';
-import { planOneSpeed } from '../plan/speed-planner.js';
-import { PlanError } from '../plan/planner.js';
+import { modelInfo } from '../plan/model-info.js';
+import { benchPlacements, type MeasuredChain } from '../bench/bench-placement.js';
+import { chainLinkSeconds, lookupSpeed, modelKey, nodeSpeedOf } from '../plan/speed-cache.js';
+import { readLinks, readSpeeds } from './speed-store.js';
 import { binaries, buildDirs, type BinDirs } from '../provision/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { mergeRounds } from '../bench/merge-rounds.js';
@@ -116,7 +117,14 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   };
   const split = manual ? resolveSplit(manual, nodes.length, layers).map((r) => [r.layerStart, r.layerEnd] as const) : undefined;
   if (split) emit({ kind: 'info', message: `bench: the ${nodes.length}-rank configurations use the split given, ${split.map(([a, b]) => `${a}:${b}`).join(',')}` });
-  const placement = oneSpeedPlacement(modelInfo(gguf.metadata, gguf.tensors), nodes.length, Math.max(...req.parallel));
+  const placements = benchPlacements(modelInfo(gguf.metadata, gguf.tensors), nodes.length, Math.max(...req.parallel), await measuredChains(nodes, resolved.ggufPath));
+  if (!split) {
+    for (const [k, p] of placements) {
+      const ranges = p.ranges.map(([a, b]) => `${a}:${b}`).join(',');
+      emit({ kind: 'info', message: `bench: the ${k}-rank configurations use ${ranges}, ${p.measured ? 'balanced on the speeds plan --probe measured' : 'balanced over ranks of one speed (plan --probe first to place on measured speeds)'}` });
+    }
+  }
+  const placement = new Map([...placements].map(([k, p]) => [k, p.ranges]));
   const configs = planConfigs({ ...options, placement, ...(split ? { split } : {}) }, layers);
   const faults = req.faults ?? 0;
   // --fault measures the resume on the full chain: a worker of the N-rank chain killed and started again on this machine.
@@ -228,19 +236,18 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
 }
 
 /**
- * Per rank count from 2 to n, the split `up` launches on ranks of one speed: compute balanced, the head's output layer
- * counted (planOneSpeed). A count the planner refuses is left out (config-planner then splits it evenly).
+ * Each bench node's measurements for this model as `plan --probe` left them in the speed cache, by the name the cache
+ * gives it (this machine's are all "local"): the first k nodes' speeds and links, where every one was measured.
  */
-function oneSpeedPlacement(info: ModelInfo, n: number, slots: number): Map<number, [number, number][]> {
-  const out = new Map<number, [number, number][]>();
-  for (let k = 2; k <= n; k++) {
-    try {
-      const nodes = Array.from({ length: k }, (_, i) => ({ name: `node ${i}` }));
-      const plan = planOneSpeed(info, nodes, { ...DEFAULT_RUNTIME, parallel: slots });
-      out.set(k, plan.nodes.map((p) => [p.layerStart, p.layerEnd]));
-    } catch (e) {
-      if (!(e instanceof PlanError)) throw e; // the even split stands in; the ranks' start-up names what is wrong
-    }
-  }
-  return out;
+async function measuredChains(nodes: readonly BenchNode[], ggufPath: string): Promise<(k: number) => MeasuredChain | undefined> {
+  const names = nodes.map(cacheName);
+  const key = modelKey(ggufPath, (await stat(ggufPath)).size);
+  const records = await readSpeeds();
+  const links = await readLinks();
+  return (k) => {
+    const known = names.slice(0, k).map((n) => lookupSpeed(records, n, key));
+    if (known.some((r) => r === undefined)) return undefined;
+    const measured = known as NonNullable<(typeof known)[number]>[];
+    return { speeds: measured.map(nodeSpeedOf), links: chainLinkSeconds(names.slice(0, k), measured, links) };
+  };
 }

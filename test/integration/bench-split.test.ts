@@ -1,12 +1,18 @@
 // `bench --split` end to end on a tiny generated model: the two-rank chain and RPC run on the ranges given (the report
-// and the servers' own command lines say so); a bad split is refused before anything starts. Structure only, no timings.
+// and the servers' own command lines say so); a bad split is refused before anything starts. Without a split, the
+// speeds `plan --probe` left in the speed cache place the layers. Structure only, no timings.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { BenchReport } from '../../src/bench/bench-result.js';
+import { loadGgufModel } from '../../src/gguf/model.js';
+import { DEFAULT_RUNTIME } from '../../src/plan/memory.js';
+import { modelInfo } from '../../src/plan/model-info.js';
+import { modelKey, type SpeedRecord } from '../../src/plan/speed-cache.js';
+import { planOneSpeed } from '../../src/plan/speed-planner.js';
 import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
@@ -18,8 +24,12 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// A speed cache of this test's own: the user's is never read or written.
+const speedCache = join(dir, 'speeds.json');
+
 function bench(args: string[]) {
-  const p = spawn(process.execPath, [join(repoRoot, 'bin/llama-relay.js'), 'bench', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: dir } });
+  const env = { ...process.env, TMPDIR: dir, LLAMA_RELAY_SPEED_CACHE: speedCache };
+  const p = spawn(process.execPath, [join(repoRoot, 'bin/llama-relay.js'), 'bench', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   p.stderr.on('data', (d) => (stderr += d));
   p.stdout.resume();
@@ -56,4 +66,34 @@ test('bench --split runs the two-rank configurations on the ranges given', { tim
   const bad = bench([model, '-n', '2', '--layers-per-node', '1,4', '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock]);
   assert.equal(await bad.exit, 2);
   assert.match(bad.stderr(), /--layers-per-node 1,4 adds up to 5 layers but the model has 6/);
+});
+
+test('bench places the layers on the speeds plan --probe measured, as up does', { timeout: 600_000 }, async () => {
+  const model = join(dir, 'measured.gguf');
+  copyFileSync(await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256, seed: 507 }), model);
+  const gguf = await loadGgufModel(model);
+  const info = modelInfo(gguf.metadata, gguf.tensors);
+  // By bytes the head's f32 output matrix outweighs layers; measured, it costs nothing: the measured plan halves the layers.
+  const oneSpeed = planOneSpeed(info, [{ name: 'a' }, { name: 'b' }], { ...DEFAULT_RUNTIME, parallel: 1 }).nodes.map((n) => `${n.layerStart}:${n.layerEnd}`).join(',');
+  assert.notEqual(oneSpeed, '0:3,3:6', 'the fixture must tell the two placements apart');
+  const record: SpeedRecord = {
+    node: 'local', binary: 'llama-server', model: modelKey(model, statSync(model).size), secondsPerByte: 1e-9, outputSeconds: 0,
+    measuredAt: new Date().toISOString(), layers: '0:3,3:6', computeMsPerToken: 1,
+  };
+  writeFileSync(speedCache, JSON.stringify({ version: 1, records: [record], devices: {}, links: [] }));
+  const dirs = await binDirs();
+  const json = join(dir, 'measured.json');
+  const args = ['--only', 'chain-2', '--prompt-tokens', '32', '--gen-tokens', '4', '--parallel', '1', '--repeat', '1', '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock];
+  const run = bench([model, '-n', '2', ...args, '--json', json]);
+  assert.equal(await run.exit, 0, run.stderr());
+  assert.match(run.stderr(), /the 2-rank configurations use 0:3,3:6, balanced on the speeds plan --probe measured/);
+  const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+  assert.deepEqual(r.configs.find((c) => c.id === 'chain-2')?.nodes.map((n) => n.layers), [[0, 3], [3, 6]]);
+
+  // Without a record for this model: ranks of one speed, and the run says how to place on measured speeds.
+  rmSync(speedCache);
+  const plain = bench([model, '-n', '2', ...args, '--json', json]);
+  assert.equal(await plain.exit, 0, plain.stderr());
+  assert.match(plain.stderr(), new RegExp(`the 2-rank configurations use ${oneSpeed}, balanced over ranks of one speed \\(plan --probe first`));
+  assert.deepEqual(await survivorsAfter(dir, 5000), []);
 });

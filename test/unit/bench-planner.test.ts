@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import type { BenchConfig, BenchOptions, BenchRuntime } from '../../src/bench/bench-config.js';
 import { benchNodes, budgetsIgnored, checkRemoteFlags, parseCountList } from '../../src/bench/bench-nodes.js';
 import { contextSize, planConfigs } from '../../src/bench/config-planner.js';
+import { benchPlacements } from '../../src/bench/bench-placement.js';
+import { planModel } from '../helpers/plan-model.js';
 import { planConfigLaunch as planLaunch, portNodes, portsNeeded, type LaunchInput, type RankSite } from '../../src/bench/config-launch.js';
 import { parseBuildOutput } from '../../src/provision/llama-builds.js';
 import { banByteTokens, buildPrompt } from '../../src/bench/prompt-tokens.js';
@@ -91,6 +93,27 @@ describe('rpcSplit', () => {
         }
       }
     }
+  });
+});
+
+describe('benchPlacements', () => {
+  // 20 layers of 100 MB and a 400 MB output matrix (plan-model.ts): by bytes the head's output weighs 4 layers.
+  const ranges = (m: ReturnType<typeof benchPlacements>, k: number) => m.get(k)!.ranges.map(([a, b]) => `${a}:${b}`).join(',');
+  it('without measurements: ranks of one speed, the output counted by its bytes', () => {
+    const m = benchPlacements(planModel(), 3, 4, () => undefined);
+    assert.deepEqual([ranges(m, 2), ranges(m, 3)], ['0:8,8:20', '0:4,4:12,12:20']);
+    assert.ok(!m.get(2)!.measured && !m.get(3)!.measured);
+  });
+  it('with the speeds plan --probe measured: the split up launches on them (a cheap measured output moves layers to the head)', () => {
+    // Measured: 1 ns a byte (100 ms a layer), the head's output part 50 ms (half a layer, not its bytes' 4 layers).
+    const speed = { secondsPerByte: 1e-9, outputSeconds: 0.05 };
+    const m = benchPlacements(planModel(), 3, 4, (k) => (k === 2 ? { speeds: [speed, speed], links: 0 } : undefined));
+    assert.equal(ranges(m, 2), '0:10,10:20'); // stages 1.05 s and 1 s (0:9: 1.1 s)
+    assert.ok(m.get(2)!.measured);
+    assert.equal(ranges(m, 3), '0:4,4:12,12:20', 'a count not measured for every node stays one-speed');
+    assert.ok(!m.get(3)!.measured);
+    // At one slot the objective is the time per token: equal speeds cost the same anywhere; the stages break the tie.
+    assert.equal(ranges(benchPlacements(planModel(), 2, 1, () => ({ speeds: [speed, speed], links: 0 })), 2), '0:10,10:20');
   });
 });
 

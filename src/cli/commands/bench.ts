@@ -2,7 +2,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { CommandModule } from 'yargs';
 import { withSignalAbort } from '../abort-on-signals.js';
-import { benchNodes, parseCountList } from '../../bench/bench-nodes.js';
+import { benchNodes, cacheName, parseCountList } from '../../bench/bench-nodes.js';
 import { renderChainPredictions } from '../../bench/chain-prediction.js';
 import { benchPredictions } from '../../services/bench-prediction.js';
 import { renderReport } from '../../bench/report-table.js';
@@ -126,7 +126,7 @@ export const benchCommand: CommandModule<object, Args> = {
       });
       process.stdout.write(renderReport(report));
       // The planner's prediction for each chain split, next to what the bench measured (from plan --probe's speeds).
-      const predicted = await benchPredictions(report, benchNodes(nodes, a.n).map((n) => (n.kind === 'local' ? 'local' : n.name)));
+      const predicted = await benchPredictions(report, benchNodes(nodes, a.n).map(cacheName));
       process.stdout.write(renderChainPredictions(predicted, report.settings.linkLatencyMs));
       if (a.json) await writeFile(a.json, `${JSON.stringify({ ...report, predictions: predicted.rows }, null, 2)}\n`);
       if (a.chart) await writeFile(a.chart, renderSvgChart(report));
