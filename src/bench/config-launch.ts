@@ -24,12 +24,15 @@ export interface PlannedProcess {
   readonly secretInEnv?: boolean;
 }
 
-/** An inter-node connection: the client dials `listenPort` (a relay), which forwards to `targetPort`. */
+/**
+ * An inter-node connection whose bytes are measured: the client dials `listenPort` (a relay), which forwards to
+ * `targetPort`; without `listenPort` it dials `targetPort` directly (its bytes are the kernel's counters there).
+ */
 export interface PlannedLink {
   readonly name: string;
   readonly fromRank: number;
   readonly toRank: number;
-  readonly listenPort: number;
+  readonly listenPort?: number;
   readonly targetPort: number;
 }
 
@@ -65,9 +68,19 @@ export interface LaunchInput {
   readonly secretFile: string;
   /**
    * Per rank, where it runs when the links are real (remote nodes): no relays, every process binds its node's
-   * address and dials the others' directly. Without it, everything is on this machine's loopback, through relays.
+   * address and dials the others' directly. Without it, everything is on this machine's loopback.
    */
   readonly sites?: readonly RankSite[];
+  /**
+   * The one-way latency relays emulate on local links (ms). At 0 there are no relays: the processes dial each other's
+   * loopback ports directly, as in a deployment, and the links are listed to be counted in the kernel.
+   */
+  readonly linkLatencyMs: number;
+}
+
+/** No relay in any link's path: real links (remote nodes), or local ones with no latency to emulate. */
+export function directLinks(linkLatencyMs: number, remote: boolean): boolean {
+  return remote || linkLatencyMs === 0;
 }
 
 /** One rank's node as its processes see it: the address it binds (and the others dial), and paths there. */
@@ -97,7 +110,7 @@ export function portNodes(c: BenchConfig, direct = false): (number | undefined)[
   const nodes = c.ranks.map((r) => r.node);
   const relays = (n: number) => (direct ? [] : Array.from({ length: n }, () => undefined));
   if (c.kind === 'chain' && k > 1) return [nodes[0], ...nodes, ...relays(k)];
-  // rpc direct: per server, its loopback port on its node and the tunnel's end on the head's node.
+  // rpc direct: per server, its loopback port on its node and the tunnel's end on the head's node (unused on one machine).
   if (c.kind === 'rpc') return [nodes[0], ...nodes.slice(1), ...(direct ? nodes.slice(1).map(() => nodes[0]) : relays(k - 1))];
   return [nodes[0]];
 }
@@ -116,7 +129,8 @@ function sameMachine(a: BenchNode | undefined, b: BenchNode | undefined): boolea
 export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
   const sites = input.sites;
   if (sites && sites.length !== c.ranks.length) throw new BugError(`${c.id} has ${c.ranks.length} ranks but ${sites.length} sites`);
-  const need = portsNeeded(c, !!sites);
+  const direct = directLinks(input.linkLatencyMs, !!sites);
+  const need = portsNeeded(c, direct);
   if (input.ports.length < need) throw new BugError(`${c.id} needs ${need} ports, got ${input.ports.length}`);
   const ports = [...input.ports];
   const take = () => ports.shift()!;
@@ -148,10 +162,11 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
   }
 
   if (c.kind === 'chain') {
-    // Real links (sites): rank i dials rank i+1's listen address on its node. Emulated: every link goes through a
-    // relay on this machine's loopback; link i carries rank i's activations to rank i+1, the last one back to the head.
+    // Direct (real links, or local ones without latency): rank i dials rank i+1's listen address. Emulated: every link
+    // goes through a relay on this machine's loopback; link i carries rank i's activations to rank i+1, the last one
+    // back to the head.
     const listen = c.ranks.map(() => take());
-    const relay = sites ? undefined : c.ranks.map(() => take());
+    const relay = direct ? undefined : c.ranks.map(() => take());
     const node = (i: number): LaunchNode => ({
       name: input.nodes[rank(i).node]?.name ?? `node ${rank(i).node}`,
       stageHost: sites?.[i]!.host ?? LOOPBACK,
@@ -175,17 +190,21 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
       const p = proc(l.rank, l.role, l.argv, l.readiness);
       return l.node.secretFile ? p : { ...p, secretInEnv: true };
     });
-    const links: PlannedLink[] = (relay ?? []).map((port, i) => ({
-      name: `${i}->${(i + 1) % k}`,
-      fromRank: i,
-      toRank: (i + 1) % k,
-      listenPort: port,
-      targetPort: listen[(i + 1) % k]!,
-    }));
+    // Links between remote nodes are not measured; local ones are, through their relay or in the kernel.
+    const links: PlannedLink[] = sites
+      ? []
+      : c.ranks.map((_, i) => ({
+          name: `${i}->${(i + 1) % k}`,
+          fromRank: i,
+          toRank: (i + 1) % k,
+          ...(relay ? { listenPort: relay[i]! } : {}),
+          targetPort: listen[(i + 1) % k]!,
+        }));
     return { httpPort, processes, links };
   }
 
-  // rpc: ggml-rpc-servers first, then the stock head whose --rpc list points at the relays (remote: at ssh tunnels).
+  // rpc: ggml-rpc-servers first, then the stock head whose --rpc list points at the relays (remote: at ssh tunnels;
+  // direct local: at the servers).
   // The servers bind loopback on their nodes: anyone who reaches one can read and write its memory.
   const serverPorts = c.ranks.slice(1).map(() => take());
   const relayPorts = c.ranks.slice(1).map(() => take());
@@ -196,7 +215,7 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
     return { proc: proc(j + 1, 'rpc-server', rpcServerArgv({ binary: binsOf(j + 1).rpcServer, port, threads: input.runtime.threads }), ready), elsewhere };
   });
   // On the same machine as the head the server is dialled directly; otherwise through a tunnel ending on the head's node.
-  const endpoints = serverPorts.map((p, j) => `${LOOPBACK}:${sites && !servers[j]!.elsewhere ? p : relayPorts[j]}`);
+  const endpoints = serverPorts.map((p, j) => `${LOOPBACK}:${direct && !servers[j]!.elsewhere ? p : relayPorts[j]}`);
   const headArgv = rpcHeadArgv({ binary: binsOf(0).stockServer, model: modelOf(0), runtime, http, endpoints, split });
   const processes = [...servers.map((s) => s.proc), proc(0, 'rpc-head', headArgv, { kind: 'http-health', ...http })];
   if (sites) {
@@ -211,7 +230,7 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
     name: `0->${j + 1}`,
     fromRank: 0,
     toRank: j + 1,
-    listenPort: relayPorts[j]!,
+    ...(direct ? {} : { listenPort: relayPorts[j]! }),
     targetPort: p,
   }));
   return { httpPort, processes, links };

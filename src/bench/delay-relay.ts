@@ -1,19 +1,10 @@
 // A TCP relay on loopback that emulates a link: each chunk is delayed by a fixed one-way latency, order is
-// kept, and bytes are counted both ways. Used with delay 0 too, to count what a configuration sends.
+// kept, and bytes are counted both ways. At delay 0 local links go direct (kernel-link-counter.ts counts them).
 import net from 'node:net';
 import { UserError } from '../errors.js';
 import { DelayedPipe } from './delayed-pipe.js';
+import type { LinkCounter, LinkCounts } from './link-counter.js';
 import { PreciseClock } from './precise-clock.js';
-
-export interface RelayCounters {
-  /** Client to target (the direction the link was dialled in). */
-  readonly forwardBytes: number;
-  readonly backwardBytes: number;
-  readonly connections: number;
-  readonly heldChunks: number;
-  /** Sum over delayed chunks of how long each was held. */
-  readonly heldMsSum: number;
-}
 
 export interface RelayOptions {
   readonly name: string;
@@ -31,7 +22,7 @@ export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-export class DelayRelay {
+export class DelayRelay implements LinkCounter {
   private readonly sockets = new Set<net.Socket>();
   private readonly pipes = new Set<DelayedPipe>();
   private counts = { forwardBytes: 0, backwardBytes: 0, connections: 0, heldChunks: 0, heldMsSum: 0 };
@@ -81,7 +72,7 @@ export class DelayRelay {
     return this.listenPort;
   }
 
-  snapshot(): RelayCounters {
+  snapshot(): LinkCounts {
     return { ...this.counts };
   }
 

@@ -1,18 +1,16 @@
-// One measured request batch: `prompts.length` concurrent streaming requests, with the relays' byte counters
+// One measured request batch: `prompts.length` concurrent streaming requests, with the links' byte counters
 // read at the start, when every request has its first token, and at the end.
 import type { Sample } from './bench-result.js';
 import { streamCompletion } from './completion-client.js';
-import type { DelayRelay } from './delay-relay.js';
+import type { LinkCounter } from './link-counter.js';
 import { sum } from './stats.js';
 import { decodePhase, requestDecodeTps } from './stream-timing.js';
 
-/** NaN without relays (real links): the bytes are not measured, which is not zero. */
-export function relayBytes(relays: readonly DelayRelay[] | undefined): number {
-  if (!relays) return Number.NaN;
-  return sum(relays.map((r) => {
-    const c = r.snapshot();
-    return c.forwardBytes + c.backwardBytes;
-  }));
+/** NaN without counters (real links) or when one cannot tell: the bytes are not measured, which is not zero. */
+export async function linkBytes(links: readonly LinkCounter[] | undefined): Promise<number> {
+  if (!links) return Number.NaN;
+  const counts = await Promise.all(links.map((l) => l.snapshot()));
+  return sum(counts.map((c) => c.forwardBytes + c.backwardBytes));
 }
 
 export async function measureBatch(
@@ -20,12 +18,13 @@ export async function measureBatch(
   prompts: readonly (readonly number[])[],
   nPredict: number,
   logitBias: readonly (readonly [number, false])[],
-  relays: readonly DelayRelay[] | undefined,
+  links: readonly LinkCounter[] | undefined,
   signal?: AbortSignal,
 ): Promise<Sample> {
-  const b0 = relayBytes(relays);
+  const b0 = await linkBytes(links);
   let firsts = 0;
-  let b1: number | undefined;
+  // Started at the last first token (the kernel's counters are read a few ms later, while decode goes on).
+  let b1: Promise<number> | undefined;
   const results = await Promise.all(
     prompts.map((prompt) =>
       streamCompletion(
@@ -34,13 +33,14 @@ export async function measureBatch(
         {
           signal,
           onFirstToken: () => {
-            if (++firsts === prompts.length) b1 = relayBytes(relays);
+            if (++firsts === prompts.length) b1 = linkBytes(links);
           },
         },
       ),
     ),
   );
-  const b2 = relayBytes(relays);
+  const b2 = await linkBytes(links);
+  const b1Bytes = b1 ? await b1 : b2;
   const phase = decodePhase(results.map((r) => r.trace));
   return {
     requestTtftMs: results.map((r) => r.ttftMs),
@@ -51,7 +51,7 @@ export async function measureBatch(
     requestDecodeTps: results.map((r) => requestDecodeTps(r.trace)),
     promptTokens: sum(results.map((r) => r.promptN)),
     generatedTokens: sum(results.map((r) => r.predictedN)),
-    prefillBytes: (b1 ?? b2) - b0,
-    decodeBytes: b2 - (b1 ?? b2),
+    prefillBytes: b1Bytes - b0,
+    decodeBytes: b2 - b1Bytes,
   };
 }

@@ -1,5 +1,6 @@
-// Runs one configuration end to end: relays up, processes started in plan order (each timed spawn → ready),
-// a warm-up, the measured request batches, peak RSS; then everything it started is stopped.
+// Runs one configuration end to end: link counters up (relays where latency is emulated), processes started in plan
+// order (each timed spawn → ready), a warm-up, the measured request batches, peak RSS; then everything it started is
+// stopped.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,10 +16,12 @@ import { FAULT_MIN_TOKENS, runFaultTrial, summarizeFaults, type FaultInjection }
 import { signalGroup } from '../process/kill-group.js';
 import { tokenize } from './completion-client.js';
 import { DelayRelay } from './delay-relay.js';
+import { KernelLinkCounters, TcpInfoReader } from './kernel-link-counter.js';
+import type { LinkCounter } from './link-counter.js';
 import { startHere, type NodeHosts, type NodeProcess } from '../runtime/node-hosts.js';
 import type { BenchSites } from './bench-sites.js';
 import type { Binaries } from '../provision/llama-builds.js';
-import { planConfigLaunch, portNodes, portsNeeded, type PlannedProcess } from './config-launch.js';
+import { directLinks, planConfigLaunch, portNodes, portsNeeded, type PlannedProcess } from './config-launch.js';
 import { measureBatch } from './measure-batch.js';
 import { summarize } from './measurement.js';
 import { buildPrompt, PROMPT_TEXT } from './prompt-tokens.js';
@@ -44,6 +47,8 @@ export interface RunContext {
   readonly remote?: { readonly hosts: NodeHosts; readonly sites: BenchSites };
   /** Distinguishes this run's wrapper pidfiles on the nodes. */
   readonly runTag?: string;
+  /** Reads the kernel's TCP counters of direct local links; one per run, so a missing ss is said once. */
+  readonly tcpInfo?: TcpInfoReader;
   /** Which round of the run this is (every round starts the configuration afresh). */
   readonly round?: { readonly index: number; readonly of: number };
   readonly signal?: AbortSignal;
@@ -60,12 +65,15 @@ interface Started {
 export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<ConfigResult> {
   ctx.emit({ kind: 'bench-config-start', id: c.id, description: c.description, round: ctx.round });
   const started: Started[] = [];
-  const relays: DelayRelay[] = [];
+  // One per planned link, in order: a relay (emulated latency) or the kernel's counters (a direct loopback link).
+  const counters: LinkCounter[] = [];
   const forwards: { stop: () => Promise<void> }[] = [];
   let secretDir: string | undefined;
   const remote = ctx.remote && c.ranks.some((r) => !ctx.remote!.hosts.isLocal(r.node)) ? ctx.remote : undefined;
-  // Links between remote nodes are real: no relay sits in their path, so their bytes are not measured (not zero).
+  // Links between remote nodes are real: their bytes are not measured (not zero). Local links are relayed only to
+  // emulate latency; at 0 ms the ranks dial each other directly and the kernel counts the bytes.
   const networkMeasured = !remote || c.ranks.length === 1;
+  const direct = directLinks(ctx.linkLatencyMs, !!remote);
   const base = {
     id: c.id,
     kind: c.kind,
@@ -86,7 +94,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     const sites = remote ? await remote.sites.forConfig(c, secretFile) : undefined;
     const ports = remote
       ? await remote.hosts.ports(portNodes(c, true))
-      : await Promise.all(Array.from({ length: portsNeeded(c) }, () => getPort({ host: LOOPBACK })));
+      : await Promise.all(Array.from({ length: portsNeeded(c, direct) }, () => getPort({ host: LOOPBACK })));
     const plan = planConfigLaunch(c, {
       model: ctx.model,
       bins: ctx.bins,
@@ -95,6 +103,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       ports,
       secretFile,
       sites,
+      linkLatencyMs: ctx.linkLatencyMs,
     });
 
     // Starts one planned process and waits until it is ready: the bench's start, and a fault trial's restart.
@@ -133,15 +142,18 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       return { np, loadMs: performance.now() - t0 };
     };
 
+    const kernel = new KernelLinkCounters(ctx.tcpInfo ?? new TcpInfoReader((message) => ctx.emit({ kind: 'info', message })));
     for (const l of plan.links) {
-      relays.push(
-        await DelayRelay.start({
-          name: `${c.id} link ${l.name}`,
-          listenPort: l.listenPort,
-          target: { host: LOOPBACK, port: l.targetPort },
-          delayMs: ctx.linkLatencyMs,
-          signal: ctx.signal,
-        }),
+      counters.push(
+        l.listenPort === undefined
+          ? kernel.counter(l.targetPort)
+          : await DelayRelay.start({
+              name: `${c.id} link ${l.name}`,
+              listenPort: l.listenPort,
+              target: { host: LOOPBACK, port: l.targetPort },
+              delayMs: ctx.linkLatencyMs,
+              signal: ctx.signal,
+            }),
       );
     }
 
@@ -163,9 +175,9 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       started[started.findIndex((x) => x.planned === planned)] = { planned, proc: np.proc, peakRss: np.peakRss, loadMs };
       ctx.emit({ kind: 'bench-process-ready', id: c.id, label: planned.spec.label, loadMs });
     }
-    const startCounts = relays.map((r) => r.snapshot());
+    const startCounts = await Promise.all(counters.map((r) => r.snapshot()));
 
-    const measurements = await measureAll(c, ctx, httpPort, networkMeasured ? relays : undefined, started);
+    const measurements = await measureAll(c, ctx, httpPort, networkMeasured ? counters : undefined, started);
 
     // --fault: a worker SIGKILLed mid-stream and started again the way it was started above; the head resumes.
     let resume: ResumePause | undefined;
@@ -227,8 +239,8 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
         peakRssBytes: peakOf([await s.peakRss(), s.planned.rank === victimRss?.rank ? victimRss.bytes : undefined]),
       });
     }
-    const links: LinkResult[] = relays.map((r, i) => {
-      const now = r.snapshot();
+    const ends = await Promise.all(counters.map((r) => r.snapshot()));
+    const links: LinkResult[] = ends.map((now, i) => {
       const start = startCounts[i]!;
       return {
         name: plan.links[i]!.name,
@@ -255,7 +267,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
   } finally {
     await Promise.all([...started].reverse().map((s) => s.proc.stop()));
     await Promise.all(forwards.map((f) => f.stop()));
-    await Promise.all(relays.map((r) => r.close()));
+    await Promise.all(counters.map((r) => r.close()));
     if (secretDir) await rm(secretDir, { recursive: true, force: true });
   }
 }
@@ -264,12 +276,12 @@ async function measureAll(
   c: BenchConfig,
   ctx: RunContext,
   port: number,
-  relays: readonly DelayRelay[] | undefined,
+  links: readonly LinkCounter[] | undefined,
   started: readonly Started[],
 ): Promise<Measurement[]> {
   const base = await tokenize(port, PROMPT_TEXT, ctx.signal);
   // Warm-up: first requests pay for lazy allocations and page faults on every rank.
-  await measureBatch(port, [buildPrompt(base, 32, 0)], 4, ctx.logitBias, relays, ctx.signal);
+  await measureBatch(port, [buildPrompt(base, 32, 0)], 4, ctx.logitBias, links, ctx.signal);
   const out: Measurement[] = [];
   // Other prompts in every round, so no round can reuse another's work.
   let variant = 1 + (ctx.round?.index ?? 0) * 100_003;
@@ -278,7 +290,7 @@ async function measureAll(
       const samples: Sample[] = [];
       for (let r = 0; r < ctx.repeat; r++) {
         const prompts = Array.from({ length: parallel }, () => buildPrompt(base, promptTokens, variant++));
-        const sample = await measureBatch(port, prompts, ctx.genTokens, ctx.logitBias, relays, ctx.signal).catch(async (err: unknown) => {
+        const sample = await measureBatch(port, prompts, ctx.genTokens, ctx.logitBias, links, ctx.signal).catch(async (err: unknown) => {
           throw (await exitedProcessError(started, ctx.nodes)) ?? err;
         });
         samples.push(sample);

@@ -25,6 +25,7 @@ import { readLinks, readSpeeds } from './speed-store.js';
 import { binaries, buildDirs, type BinDirs } from '../provision/llama-builds.js';
 import { banByteTokens } from '../bench/prompt-tokens.js';
 import { mergeRounds } from '../bench/merge-rounds.js';
+import { TcpInfoReader } from '../bench/kernel-link-counter.js';
 import { runConfig } from '../bench/run-config.js';
 import { onOffPoints, scalingPoints } from '../bench/serving-tables.js';
 
@@ -175,6 +176,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
         }
       : undefined;
     const runTag = randomBytes(3).toString('hex');
+    const tcpInfo = new TcpInfoReader((message) => emit({ kind: 'info', message }));
     // Repeats are rounds over every configuration (each started afresh), not back-to-back runs of one: a machine
     // whose speed drifts (shared hosts, VMs) then slows every configuration alike instead of whichever ran last.
     const rounds = new Map<string, ConfigResult[]>(configs.map((c) => [c.id, []]));
@@ -201,6 +203,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             readyTimeoutMs: req.readyTimeoutMs ?? 300_000,
             emit,
             runTag,
+            tcpInfo,
             remote,
             signal: req.signal,
           }),

@@ -189,13 +189,15 @@ describe('planConfigs', () => {
 
 describe('planLaunch', () => {
   const runtime: BenchRuntime = { threads: 1, ctx: 2304, slots: 4 };
-  const input = (c: BenchConfig): LaunchInput => ({
+  // Link latency 0 unless given: local links go direct; above 0 through relays that emulate it.
+  const input = (c: BenchConfig, linkLatencyMs = 0): LaunchInput => ({
     model: '/m.gguf',
     bins: { patchedServer: '/p/llama-server', stockServer: '/s/llama-server', rpcServer: '/s/ggml-rpc-server' },
     runtime,
     nodes: benchNodes(undefined, 3),
-    ports: Array.from({ length: portsNeeded(c) }, (_, i) => 9000 + i),
+    ports: Array.from({ length: portsNeeded(c, linkLatencyMs === 0) }, (_, i) => 9000 + i),
     secretFile: '/tmp/secret',
+    linkLatencyMs,
   });
   const configs = planConfigs(options({ taskset: true }), 6);
   const byId = (id: string) => configs.find((c) => c.id === id)!;
@@ -219,17 +221,21 @@ describe('planLaunch', () => {
     assert.deepEqual(p.links, []);
   });
 
-  it('chains: workers downstream first, every --stage-next through a relay, the ring closing on the head', () => {
+  it('chains at link latency 0: workers downstream first, each --stage-next the next rank\'s listen port (no relay), the ring closing on the head', () => {
     const c = byId('chain-3');
+    assert.equal(portsNeeded(c, true), 4, 'no relay ports');
     const p = planLaunch(c, input(c));
     assert.deepEqual(p.processes.map((x) => x.rank), [2, 1, 0]);
     const listen = (r: number) => flag(p.processes.find((x) => x.rank === r)!.spec.args, '--stage-listen');
     const next = (r: number) => flag(p.processes.find((x) => x.rank === r)!.spec.args, '--stage-next');
-    assert.deepEqual(p.links.map((l) => l.name), ['0->1', '1->2', '2->0']);
-    for (const l of p.links) {
-      assert.equal(next(l.fromRank), `127.0.0.1:${l.listenPort}`);
-      assert.equal(listen(l.toRank), `127.0.0.1:${l.targetPort}`);
-    }
+    assert.deepEqual([0, 1, 2].map(listen), ['127.0.0.1:9001', '127.0.0.1:9002', '127.0.0.1:9003']);
+    assert.deepEqual([0, 1, 2].map(next), [listen(1), listen(2), listen(0)]);
+    // Every link is still listed, without a relay port: its bytes are counted at its server's listen port.
+    assert.deepEqual(p.links, [
+      { name: '0->1', fromRank: 0, toRank: 1, targetPort: 9002 },
+      { name: '1->2', fromRank: 1, toRank: 2, targetPort: 9003 },
+      { name: '2->0', fromRank: 2, toRank: 0, targetPort: 9001 },
+    ]);
     const head = p.processes.find((x) => x.rank === 0)!;
     assert.equal(head.role, 'head');
     assert.deepEqual(head.ready, { kind: 'http-health', host: '127.0.0.1', port: p.httpPort });
@@ -241,6 +247,20 @@ describe('planLaunch', () => {
     assert.equal(flag(w.spec.args, '--stage-secret-file'), '/tmp/secret');
     assert.ok(STAGE_READY_LINE.test('llama-relay: stage ready layers=4:6 listen=127.0.0.1:9003'));
     assert.deepEqual(p.processes.map((x) => x.spec.args[1]), ['0', '1', '0']);
+  });
+
+  it('chains with link latency: every --stage-next through a relay on loopback that forwards to the next listen port', () => {
+    const c = byId('chain-3');
+    const p = planLaunch(c, input(c, 5));
+    const listen = (r: number) => flag(p.processes.find((x) => x.rank === r)!.spec.args, '--stage-listen');
+    const next = (r: number) => flag(p.processes.find((x) => x.rank === r)!.spec.args, '--stage-next');
+    assert.deepEqual(p.links.map((l) => l.name), ['0->1', '1->2', '2->0']);
+    for (const l of p.links) {
+      assert.equal(next(l.fromRank), `127.0.0.1:${l.listenPort}`);
+      assert.equal(listen(l.toRank), `127.0.0.1:${l.targetPort}`);
+    }
+    assert.deepEqual(p.links.map((l) => l.listenPort), [9004, 9005, 9006]);
+    assert.ok([0, 1, 2].every((r) => ![0, 1, 2].some((q) => next(r) === listen(q))), 'no rank dials another directly');
   });
 
   it('turns pipelining off on the nopipe head only', () => {
@@ -275,9 +295,23 @@ describe('planLaunch', () => {
     assert.ok(planLaunch(on, input(on)).processes.every((x) => !x.spec.args.includes('--stage-no-encrypt')));
   });
 
-  it('rpc: ggml-rpc-servers first, the stock head dialling them through relays with the same split', () => {
+  it('rpc at link latency 0: the stock head dials its ggml-rpc-servers directly', () => {
     const c = byId('rpc-3');
     const p = planLaunch(c, input(c));
+    const servers = p.processes.filter((x) => x.role === 'rpc-server');
+    assert.deepEqual(servers.map((s) => flag(s.spec.args, '-p')), ['9001', '9002']);
+    assert.equal(flag(p.processes.at(-1)!.spec.args, '--rpc'), '127.0.0.1:9001,127.0.0.1:9002');
+    assert.deepEqual(p.links, [
+      { name: '0->1', fromRank: 0, toRank: 1, targetPort: 9001 },
+      { name: '0->2', fromRank: 0, toRank: 2, targetPort: 9002 },
+    ]);
+    assert.equal(p.tunnels, undefined);
+  });
+
+  it('rpc with link latency: ggml-rpc-servers first, the stock head dialling them through relays with the same split', () => {
+    const c = byId('rpc-3');
+    const p = planLaunch(c, input(c, 5));
+    assert.ok(p.links.every((l) => l.listenPort !== undefined));
     assert.deepEqual(p.processes.map((x) => x.role), ['rpc-server', 'rpc-server', 'rpc-head']);
     const head = p.processes[2]!.spec.args;
     assert.equal(flag(head, '--rpc'), p.links.map((l) => `127.0.0.1:${l.listenPort}`).join(','));
@@ -313,6 +347,12 @@ describe('planLaunch', () => {
       const c = cfg(id);
       return { ...input(c), nodes: benchNodes('local,gpu1,gpu2', undefined), ports: portNodes(c, true).map((n, i) => 7000 + 100 * n! + i), sites: c.ranks.map((_, i) => site(i)) };
     };
+
+    it('never relays real links, whatever the link latency', () => {
+      const p = planLaunch(cfg('chain-3'), { ...direct('chain-3'), linkLatencyMs: 5 });
+      assert.deepEqual(p.links, []);
+      assert.equal(flag(p.processes.find((x) => x.rank === 0)!.spec.args, '--stage-next'), '10.0.0.2:7102');
+    });
 
     it('takes one port per listening process on its own node, none for relays', () => {
       assert.deepEqual(portNodes(cfg('chain-3'), true), [0, 0, 1, 2]);
