@@ -6,8 +6,10 @@ import { median, percentile, spread, sum } from './stats.js';
 export function summarize(promptTokens: number, parallel: number, samples: readonly Sample[]): Measurement {
   const perRequestDecodeTps = spread(samples.map((s) => median(s.requestDecodeTps.filter(Number.isFinite))));
   const ttfts = samples.flatMap((s) => s.requestTtftMs);
-  // Bytes after the first token belong to the remaining tokens of each stream.
-  const decodedAfterFirst = sum(samples.map((s) => Math.max(0, s.generatedTokens - parallel)));
+  // Decode bytes belong to the tokens after the first-token reading (older samples: after each stream's first token).
+  const paying = sum(samples.map((s) => s.decodeBytesTokens ?? Math.max(0, s.generatedTokens - parallel)));
+  // No token after the reading (decode ended before the kernel was read): the decode bytes are not measured.
+  const unpaid = paying === 0 && samples.some((s) => s.decodeBytesTokens !== undefined);
   return {
     promptTokens,
     parallel,
@@ -19,6 +21,6 @@ export function summarize(promptTokens: number, parallel: number, samples: reado
     perRequestDecodeTps,
     decodeMsPerToken: 1000 / perRequestDecodeTps.median,
     prefillBytesPerPromptToken: sum(samples.map((s) => s.prefillBytes)) / Math.max(1, sum(samples.map((s) => s.promptTokens))),
-    decodeBytesPerToken: sum(samples.map((s) => s.decodeBytes)) / Math.max(1, decodedAfterFirst),
+    decodeBytesPerToken: unpaid ? Number.NaN : sum(samples.map((s) => s.decodeBytes)) / Math.max(1, paying),
   };
 }

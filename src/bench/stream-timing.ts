@@ -18,6 +18,11 @@ export function requestDecodeTps(t: StreamTrace): number {
   return (last.tokens - first.tokens) / ((last.at - first.at) / 1000);
 }
 
+/** Tokens all streams received after `at` (performance.now() ms). */
+export function tokensAfter(traces: readonly StreamTrace[], at: number): number {
+  return traces.reduce((n, t) => n + (t.arrivals.at(-1)?.tokens ?? 0) - (t.arrivals.filter((a) => a.at <= at).at(-1)?.tokens ?? 0), 0);
+}
+
 export interface DecodePhase {
   /** From the moment every request has its first token (all prompts processed) to the last request's last token. */
   readonly windowMs: number;

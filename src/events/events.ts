@@ -16,10 +16,15 @@ export interface BenchSample {
   readonly requestDecodeTps: readonly number[];
   readonly promptTokens: number;
   readonly generatedTokens: number;
-  /** Relay bytes (both ways, all links) from the request until every first token. */
+  /** Link bytes (both ways, all links) from the request until every first token. */
   readonly prefillBytes: number;
-  /** Relay bytes from there to the end. */
+  /** Link bytes from there to the end. */
   readonly decodeBytes: number;
+  /**
+   * The tokens decodeBytes paid for: those that arrived after the first-token reading (the kernel's counters are read
+   * some ms after the first tokens; a relay's at once). Absent in older reports: every token after each first.
+   */
+  readonly decodeBytesTokens?: number;
 }
 
 export type NodePhase = 'connect' | 'provision' | 'upload' | 'build' | 'load' | 'ready' | 'failed' | 'stopped';

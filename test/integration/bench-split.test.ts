@@ -1,6 +1,7 @@
 // `bench --split` end to end on a tiny generated model: the two-rank chain and RPC run on the ranges given (the report
-// and the servers' own command lines say so); a bad split is refused before anything starts. Without a split, the
-// speeds `plan --probe` left in the speed cache place the layers. Structure only, no timings.
+// and the servers' own command lines say so), at link latency 0 with no relay between the processes and their bytes
+// still counted; a bad split is refused before anything starts. Without a split, the speeds `plan --probe` left in
+// the speed cache place the layers. Structure only, no timings.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,8 @@ import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
 import { carrying, reap, survivorsAfter, uniqueMarker } from '../helpers/processes.js';
+import { linkArgs, type LinkArgs } from '../helpers/bench-links.js';
+import { positive } from '../helpers/assert-number.js';
 
 const dir = mkdtempSync(join(tmpdir(), `${uniqueMarker('lr-bench-split')}-`));
 after(() => {
@@ -42,25 +45,51 @@ test('bench --split runs the two-rank configurations on the ranges given', { tim
   copyFileSync(await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256, seed: 506 }), model);
   const dirs = await binDirs();
   const json = join(dir, 'bench.json');
+  // 64 tokens: a decode longer than reading the kernel's counters at the first token takes (some ms).
   const run = bench([
-    model, '-n', '2', '--split', '0:1,1:6', '--only', 'chain-2,rpc-2', '--prompt-tokens', '32', '--gen-tokens', '4', '--parallel', '1', '--repeat', '1',
+    model, '-n', '2', '--split', '0:1,1:6', '--only', 'chain-2,rpc-2', '--prompt-tokens', '32', '--gen-tokens', '64', '--parallel', '1', '--repeat', '1',
     '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock, '--json', json,
   ]);
   const ranges = new Set<string>();
+  // Per process seen, what its command line says about its links (the default link latency, 0: no relays).
+  const links = new Map<number, LinkArgs>();
   let running = true;
   void run.exit.then(() => (running = false));
   while (running) {
-    for (const { args } of carrying(dir)) for (const m of args.matchAll(/--layer-range (\d+:\d+)/g)) ranges.add(m[1]!);
+    for (const { pid, args } of carrying(dir)) {
+      for (const m of args.matchAll(/--layer-range (\d+:\d+)/g)) ranges.add(m[1]!);
+      links.set(pid, linkArgs(args));
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(await run.exit, 0, run.stderr());
   assert.match(run.stderr(), /the 2-rank configurations use the split given, 0:1,1:6/);
   assert.deepEqual([...ranges].sort(), ['0:1', '1:6'], 'the chain ranks\' own command lines');
+  // At link latency 0 nothing sits between the ranks: each dials the other's listen port, the RPC head its servers' ports.
+  const seen = [...links.values()];
+  const rank = (layers: string) => seen.find((l) => l.layers === layers && l.listen !== undefined);
+  const [head, tail] = [rank('0:1'), rank('1:6')];
+  assert.ok(head && tail, `both chain ranks seen: ${JSON.stringify(seen)}`);
+  assert.equal(head.next, tail.listen, 'the chain head dials rank 1 directly');
+  assert.equal(tail.next, head.listen, 'rank 1 dials the head directly');
+  const rpcPorts = seen.flatMap((l) => (l.rpcServerPort === undefined ? [] : [l.rpcServerPort]));
+  const rpcHead = seen.find((l) => l.rpcEndpoints);
+  assert.equal(rpcPorts.length, 1, 'one ggml-rpc-server seen');
+  assert.deepEqual(rpcHead?.rpcEndpoints, [`127.0.0.1:${rpcPorts[0]}`], 'the RPC head dials its server directly');
   const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
   for (const c of r.configs) {
     assert.equal(c.error, undefined, `${c.id}: ${c.error}`);
     assert.deepEqual(c.nodes.map((n) => n.layers), [[0, 1], [1, 6]], c.id);
+    // The bytes of the direct links come from the kernel's counters: still measured, and nothing held them.
+    assert.equal(c.networkMeasured, true, c.id);
+    assert.equal(c.links.length, c.kind === 'chain' ? 2 : 1, `${c.id} links`);
+    positive(c.startBytes, `${c.id} startBytes`);
+    for (const m of c.measurements) positive(m.decodeBytesPerToken, `${c.id} decodeBytesPerToken`);
+    for (const l of c.links) assert.equal(l.meanHeldMs, 0, `${c.id} link ${l.name} meanHeldMs`);
   }
+  // RPC pushes the servers' weights at start; a chain's ranks read their own layers.
+  const startOf = (id: string) => r.configs.find((c) => c.id === id)!.startBytes;
+  assert.ok(startOf('rpc-2') > startOf('chain-2'), `rpc-2 ${startOf('rpc-2')} B at start vs chain-2 ${startOf('chain-2')} B`);
   assert.deepEqual(await survivorsAfter(dir, 5000), []);
 
   const bad = bench([model, '-n', '2', '--layers-per-node', '1,4', '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock]);

@@ -12,6 +12,7 @@ import { binDirs } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/llama-src.js';
 import { carrying, reap, survivorsAfter, uniqueMarker } from '../helpers/processes.js';
+import { linkArgs } from '../helpers/bench-links.js';
 
 // This run's marker: every process the bench starts carries the dir, in its argv (the model) or its environment (TMPDIR).
 const dir = mkdtempSync(join(tmpdir(), `${uniqueMarker('lr-bench')}-`));
@@ -45,14 +46,29 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
   const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
   // Positive control for the leftover check below: while the bench runs, the same query sees its servers.
   const seen = new Set<string>();
+  // With a link latency every link goes through a relay: at no moment does a rank dial a listen port of the ranks
+  // running then, or the RPC head a port its servers listen on (configurations run one after another).
+  const direct: string[] = [];
+  const dialled = { chain: 0, rpc: 0 };
   let running = true;
   void exited.then(() => (running = false));
   while (running) {
-    for (const { args } of carrying(dir)) seen.add(/\/(llama-server|ggml-rpc-server) /.exec(args)?.[1] ?? '');
+    const now = carrying(dir);
+    for (const { args } of now) seen.add(/\/(llama-server|ggml-rpc-server) /.exec(args)?.[1] ?? '');
+    const links = now.map(({ args }) => linkArgs(args));
+    const listening = new Set(links.flatMap((l) => [l.listen, l.rpcServerPort === undefined ? undefined : `127.0.0.1:${l.rpcServerPort}`]));
+    for (const l of links) {
+      for (const to of [l.next, ...(l.rpcEndpoints ?? [])]) if (to !== undefined && listening.has(to)) direct.push(`${l.layers ?? 'rpc head'} -> ${to}`);
+      // Positive controls: a rank seen with another rank up, the RPC head with a server up.
+      if (l.next !== undefined && links.some((x) => x !== l && x.listen !== undefined)) dialled.chain++;
+      if (l.rpcEndpoints && links.some((x) => x.rpcServerPort !== undefined)) dialled.rpc++;
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(await exited, 0, stderr);
   assert.ok(seen.has('llama-server') && seen.has('ggml-rpc-server'), `the marker query saw ${[...seen].join(', ')} while the bench ran`);
+  assert.deepEqual(direct, [], 'links dialled without a relay at --link-latency-ms 1');
+  assert.ok(dialled.chain > 0 && dialled.rpc > 0, `chain ranks and the RPC head were seen with their peers up: ${JSON.stringify(dialled)}`);
 
   const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
   const ids = ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'rpc-3'];
@@ -89,7 +105,7 @@ test('bench runs stock, chains 1..3, chain without pipelining and RPC, and write
         assert.ok(Math.abs(s.aggregateDecodeTps - s.requestDecodeTps[0]!) < 1e-9 * s.aggregateDecodeTps, at);
       }
     }
-    // Every inter-node link goes through a relay that counts its bytes.
+    // Every inter-node link is measured: here through the relay that delays it (at 0 ms, in the kernel's counters).
     assert.equal(c.networkMeasured, true, c.id);
     const links = c.kind === 'chain' ? (c.ranks > 1 ? c.ranks : 0) : c.kind === 'rpc' ? c.ranks - 1 : 0;
     assert.equal(c.links.length, links, `${c.id} links`);

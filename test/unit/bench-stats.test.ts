@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { effectiveLinkMs, findings, hopOverheads } from '../../src/bench/bench-analysis.js';
 import type { ConfigResult, Sample } from '../../src/bench/bench-result.js';
 import { summarize } from '../../src/bench/measurement.js';
+import { tokensAfter } from '../../src/bench/stream-timing.js';
 import { parseVmHwm } from '../../src/runtime/proc-status.js';
 import { mean, median, percentile, spread } from '../../src/bench/stats.js';
 
@@ -80,6 +81,21 @@ describe('stats', () => {
     assert.equal(m.ttftP95Ms, 57.5);
     assert.equal(m.decodeBytesPerToken, 10); // 2540 bytes over 254 tokens after the two first tokens
     assert.equal(m.prefillBytesPerPromptToken, 1);
+  });
+  it('charges decode bytes to the tokens after the first-token reading where a sample says which; none after it: not measured', () => {
+    const late = { decodeBytes: 900, generatedTokens: 64, prefillBytes: 100, promptTokens: 64 };
+    assert.equal(summarize(32, 2, [sample(40, 900, { ...late, decodeBytesTokens: 45 }), sample(40, 900, { ...late, decodeBytesTokens: 45 })]).decodeBytesPerToken, 20);
+    const over = summarize(32, 1, [sample(40, 900, { ...late, decodeBytes: 0, decodeBytesTokens: 0 })]);
+    assert.ok(Number.isNaN(over.decodeBytesPerToken), 'decode ended before the counters were read: NaN, not 0');
+  });
+  it('counts the tokens streams received after a moment', () => {
+    const traces = [
+      { arrivals: [{ at: 10, tokens: 1 }, { at: 20, tokens: 2 }, { at: 30, tokens: 4 }] },
+      { arrivals: [{ at: 25, tokens: 1 }, { at: 35, tokens: 3 }] },
+    ];
+    assert.equal(tokensAfter(traces, 20), 2 + 3);
+    assert.equal(tokensAfter(traces, 0), 4 + 3);
+    assert.equal(tokensAfter(traces, Number.POSITIVE_INFINITY), 0);
   });
   it('reads VmHWM', () => {
     assert.equal(parseVmHwm('Name:\tllama-server\nVmPeak:\t  9 kB\nVmHWM:\t  123456 kB\nVmRSS: 1 kB\n'), 123456 * 1024);
