@@ -43,7 +43,7 @@ export interface LinkResult {
   /** Bytes through the link until every process was ready (weights, for RPC). */
   readonly startBytes: number;
   readonly totalBytes: number;
-  /** Mean time the relay actually held a chunk during the measured requests (the emulated one-way latency). */
+  /** Mean time the relay actually held a chunk during the measured requests (the emulated one-way latency; 0 on a direct link). */
   readonly meanHeldMs: number;
 }
 
@@ -63,8 +63,9 @@ export interface ConfigResult {
   readonly nodes: readonly NodeResult[];
   readonly links: readonly LinkResult[];
   /**
-   * False when the configuration's links are real network connections (remote nodes): no relay is in their path,
-   * so network bytes are not measured and are NaN here (null in JSON), never 0.
+   * False when the configuration's links are real network connections (remote nodes): they are not on this machine to
+   * count, so network bytes are not measured and are NaN here (null in JSON), never 0. Local links are counted by
+   * their relay or, direct at 0 ms, by the kernel (NaN too where ss cannot tell).
    */
   readonly networkMeasured: boolean;
   /** Slowest node's load time: the configuration is usable after this. */

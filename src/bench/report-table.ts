@@ -19,7 +19,7 @@ export function formatBytes(b: number): string {
 const secs = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)}s` : '-');
 
 const NOT_MEASURED = 'n/m';
-/** Bytes of a configuration: "n/m" where its links are real and carry no relay. */
+/** Bytes of a configuration: "n/m" where its links are real (remote nodes), not on this machine to count. */
 const netBytes = (c: ConfigResult, b: number) => (c.networkMeasured === false ? NOT_MEASURED : formatBytes(b));
 
 export const THROUGHPUT_HEADERS = [

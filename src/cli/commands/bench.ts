@@ -60,7 +60,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('gen-tokens', { type: 'number', default: 128, describe: 'tokens generated per request' })
       .option('parallel', { type: 'string', default: '1,4', describe: 'concurrent requests, comma-separated levels (e.g. 1,4,8); each configuration runs at each' })
       .option('repeat', { type: 'number', default: 3, describe: 'rounds over all configurations, each started afresh (median and min/max per point)' })
-      .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay the link relays add (0: count bytes only); local nodes only' })
+      .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay relays add to every link (0: no relays, links direct, bytes from the kernel via ss); local nodes only' })
       .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
       .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
       .option('json', { type: 'string', describe: 'write the full report as JSON to this file' })
