@@ -280,8 +280,8 @@ async function measureAll(
   started: readonly Started[],
 ): Promise<Measurement[]> {
   const base = await tokenize(port, PROMPT_TEXT, ctx.signal);
-  // Warm-up: first requests pay for lazy allocations and page faults on every rank.
-  await measureBatch(port, [buildPrompt(base, 32, 0)], 4, ctx.logitBias, links, ctx.signal);
+  // Warm-up: first requests pay for lazy allocations and page faults on every rank. Its bytes are not read (no ss runs).
+  await measureBatch(port, [buildPrompt(base, 32, 0)], 4, ctx.logitBias, undefined, ctx.signal);
   const out: Measurement[] = [];
   // Other prompts in every round, so no round can reuse another's work.
   let variant = 1 + (ctx.round?.index ?? 0) * 100_003;
