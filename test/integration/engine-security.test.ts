@@ -22,7 +22,7 @@ import {
   encodeMemory,
   encodeState,
 } from '../helpers/stage-protocol.js';
-import { complete, healthStatus, startChain, waitFor, type Chain } from '../helpers/engine.js';
+import { ASCII_GRAMMAR, complete, healthStatus, startChain, waitFor, type Chain } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { StageRelay } from '../helpers/stage-relay.js';
 
@@ -178,7 +178,10 @@ describe('an encrypted chain, with a decrypting relay on every link', () => {
       p.writeUInt32LE(0xffffffff, 4);
       return [{ ...f, payload: p }];
     };
-    const r = await fetch(`http://127.0.0.1:${chain.port}/completion`, { method: 'POST', body: JSON.stringify({ prompt: 'Hello', n_predict: 4 }) });
+    // Greedy and printable, as complete() asks: a random-weight model's sampled bytes can end mid-character, which the
+    // server's own output parser refuses (a 500 that has nothing to do with the refusal under test).
+    const body = { prompt: 'Hello', n_predict: 4, temperature: 0, grammar: ASCII_GRAMMAR };
+    const r = await fetch(`http://127.0.0.1:${chain.port}/completion`, { method: 'POST', body: JSON.stringify(body) });
     assert.ok(done, 'no RESULT was rewritten');
     assert.ok(hasLog(chain, 0, /malformed RESULT frame from the last rank: 4294967295 x 4294967295 values/), 'the head did not log the refusal');
     // The refusal drops the link, so the request in flight resumes once the chain re-forms (patch 0007) instead of failing.
