@@ -75,6 +75,16 @@ async function launch(nodes: string, extra: string[] = [], llamaServer = fixture
   const events: Launch['events'] = [];
   let buf = '';
   let err = '';
+  const seen = new Map<number, string>();
+  const look = (): boolean => {
+    try {
+      for (const p of carrying(dir)) seen.set(p.pid, p.args);
+      return true;
+    } catch (e) {
+      seen.set(-1, `the marker query failed: ${String(e)}`); // shown by assertSaw
+      return false;
+    }
+  };
   proc.stdout.on('data', (d) => {
     buf += d;
     let i;
@@ -82,7 +92,10 @@ async function launch(nodes: string, extra: string[] = [], llamaServer = fixture
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       try {
-        events.push(JSON.parse(line));
+        const e = JSON.parse(line) as Launch['events'][number];
+        events.push(e);
+        // The API's forward lives only from here to the end: a short --prompt run can fall between two polls.
+        if (e.kind === 'api-listening') look();
       } catch {
         /* not an event */
       }
@@ -90,17 +103,8 @@ async function launch(nodes: string, extra: string[] = [], llamaServer = fixture
   });
   proc.stderr.on('data', (d) => (err += d));
   const exit = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  const seen = new Map<number, string>();
   void (async () => {
-    while (proc.exitCode === null && proc.signalCode === null) {
-      try {
-        for (const p of carrying(dir)) seen.set(p.pid, p.args);
-      } catch (e) {
-        seen.set(-1, `the marker query failed: ${String(e)}`); // shown by assertSaw
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    while (proc.exitCode === null && proc.signalCode === null && look()) await new Promise((r) => setTimeout(r, 100));
   })();
   return { proc, marker, dir, seen, apiPort, events, stderr: () => err, exit };
 }
