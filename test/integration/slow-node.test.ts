@@ -77,10 +77,11 @@ describe('a slow node, real engine over real sshd', { timeout: 1_200_000 }, () =
     const slowAfter = layersOf(probe.stdout(), 1);
     assert.ok(slowAfter < slowBefore, `the slow node keeps ${slowAfter} layers (memory plan: ${slowBefore})`);
     const cache = JSON.parse(readFileSync(join(work.path, 'speeds.json'), 'utf8')) as { records: { node: string; secondsPerByte: number; cpuQuotaCores?: number }[] };
-    // The quota the slowed node's processes run under, as its probe read it from its cgroup.
+    // The quota the slowed node's processes run under, as its probe read it from its cgroup. That quota is what slows
+    // it: its secondsPerByte is its speed with the quota's stalls taken out (speed-cache.ts), and on one machine the two
+    // nodes' are alike, so they are printed, not compared (once equal within the noise, 4.21e-10 vs 4.26e-10 s/byte).
     assert.equal(cache.records.find((r) => r.node === sshd!.alias)?.cpuQuotaCores, 0.33);
-    const spb = Object.fromEntries(cache.records.map((r) => [r.node, r.secondsPerByte]));
-    assert.ok(spb[sshd.alias]! > spb.local!, `the slowed node measured slower: ${JSON.stringify(spb)}`);
+    process.stderr.write(`seconds per byte: ${JSON.stringify(Object.fromEntries(cache.records.map((r) => [r.node, r.secondsPerByte])))}\n`);
 
     // up plans on the cache: the same split; then the chain against stock.
     const apiPort = await getPort();
