@@ -92,17 +92,18 @@ async function launch(nodes: string, extra: string[] = [], llamaServer = fixture
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       try {
-        const e = JSON.parse(line) as Launch['events'][number];
-        events.push(e);
-        // The API's forward lives only from here to the end: a short --prompt run can fall between two polls.
-        if (e.kind === 'api-listening') look();
+        events.push(JSON.parse(line) as Launch['events'][number]);
+        // Also at every event: a short --prompt run's processes (a rank's ssh, the API's forward) can all live
+        // between two polls on a loaded machine, but each is up when the launcher reports on it.
+        look();
       } catch {
         /* not an event */
       }
     }
   });
   proc.stderr.on('data', (d) => (err += d));
-  const exit = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  // 'close', not 'exit': the exit can come before the last of stdout and stderr has been read.
+  const exit = new Promise<number | null>((r) => proc.on('close', (code) => r(code)));
   void (async () => {
     while (proc.exitCode === null && proc.signalCode === null && look()) await new Promise((r) => setTimeout(r, 100));
   })();
@@ -295,7 +296,7 @@ describe('up: bad input names the node and what to do', { timeout: 240_000 }, ()
       });
       let err = '';
       p.stderr.on('data', (d) => (err += d));
-      const code = await new Promise((r) => p.on('exit', r));
+      const code = await new Promise((r) => p.on('close', r));
       assert.equal(code, 2);
       assert.match(err, new RegExp(`port ${l0} is already taken on this machine[\\s\\S]*--api-port`));
       assert.deepEqual(await survivorsAfter(dir, 5000), []);
