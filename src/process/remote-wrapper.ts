@@ -139,7 +139,8 @@ export function wrapperArgv(command: readonly string[], o: WrapperOptions): stri
 
 /** Parses the wrapper's own stderr lines ("llama-relay-wrapper: started pgid=123"). */
 export function parseWrapperLine(line: string): { event: 'started' | 'stale' | 'stopping' | 'exited'; value: number } | undefined {
-  const m = /^llama-relay-wrapper: (?:(started) pgid=(\d+)|stale run pgid=(\d+)|(stopping) pgid=(\d+)|exited code=(\d+))/.exec(line);
+  // Not anchored: the command shares the wrapper's stderr, and its log thread may have left half a line there.
+  const m = /llama-relay-wrapper: (?:(started) pgid=(\d+)|stale run pgid=(\d+)|(stopping) pgid=(\d+)|exited code=(\d+))/.exec(line);
   if (!m) return undefined;
   if (m[1]) return { event: 'started', value: Number(m[2]) };
   if (m[3]) return { event: 'stale', value: Number(m[3]) };

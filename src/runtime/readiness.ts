@@ -18,8 +18,12 @@ export type Readiness =
   /** A port on its node's loopback, which this machine cannot dial when the node is remote: asked on the node. */
   | { readonly kind: 'node-listening'; readonly port: number };
 
-/** The line a worker prints on stderr once loaded and listening. */
-export const STAGE_READY_LINE = /^llama-relay: stage ready layers=(\d+):(\d+) listen=(\S+)/;
+/**
+ * The line a worker prints on stderr once loaded and listening. Not anchored: the engine's log thread writes each
+ * entry's "0.01.234.567 I " prefix and its text in separate writes, so the ready line (one write of its own from the
+ * main thread) can land between them, after a prefix on the same line.
+ */
+export const STAGE_READY_LINE = /llama-relay: stage ready layers=(\d+):(\d+) listen=(\S+)/;
 
 /** Watches a process's output lines for the stage ready line (only when its readiness asks for it). */
 export function readyLineWatch(r: Readiness): { onLine: (line: string) => void; seen: () => boolean } {

@@ -63,6 +63,10 @@ describe('rankArgv', () => {
     const m = STAGE_READY_LINE.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
     assert.deepEqual(m?.slice(1), ['4', '8', '127.0.0.1:47101']);
   });
+  it('recognises it after another log entry\'s prefix on the same line (the engine\'s log thread writes prefix and text apart)', () => {
+    const m = STAGE_READY_LINE.exec('0.01.234.567 I llama-relay: stage ready layers=1:18 listen=127.0.0.1:47101');
+    assert.deepEqual(m?.slice(1), ['1', '18', '127.0.0.1:47101']);
+  });
 });
 
 describe('planLaunch', () => {

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { localHost } from '../../src/process/command-host.js';
 import { describeExit } from '../../src/process/exit-meaning.js';
 import { startProcess } from '../../src/process/managed-process.js';
-import { wrapperArgv } from '../../src/process/remote-wrapper.js';
+import { parseWrapperLine, wrapperArgv } from '../../src/process/remote-wrapper.js';
 import { shellJoin } from '../../src/process/shell-quote.js';
 import { startWrapped } from '../../src/process/wrapped-process.js';
 import { fixtureBin, isAlive, reap, survivorsAfter, uniqueMarker, waitFor } from '../helpers/processes.js';
@@ -103,6 +103,15 @@ describe('startProcess', () => {
     assert.equal(o.isCanceled, true);
     assert.equal(o.isForcefullyTerminated, false);
     assert.ok(await waitFor(() => !isAlive(grandchild), 3000), 'grandchild survived');
+  });
+});
+
+describe('parseWrapperLine', () => {
+  it('reads the wrapper\'s lines, also after half a line its command left on the shared stderr', () => {
+    assert.deepEqual(parseWrapperLine('llama-relay-wrapper: started pgid=4242'), { event: 'started', value: 4242 });
+    assert.deepEqual(parseWrapperLine('0.00.003.117 I llama-relay-wrapper: started pgid=4242'), { event: 'started', value: 4242 });
+    assert.deepEqual(parseWrapperLine('0.09.101.001 W llama-relay-wrapper: exited code=137'), { event: 'exited', value: 137 });
+    assert.equal(parseWrapperLine('srv  log_server_r: done'), undefined);
   });
 });
 
