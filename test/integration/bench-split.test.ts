@@ -45,9 +45,10 @@ test('bench --split runs the two-rank configurations on the ranges given', { tim
   copyFileSync(await makeFixture({ arch: 'llama', layers: 6, embd: 128, heads: 4, headsKv: 2, ff: 256, seed: 506 }), model);
   const dirs = await binDirs();
   const json = join(dir, 'bench.json');
-  // 64 tokens: a decode longer than reading the kernel's counters at the first token takes (some ms).
+  // 512 tokens: a decode well longer than reading the kernel's counters at the first token takes (12-17 ms, more on a
+  // busy machine). 64 tokens of this tiny model could end inside that reading, leaving no decode bytes to count.
   const run = bench([
-    model, '-n', '2', '--split', '0:1,1:6', '--only', 'chain-2,rpc-2', '--prompt-tokens', '32', '--gen-tokens', '64', '--parallel', '1', '--repeat', '1',
+    model, '-n', '2', '--split', '0:1,1:6', '--only', 'chain-2,rpc-2', '--prompt-tokens', '32', '--gen-tokens', '512', '--parallel', '1', '--repeat', '1',
     '--patched-bin-dir', dirs.patched, '--stock-bin-dir', dirs.stock, '--json', json,
   ]);
   const ranges = new Set<string>();
