@@ -17,7 +17,7 @@ export interface RankPlan {
 }
 
 export interface BenchConfig {
-  /** Stable id used in JSON, the table and the chart: stock, chain-3, chain-3-nopipe, chain-3-nomb, chain-3-nogroups, rpc-3 (config-id.ts). */
+  /** Stable id used in JSON, the table and the chart: stock, chain-3, chain-3-nopipe, chain-3-nomb, chain-3-nogroups, chain-3-nopoll, rpc-3 (config-id.ts). */
   readonly id: string;
   readonly kind: ConfigKind;
   readonly description: string;
@@ -31,6 +31,8 @@ export interface BenchConfig {
   readonly microbatch?: boolean;
   /** Chain only: adds --stage-groups N to the head (1: slot groups off, chain-N-nogroups); undefined: the engine default. */
   readonly groups?: number;
+  /** Chain only: false: no rank busy-polls its links (chain-N-nopoll); otherwise ranks with a core to themselves do. */
+  readonly poll?: boolean;
   /** One-way link traversals per decoded token at least: a ring of k ranks has k, RPC a round trip per remote. */
   readonly hops: number;
 }

@@ -8,6 +8,8 @@ export const CHAIN_VARIANTS = {
   nomb: { off: 'micro-batched decode off', feature: 'micro-batched decode', flags: { microbatch: false } },
   // --stage-groups 1: one group of generating requests in flight (the engine default keeps one per request)
   nogroups: { off: 'slot groups off', feature: 'slot groups', flags: { groups: 1 } },
+  // no rank busy-polls its links (--stage-poll); only ranks with a core to themselves do in the chain itself
+  nopoll: { off: 'link busy-poll off', feature: 'link busy-poll', flags: { poll: false } },
 } as const;
 
 export type ChainVariant = keyof typeof CHAIN_VARIANTS;

@@ -6,6 +6,7 @@ import type { ProcessSpec } from '../process/process-spec.js';
 import type { Binaries } from '../provision/llama-builds.js';
 import { hostPort } from '../runtime/host-port.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
+import { linkPollWindows } from '../runtime/link-poll.js';
 import type { Readiness } from '../runtime/readiness.js';
 import { rpcSplit } from '../runtime/rpc-split.js';
 import { LOOPBACK, pinToCore, rpcHeadArgv, rpcServerArgv, singleServerArgv, type ChainRuntime } from '../runtime/server-argv.js';
@@ -76,6 +77,8 @@ export interface LaunchInput {
    * loopback ports directly, as in a deployment, and the links are listed to be counted in the kernel.
    */
   readonly linkLatencyMs: number;
+  /** The --stage-poll window of chain ranks with a core to themselves (0: none polls). */
+  readonly linkPollUs: number;
 }
 
 /** No relay in any link's path: real links (remote nodes), or local ones with no latency to emulate. */
@@ -126,6 +129,12 @@ function sameMachine(a: BenchNode | undefined, b: BenchNode | undefined): boolea
   return a.kind === 'local' ? b.kind === 'local' : b.kind === 'ssh' && a.name === b.name;
 }
 
+/** The machine a bench node is (sameMachine's identity, as a key). */
+function machineKey(n: BenchNode | undefined, index: number): string {
+  if (!n) return `node ${index}`;
+  return n.kind === 'local' ? 'local' : `ssh ${n.name}`;
+}
+
 export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
   const sites = input.sites;
   if (sites && sites.length !== c.ranks.length) throw new BugError(`${c.id} has ${c.ranks.length} ranks but ${sites.length} sites`);
@@ -174,8 +183,11 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
       model: modelOf(i),
       secretFile: sites ? sites[i]!.secretFile : input.secretFile,
     });
+    // A rank spins only on a core of its own: alone on its machine, or pinned to a core no other rank has.
+    const seats = c.ranks.map((r) => ({ machine: machineKey(input.nodes[r.node], r.node), core: r.core }));
+    const polls = linkPollWindows(seats, c.poll === false ? 0 : input.linkPollUs);
     const launches = planLaunch({
-      ranks: c.ranks.map((r, i) => ({ node: node(i), layerStart: r.layers[0], layerEnd: r.layers[1] })),
+      ranks: c.ranks.map((r, i) => ({ node: node(i), layerStart: r.layers[0], layerEnd: r.layers[1], ...(polls[i] ? { pollUs: polls[i] } : {}) })),
       stagePorts: listen,
       api: http,
       runtime,

@@ -17,8 +17,10 @@ function ranksFor(o: BenchOptions, layers: number, count: number): RankPlan[] {
 function defaultNames(o: BenchOptions, n: number): ConfigName[] {
   const names: ConfigName[] = o.stock ? [{ kind: 'stock' }] : [];
   for (let k = 1; k <= n; k++) names.push({ kind: 'chain', ranks: k });
-  // The full chain again with one engine feature off, for the on/off ratios.
-  if (n >= 2) for (const variant of VARIANT_ORDER) names.push({ kind: 'chain', ranks: n, variant });
+  // The full chain again with one engine feature off, for the on/off ratios. Busy-poll only differs where a rank has a
+  // core to itself: pinned, or on a node of its own.
+  const polls = o.taskset || o.nodes.some((x) => x.kind !== 'local');
+  if (n >= 2) for (const variant of VARIANT_ORDER) if (variant !== 'nopoll' || polls) names.push({ kind: 'chain', ranks: n, variant });
   if (o.rpc && n >= 2) names.push({ kind: 'rpc', ranks: n });
   return names;
 }
@@ -54,7 +56,7 @@ function configFor(o: BenchOptions, layers: number, name: ConfigName): BenchConf
  * stock (one stock llama-server), chain-1..chain-N (chain-1 is the patched server without stage flags), the N-rank
  * chain with one engine feature off (chain-N-nopipe: the head waits for every ubatch; chain-N-noenc: links
  * authenticated, not encrypted; chain-N-nomb: no micro-batched decode across requests; chain-N-nogroups: the head with
- * --stage-groups 1, one group of generating requests in flight), rpc-N (stock llama-server
+ * --stage-groups 1, one group of generating requests in flight; chain-N-nopoll: no rank busy-polls its links), rpc-N (stock llama-server
  * --rpc over N-1 ggml-rpc-servers), each K-rank one with the same split of the model's layers (options.placement, else even; the N-rank ones with the
  * user's split, where given). Rank i runs on node i. `--only` picks by name, also smaller variants (chain-2-nomb).
  */

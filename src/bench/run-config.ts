@@ -35,6 +35,8 @@ export interface RunContext {
   readonly runtime: BenchRuntime;
   readonly nodes: readonly BenchNode[];
   readonly linkLatencyMs: number;
+  /** Chain ranks with a core to themselves busy-poll their links this long around each frame (0: off). */
+  readonly linkPollUs: number;
   readonly promptTokens: readonly number[];
   readonly genTokens: number;
   readonly parallel: readonly number[];
@@ -83,6 +85,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     ...(c.encrypt === false ? { encrypt: false } : {}),
     ...(c.microbatch === false ? { microbatch: false } : {}),
     ...(c.groups !== undefined ? { groups: c.groups } : {}),
+    ...(c.poll === false ? { poll: false } : {}),
     hops: c.hops,
     networkMeasured,
   };
@@ -104,6 +107,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
       secretFile,
       sites,
       linkLatencyMs: ctx.linkLatencyMs,
+      linkPollUs: ctx.linkPollUs,
     });
 
     // Starts one planned process and waits until it is ready: the bench's start, and a fault trial's restart.

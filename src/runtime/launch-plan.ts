@@ -20,7 +20,8 @@ export interface LaunchNode {
 
 export interface LaunchInput {
   /** Rank order = chain order; rank 0 is the head. Layer ranges are half-open and must tile 0..N. */
-  ranks: readonly { node: LaunchNode; layerStart: number; layerEnd: number; gpuLayers?: number }[];
+  /** pollUs: the rank's --stage-poll window (linkPollWindows: only a rank with a core to itself polls). */
+  ranks: readonly { node: LaunchNode; layerStart: number; layerEnd: number; gpuLayers?: number; pollUs?: number }[];
   /** One stage port per rank. */
   stagePorts: readonly number[];
   /** The head's HTTP API, as bound on the head's node; `alias`: the served model name (llama-server --alias). */
@@ -101,6 +102,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         ...(head && input.groups !== undefined ? { groups: input.groups } : {}),
         extra: input.extraArgs,
         gpuLayers: r.gpuLayers,
+        pollUs: r.pollUs,
       }),
       wrapperName: `${input.runName}-rank${i}`,
       readiness: head ? { kind: 'http-health', host: input.api.host, port: input.api.port } : { kind: 'stage-ready-line', layers },

@@ -56,6 +56,8 @@ export interface RankArgs {
   noMicrobatch?: boolean;
   /** Head only: --stage-groups N (groups of generating requests kept in flight across decode steps); omitted: the engine default. */
   groups?: number;
+  /** --stage-poll US: busy-poll the links this long around each expected frame (link-poll.ts); omitted or 0: off. */
+  pollUs?: number | undefined;
   /** -ngl: how many of the rank's layers go on its node's GPU (the placement planner's offload); none on CPU nodes. */
   gpuLayers?: number | undefined;
   extra?: readonly string[];
@@ -109,6 +111,7 @@ export function rankArgv(r: RankArgs): string[] {
   if (r.noEncrypt) argv.push('--stage-no-encrypt');
   if (r.noMicrobatch) argv.push('--stage-no-microbatch');
   if (r.http && r.groups !== undefined) argv.push('--stage-groups', String(r.groups));
+  if (r.pollUs !== undefined && r.pollUs > 0) argv.push('--stage-poll', String(r.pollUs));
   if (r.gpuLayers !== undefined && r.gpuLayers > 0) argv.push('-ngl', String(r.gpuLayers));
   argv.push(...(r.extra ?? []));
   return argv;

@@ -28,12 +28,15 @@ import { mergeRounds } from '../bench/merge-rounds.js';
 import { TcpInfoReader } from '../bench/kernel-link-counter.js';
 import { runConfig } from '../bench/run-config.js';
 import { onOffPoints, scalingPoints } from '../bench/serving-tables.js';
+import { checkLinkPoll, LINK_POLL_US } from '../runtime/link-poll.js';
 
 export interface BenchRequest extends BenchSweep {
   readonly model: string;
   /** `--nodes` text, or the nodes of a cluster file. */
   readonly nodes?: string | readonly NodeSpec[];
   readonly nodeCount?: number;
+  /** --link-poll: the busy-poll window of chain ranks with a core to themselves; default LINK_POLL_US. */
+  readonly linkPollUs?: number;
   readonly rpc: boolean;
   readonly stock: boolean;
   readonly only?: readonly string[];
@@ -72,6 +75,7 @@ function check(req: BenchRequest): void {
   positiveInt('--ubatch', req.ubatch);
   if (req.faults !== undefined && !(Number.isInteger(req.faults) && req.faults >= 0)) throw new UserError(`--fault must be a whole number of trials, not ${req.faults}`);
   if (!(req.linkLatencyMs >= 0 && req.linkLatencyMs <= 10_000)) throw new UserError(`--link-latency-ms must be between 0 and 10000, not ${req.linkLatencyMs}`);
+  checkLinkPoll(req.linkPollUs);
 }
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {
@@ -193,6 +197,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             runtime,
             nodes,
             linkLatencyMs: req.linkLatencyMs,
+            linkPollUs: req.linkPollUs ?? LINK_POLL_US,
             promptTokens: req.promptTokens,
             genTokens: req.genTokens,
             parallel: req.parallel,

@@ -7,6 +7,7 @@ import { streamCompletion } from '../runtime/head-client.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import { MIN_SECRET_BITS, secretBits } from '../runtime/secret.js';
 import { checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
+import { checkLinkPoll, LINK_POLL_US, linkPollWindows } from '../runtime/link-poll.js';
 import { UserError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import { LocalTransport } from '../ssh/local-transport.js';
@@ -35,6 +36,8 @@ export interface NodeOptions {
   microbatch?: boolean;
   /** Head only (--groups N): up to N groups of generating requests in flight across decode steps (--stage-groups); undefined: engine default. */
   groups?: number;
+  /** --link-poll US: this rank busy-polls its links when no other rank's address is on its host (--stage-poll); 0: off. */
+  linkPollUs?: number;
   prompt?: string;
   /** Head only, --interactive: chat with the chain, one message per line, until the lines end or /exit. */
   chatLines?: AsyncIterable<string>;
@@ -77,6 +80,7 @@ function readSecret(o: NodeOptions): string {
 export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal): Promise<void> {
   if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new UserError(`--rank must be 0..${o.worldSize - 1}`);
   checkGroups(o.groups);
+  checkLinkPoll(o.linkPollUs);
   if (o.chatLines && o.rank !== 0) throw new UserError('--interactive chats through the head: use it on rank 0', ['start this rank without --interactive']);
   const addrs = parseStageAddresses(o.nodes, o.worldSize);
   const secret = readSecret(o);
@@ -90,10 +94,13 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
       : (await planModel({ model: o.model, nodeCount: o.worldSize, runtime: { ctx: o.runtime.ctx, parallel: o.runtime.parallel }, ...manualFlags })).plan.nodes;
   const binary = o.llamaServer ?? (await patchedLlamaServer(bus.emit, signal));
   const self = `rank${o.rank}`;
+  // Ranks at one host share its cores (another address of the same machine is taken for another machine).
+  const polls = linkPollWindows(addrs.map((a) => ({ machine: a.host })), o.linkPollUs ?? LINK_POLL_US);
   const launches = planLaunch({
     ranks: ranges.map((r, i) => {
       const node: LaunchNode = { name: i === o.rank ? 'local' : `${addrs[i]!.host}`, stageHost: addrs[i]!.host, binary, model: o.model };
-      return { node, layerStart: r.layerStart, layerEnd: r.layerEnd };
+      const pollUs = polls[i];
+      return { node, layerStart: r.layerStart, layerEnd: r.layerEnd, ...(pollUs ? { pollUs } : {}) };
     }),
     stagePorts: addrs.map((a) => a.port),
     api: { host: o.apiHost, port: o.apiPort },

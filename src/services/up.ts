@@ -25,7 +25,8 @@ import { hostPort, splitHostPort } from '../runtime/host-port.js';
 import { startLinkRelay, type LinkRelay } from '../runtime/link-relay.js';
 import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { provisionChain } from '../provision/provision-nodes.js';
-import { connectNodes, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
+import { connectNodes, isLocalSpec, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
+import { checkLinkPoll, LINK_POLL_US, linkPollWindows } from '../runtime/link-poll.js';
 import { modelChatTemplate } from './model-template.js';
 import { planModel } from './plan.js';
 import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
@@ -75,6 +76,8 @@ export interface UpOptions {
   microbatch?: boolean;
   /** --groups N: the head keeps up to N groups of generating requests in flight across decode steps (--stage-groups); undefined: engine default. */
   groups?: number;
+  /** --link-poll US: the busy-poll window of ranks with a machine to themselves (engine --stage-poll); 0: off; default LINK_POLL_US. */
+  linkPollUs?: number;
   /** Seconds a request in flight waits for a lost rank to come back before it fails (the head's --stage-resume-timeout). */
   resumeTimeoutSeconds?: number;
   /** With spare nodes (a cluster file's spare lines): seconds a worker rank's node may stay lost before its rank moves to a spare (default 30). */
@@ -115,6 +118,7 @@ export interface UpResult {
 export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Promise<UpResult> {
   const emit = bus.emit;
   checkGroups(o.groups);
+  checkLinkPoll(o.linkPollUs);
   const apiHost = o.apiHost ?? '127.0.0.1';
   const exposed = bindRefusal(apiHost, !!o.apiKey, !!o.allowNoApiKey);
   if (exposed) throw new UserError(exposed, ['require a key: --api-key-file FILE (or LLAMA_RELAY_API_KEY)', 'or serve without one, on purpose: --no-api-key']);
@@ -204,10 +208,13 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       const stageHost = tunnelled ? '127.0.0.1' : addresses[i]!;
       return { name: nodeName(specs[i]!), stageHost, binary: resources[i]!.binary, model: resources[i]!.model };
     });
+    // Local ranks share this machine; ssh nodes of other names are taken for machines of their own.
+    const polls = linkPollWindows(specs.map((s) => ({ machine: isLocalSpec(s) ? 'local' : nodeName(s) })), o.linkPollUs ?? LINK_POLL_US);
     const launchInput = {
       ranks: ranges.map((r, i) => {
         const gpuLayers = offload?.[i]?.layers;
-        return { node: rankNodes[i]!, ...r, ...(gpuLayers ? { gpuLayers } : {}) };
+        const pollUs = polls[i];
+        return { node: rankNodes[i]!, ...r, ...(gpuLayers ? { gpuLayers } : {}), ...(pollUs ? { pollUs } : {}) };
       }),
       stagePorts,
       api: { ...api, alias: served.name },

@@ -75,6 +75,11 @@ describe('refusals at start-up', () => {
       '--stage-next', '127.0.0.1:2', '--stage-secret-file', '/nonexistent/secret']);
     assertRefused(missingFile, 'missing secret file', READS_MODEL);
     assert.match(missingFile.out, /cannot read --stage-secret-file '\/nonexistent\/secret'/);
+    for (const bad of ['-1', '1.5', '2000000', '']) {
+      const r = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-poll', bad]);
+      assertRefused(r, `--stage-poll '${bad}'`, READS_MODEL);
+      assert.match(r.out, /--stage-poll must be a whole number of microseconds from 0 \(off\) to 1000000/);
+    }
   });
 });
 

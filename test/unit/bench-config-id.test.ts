@@ -31,13 +31,14 @@ describe('config ids', () => {
     assert.deepEqual(sorted, ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-2-nomb', 'chain-2-nogroups', 'chain-3-nopipe', 'chain-3-nomb', 'chain-3-nogroups', 'rpc-2', 'rpc-3']);
   });
   it('each variant turns exactly one feature off', () => {
-    assert.deepEqual(VARIANT_ORDER, ['nopipe', 'noenc', 'nomb', 'nogroups']);
+    assert.deepEqual(VARIANT_ORDER, ['nopipe', 'noenc', 'nomb', 'nogroups', 'nopoll']);
     // A switch off, or (slot groups) the head's --stage-groups 1: one group in flight.
     assert.deepEqual(Object.fromEntries(VARIANT_ORDER.map((v) => [v, CHAIN_VARIANTS[v].flags])), {
       nopipe: { pipeline: false },
       noenc: { encrypt: false },
       nomb: { microbatch: false },
       nogroups: { groups: 1 },
+      nopoll: { poll: false },
     });
   });
 });

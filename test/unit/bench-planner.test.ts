@@ -150,6 +150,9 @@ describe('planConfigs', () => {
   it('pins rank i to core i mod cores with --taskset', () => {
     const c = planConfigs(options({ taskset: true, cores: 2 }), 6);
     assert.deepEqual(c.find((x) => x.id === 'chain-3')!.ranks.map((r) => r.core), [0, 1, 0]);
+    // pinned, ranks can have cores of their own: the busy-poll variant joins the default set
+    assert.deepEqual(c.filter((x) => x.id.startsWith('chain-3-')).map((x) => x.id), ['chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'chain-3-nogroups', 'chain-3-nopoll']);
+    assert.equal(c.find((x) => x.id === 'chain-3-nopoll')!.poll, false);
     assert.deepEqual(c.find((x) => x.id === 'stock')!.ranks.map((r) => r.core), [0]);
   });
   it('filters with --only and names the valid ids when one is unknown', () => {
@@ -168,7 +171,7 @@ describe('planConfigs', () => {
     for (const bad of ['chain-1-nomb', 'chain-1-nogroups', 'rpc-1', 'chain-4', 'chain-2-nope', 'chain-02', 'Chain-2']) {
       assert.throws(
         () => planConfigs(options({ only: ['chain-2', bad] }), 6),
-        (e: unknown) => e instanceof UserError && e.message === `unknown configuration(s): ${bad}` && /chain-K-\{nopipe,noenc,nomb,nogroups\}/.test(e.next.join()),
+        (e: unknown) => e instanceof UserError && e.message === `unknown configuration(s): ${bad}` && /chain-K-\{nopipe,noenc,nomb,nogroups,nopoll\}/.test(e.next.join()),
         bad,
       );
     }
@@ -198,6 +201,7 @@ describe('planLaunch', () => {
     ports: Array.from({ length: portsNeeded(c, linkLatencyMs === 0) }, (_, i) => 9000 + i),
     secretFile: '/tmp/secret',
     linkLatencyMs,
+    linkPollUs: 1000,
   });
   const configs = planConfigs(options({ taskset: true }), 6);
   const byId = (id: string) => configs.find((c) => c.id === id)!;
@@ -219,6 +223,19 @@ describe('planLaunch', () => {
     assert.equal(flag(s.args, '-t'), '1');
     assert.deepEqual(p.processes[0]!.ready, { kind: 'http-health', host: '127.0.0.1', port: 9000 });
     assert.deepEqual(p.links, []);
+  });
+
+  it('gives --stage-poll only to chain ranks with a core to themselves; chain-N-nopoll to none', () => {
+    const polls = (c: BenchConfig, i = input(c)) =>
+      [...planLaunch(c, i).processes].sort((a, b) => a.rank - b.rank).map((x) => (x.spec.args.includes('--stage-poll') ? flag(x.spec.args, '--stage-poll') : '-'));
+    const pinned = planConfigs(options({ taskset: true, only: ['chain-2', 'chain-3', 'chain-2-nopoll'] }), 6);
+    const of = (cs: BenchConfig[], id: string) => cs.find((c) => c.id === id)!;
+    assert.deepEqual(polls(of(pinned, 'chain-2')), ['1000', '1000'], 'cores 0 and 1');
+    assert.deepEqual(polls(of(pinned, 'chain-3')), ['-', '1000', '-'], 'ranks 0 and 2 share core 0 of 2');
+    assert.deepEqual(polls(of(pinned, 'chain-2-nopoll')), ['-', '-']);
+    assert.deepEqual(polls(of(pinned, 'chain-2'), { ...input(of(pinned, 'chain-2')), linkPollUs: 250 }), ['250', '250']);
+    const loose = planConfigs(options({ only: ['chain-2'] }), 6);
+    assert.deepEqual(polls(of(loose, 'chain-2')), ['-', '-'], 'unpinned on one machine: they share its cores');
   });
 
   it('chains at link latency 0: workers downstream first, each --stage-next the next rank\'s listen port (no relay), the ring closing on the head', () => {

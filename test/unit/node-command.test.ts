@@ -112,6 +112,31 @@ describe('llama-relay node', { timeout: 120_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
+  it('ranks on hosts of their own busy-poll their links (--stage-poll 1000, or --link-poll US); ranks sharing a host do not; a bad --link-poll is refused', async () => {
+    const model = join(work, `${marker}.gguf`);
+    writeFileSync(model, '');
+    const env = { LLAMA_RELAY_SECRET: 'shared-by-hand-0123456789abcdefghij' };
+    // Two addresses of this machine's loopback stand for two machines; the same host twice is one machine.
+    const pair = async (hosts: [string, string], flag: string[]) => {
+      const nodes = `${hosts[0]}:${await getPort()},${hosts[1]}:${await getPort({ host: hosts[1] })}`;
+      const common = ['--model', model, '--world-size', '2', '--nodes', nodes, '--layers', '4', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--run-dir', work, '--verbose', ...flag];
+      const w1 = run([...common, '--rank', '1'], env);
+      const head = run([...common, '--rank', '0', '--api-port', String(await getPort()), '--prompt', 'hi', '--max-tokens', '4'], env);
+      assert.equal(await head.exit, 0, head.err());
+      w1.p.kill('SIGTERM');
+      assert.equal(await w1.exit, 0);
+      return [/\[rank 0 local\] fake: stage switches \[(.*)\]/.exec(head.err())?.[1], /\[rank 1 local\] fake: stage switches \[(.*)\]/.exec(w1.err())?.[1]];
+    };
+    assert.deepEqual(await pair(['127.0.0.1', '127.0.0.2'], []), ['--stage-poll 1000', '--stage-poll 1000']);
+    assert.deepEqual(await pair(['127.0.0.1', '127.0.0.2'], ['--link-poll', '300']), ['--stage-poll 300', '--stage-poll 300']);
+    assert.deepEqual(await pair(['127.0.0.1', '127.0.0.2'], ['--link-poll', '0']), ['', '']);
+    assert.deepEqual(await pair(['127.0.0.1', '127.0.0.1'], []), ['', ''], 'one host: the ranks share its cores');
+    const r = run(['--model', model, '--world-size', '1', '--nodes', `127.0.0.1:${await getPort()}`, '--layers', '4', '--llama-server', fixtureBin('fake-llama-server.mjs'), '--rank', '0', '--link-poll', '-5'], env);
+    assert.equal(await r.exit, 2, r.err());
+    assert.match(r.err(), /--link-poll must be a whole number of microseconds from 0 to 1000000, not -5/);
+    assert.deepEqual(await survivorsAfter(marker, 5000), []);
+  });
+
   it('refuses a --secret-file too short to hold 128 bits, saying how to make one', async () => {
     const weak = join(work, 'weak.secret');
     writeFileSync(weak, 'my secret\n', { mode: 0o600 });

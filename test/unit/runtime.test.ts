@@ -46,7 +46,7 @@ function benchRanges(layers: number, n: number): { config: number[][]; launched:
   const bins = { patchedServer: '/p/llama-server', stockServer: '/s/llama-server', rpcServer: '/s/ggml-rpc-server' };
   const plan = planConfigLaunch(c, {
     model: '/m.gguf', bins, runtime: { threads: 1, ctx: 256, slots: 1 }, nodes: o.nodes, secretFile: '/tmp/s',
-    ports: Array.from({ length: portsNeeded(c) }, (_, i) => 9000 + i), linkLatencyMs: o.linkLatencyMs,
+    ports: Array.from({ length: portsNeeded(c) }, (_, i) => 9000 + i), linkLatencyMs: o.linkLatencyMs, linkPollUs: 1000,
   });
   const launched = n === 1 ? [[0, layers]] : ranges([...plan.processes].sort((a, b) => a.rank - b.rank).map((p) => p.spec.args));
   return { config: c.ranks.map((r) => [...r.layers]), launched };
@@ -100,7 +100,7 @@ describe('one argv builder and one readiness: a bench chain is launched as up la
     const runtime = { threads: 2, ctx: 512, slots: 2 };
     const bins = { patchedServer: '/p/llama-server', stockServer: '/s/llama-server', rpcServer: '/s/ggml-rpc-server' };
     const ports = Array.from({ length: portsNeeded(c) }, (_, i) => 9000 + i);
-    const bench = planConfigLaunch(c, { model: '/m.gguf', bins, runtime, nodes: o.nodes, secretFile: '/tmp/s', ports, linkLatencyMs: o.linkLatencyMs });
+    const bench = planConfigLaunch(c, { model: '/m.gguf', bins, runtime, nodes: o.nodes, secretFile: '/tmp/s', ports, linkLatencyMs: o.linkLatencyMs, linkPollUs: 1000 });
     const up = planLaunch({
       ranks: evenSplit(10, 3).map(([layerStart, layerEnd], i) => ({
         node: { name: `local${i}`, stageHost: '127.0.0.1', binary: '/p/llama-server', model: '/m.gguf', secretFile: '/tmp/s' },

@@ -23,6 +23,7 @@ interface Args {
   parallel: string;
   repeat: number;
   'link-latency-ms': number;
+  'link-poll'?: number;
   threads: number;
   taskset: boolean;
   json?: string;
@@ -61,6 +62,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('parallel', { type: 'string', default: '1,4', describe: 'concurrent requests, comma-separated levels (e.g. 1,4,8); each configuration runs at each' })
       .option('repeat', { type: 'number', default: 3, describe: 'rounds over all configurations, each started afresh (median and min/max per point)' })
       .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay relays add to every link (0: no relays, links direct, bytes from the kernel via ss); local nodes only' })
+      .option('link-poll', { type: 'number', describe: 'µs chain ranks with a core to themselves busy-poll their links around each expected frame (default: 1000; 0: off; chain-N-nopoll turns it off in one configuration)' })
       .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
       .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
       .option('json', { type: 'string', describe: 'write the full report as JSON to this file' })
@@ -70,7 +72,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('split', { type: 'string', describe: 'explicit layer ranges per node for the N-rank configurations: 0:4,4:18 (default: the split up launches on ranks of one speed, the head output layer counted)' })
       .option('layers-per-node', { type: 'string', describe: 'layer counts per node for the N-rank configurations: 4,14' })
       .conflicts('split', 'layers-per-node')
-      .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb,nogroups}, rpc-K)' })
+      .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb,nogroups,nopoll}, rpc-K)' })
       .option('batch', { type: 'number', describe: 'llama-server -b for every server' })
       .option('ubatch', { type: 'number', describe: 'llama-server -ub for every server' })
       .option('fault', { type: 'number', default: 0, describe: 'also measure the pause a resume costs: N streams on the N-rank chain, each with a worker SIGKILLed at about token 20 and started again (local nodes)' })
@@ -103,6 +105,7 @@ export const benchCommand: CommandModule<object, Args> = {
         parallel: parseCountList('--parallel', a.parallel, '1,4'),
         repeat: a.repeat,
         linkLatencyMs: a['link-latency-ms'],
+        ...(a['link-poll'] !== undefined ? { linkPollUs: a['link-poll'] } : {}),
         threads: a.threads,
         taskset: a.taskset,
         rpc: a.rpc,

@@ -23,6 +23,7 @@ interface Args {
   threads?: number;
   microbatch: boolean;
   groups?: number;
+  'link-poll'?: number;
   prompt?: string;
   'max-tokens': number;
   interactive: boolean;
@@ -57,6 +58,7 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('threads', { type: 'number' })
       .option('microbatch', { type: 'boolean', default: true, describe: 'head only: micro-batched pipelined decode across requests (--no-microbatch: off, llama-server --stage-no-microbatch)' })
       .option('groups', { type: 'number', describe: 'head: keep up to N groups of generating requests in flight across decode steps (default: one per request; 1: off; llama-server --stage-groups)' })
+      .option('link-poll', { type: 'number', describe: 'µs this rank busy-polls its links around each expected frame when no other rank is on its host (default: 1000; 0: off; llama-server --stage-poll)' })
       .option('prompt', { type: 'string', describe: 'head only: run one generation and exit' })
       .option('max-tokens', { type: 'number', default: 64, describe: 'tokens per answer' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'head only: chat with the model once the chain is ready (a prompt line; without a terminal: one message per stdin line)' })
@@ -92,6 +94,7 @@ export const nodeCommand: CommandModule<object, Args> = {
             runtime: { ctx: a.ctx, parallel: a.parallel, threads: a.threads, threadsBatch: a.threads },
             microbatch: a.microbatch,
             ...(a.groups !== undefined ? { groups: a.groups } : {}),
+            ...(a['link-poll'] !== undefined ? { linkPollUs: a['link-poll'] } : {}),
             ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
             chatLines: output.chatLines,
             maxTokens: a['max-tokens'],
