@@ -65,6 +65,13 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
   throw new Error(`timed out waiting for ${what}\n${proc?.log.slice(-30).join('\n') ?? ''}`);
 }
 
+/** The head's chain stats from /health (the engine's llama_stage_stats_json), with the fields a test reads. */
+export async function chainStats<T>(port: number): Promise<T> {
+  const h = JSON.parse((await healthStatus(port)).body) as { chain?: T };
+  if (!h.chain) throw new Error(`/health on port ${port} has no chain stats`);
+  return h.chain;
+}
+
 export async function healthStatus(port: number): Promise<{ status: number; body: string }> {
   try {
     const r = await fetch(`http://127.0.0.1:${port}/health`);

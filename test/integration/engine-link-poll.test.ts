@@ -6,7 +6,7 @@
 // spin ran; with 0 none is.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { assertSameCompletion, binDirs, complete, completeMany, healthStatus, startChain, startStock, type Completion } from '../helpers/engine.js';
+import { assertSameCompletion, binDirs, chainStats, complete, completeMany, startChain, startStock, type Completion } from '../helpers/engine.js';
 import { makeFixture } from '../helpers/fixtures.js';
 import { PROMPTS } from '../helpers/scenarios.js';
 
@@ -17,11 +17,7 @@ interface PollStats {
   poll_caught: number;
 }
 
-async function pollStats(port: number): Promise<PollStats> {
-  const h = JSON.parse((await healthStatus(port)).body) as { chain?: PollStats };
-  assert.ok(h.chain, '/health has no chain stats');
-  return h.chain;
-}
+const pollStats = (port: number) => chainStats<PollStats>(port);
 
 const N_PREDICT = 32;
 const prompts = PROMPTS.slice(0, 4).map((p, i) => p.repeat(1 + (i % 2)) + ` (${i})`);

@@ -13,7 +13,7 @@
 // kernel changes with the batch size).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { assertSameCompletion, binDirs, complete, completeMany, healthStatus, startChain, startStock, type Completion } from '../helpers/engine.js';
+import { assertSameCompletion, binDirs, chainStats, complete, completeMany, startChain, startStock, type Completion } from '../helpers/engine.js';
 import { makeFixture, type FixtureOptions } from '../helpers/fixtures.js';
 import { quantized } from '../helpers/quantize.js';
 import { PROMPTS } from '../helpers/scenarios.js';
@@ -25,11 +25,7 @@ interface ChainStats {
   submitted_groups: number;
 }
 
-async function chainStats(port: number): Promise<ChainStats> {
-  const h = JSON.parse((await healthStatus(port)).body) as { chain?: ChainStats };
-  assert.ok(h.chain, '/health has no chain stats');
-  return h.chain;
-}
+const stats = (port: number) => chainStats<ChainStats>(port);
 
 // mixed prompt lengths, so prefill ubatches of different sizes share the schedule with decode steps
 const promptsFor = (n: number) => Array.from({ length: n }, (_, i) => PROMPTS[i % PROMPTS.length]!.repeat(1 + (i % 3)) + ` (${i})`);
@@ -106,11 +102,11 @@ for (const c of cases) {
       test(`${split.length} ranks [${label}]: exact against stock alone, micro-batches deferred`, async () => {
         const chain = await startChain(model, split, flags);
         try {
-          const before = await chainStats(chain.port);
+          const before = await stats(chain.port);
           assert.equal(before.microbatch, true);
           const got = await completeMany(chain.port, prompts, { n_predict: N_PREDICT });
           const worst = Math.max(...alone.map((w, i) => assertSameCompletion(w, got[i]!, 1e-4, `${label} request ${i}`)));
-          const s = await chainStats(chain.port);
+          const s = await stats(chain.port);
           // at least one decode step of every request after the first ran deferred
           assert.ok(s.pipelined_ubatches >= (c.n - 1) * (N_PREDICT - 2), `only ${s.pipelined_ubatches} micro-batches were pipelined`);
           // one group per request: most decode steps were submitted as groups (the others ran with a prompt)
@@ -131,10 +127,10 @@ for (const c of cases) {
       test(`--stage-groups ${groups}: ${groups === 1 ? 'no groups (micro-batches within a step only)' : 'groups of several requests'}, exact against stock alone`, async () => {
         const chain = await startChain(model, c.splits[0]!, flags, { perRankArgs: (i) => (i === 0 ? ['--stage-groups', String(groups)] : []) });
         try {
-          assert.equal((await chainStats(chain.port)).groups, groups);
+          assert.equal((await stats(chain.port)).groups, groups);
           const got = await completeMany(chain.port, prompts, { n_predict: N_PREDICT });
           alone.forEach((w, i) => assertSameCompletion(w, got[i]!, 1e-4, `--stage-groups ${groups} request ${i}`));
-          const s = await chainStats(chain.port);
+          const s = await stats(chain.port);
           if (groups === 1) assert.equal(s.submitted_groups, 0);
           else assert.ok(s.submitted_groups >= N_PREDICT, `only ${s.submitted_groups} groups were submitted`);
           assert.ok(s.pipelined_ubatches > 0);
@@ -148,10 +144,10 @@ for (const c of cases) {
       const split = c.splits[0]!;
       const chain = await startChain(model, split, flags, { perRankArgs: (i) => (i === 0 ? ['--stage-no-microbatch'] : []) });
       try {
-        assert.equal((await chainStats(chain.port)).microbatch, false);
+        assert.equal((await stats(chain.port)).microbatch, false);
         const got = await completeMany(chain.port, prompts, { n_predict: N_PREDICT });
         together.forEach((w, i) => assertSameCompletion(w, got[i]!, 1e-4, `no-microbatch request ${i}`));
-        assert.equal((await chainStats(chain.port)).pipelined_ubatches, 0);
+        assert.equal((await stats(chain.port)).pipelined_ubatches, 0);
       } finally {
         await chain.stop();
       }
@@ -166,7 +162,7 @@ describe('micro-batched decode: a worker accepts --stage-no-microbatch and ignor
     try {
       const got = await completeMany(chain.port, PROMPTS.slice(0, 2), { n_predict: 8 });
       assert.equal(got.length, 2);
-      assert.equal((await chainStats(chain.port)).pipelined_ubatches, 0);
+      assert.equal((await stats(chain.port)).pipelined_ubatches, 0);
     } finally {
       await chain.stop();
     }
