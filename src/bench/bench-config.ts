@@ -65,6 +65,8 @@ export interface BenchOptions extends BenchSweep {
   readonly cores: number;
   readonly rpc: boolean;
   readonly stock: boolean;
+  /** --groups N: the chains' heads keep up to N slot groups in flight (--stage-groups; chain-N-nogroups still 1); undefined: the engine default. */
+  readonly groups?: number;
   /** Only these configuration ids, when given. */
   readonly only?: readonly string[];
   /** The user's split over all the nodes (--split, --layers-per-node, layers=): the N-rank configurations use it. */

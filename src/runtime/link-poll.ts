@@ -4,7 +4,7 @@
 import { UserError } from '../errors.js';
 
 /** The default spin window, in microseconds around the expected frame (`up`/`node --link-poll`). */
-export const LINK_POLL_US = 1000;
+export const LINK_POLL_US = 10_000;
 
 /** Where a rank runs: its machine, and its core when pinned there. */
 export interface RankSeat {

@@ -29,12 +29,15 @@ import { TcpInfoReader } from '../bench/kernel-link-counter.js';
 import { runConfig } from '../bench/run-config.js';
 import { onOffPoints, scalingPoints } from '../bench/serving-tables.js';
 import { checkLinkPoll, LINK_POLL_US } from '../runtime/link-poll.js';
+import { checkGroups } from '../runtime/server-argv.js';
 
 export interface BenchRequest extends BenchSweep {
   readonly model: string;
   /** `--nodes` text, or the nodes of a cluster file. */
   readonly nodes?: string | readonly NodeSpec[];
   readonly nodeCount?: number;
+  /** --groups N: the chains' heads keep up to N slot groups in flight (--stage-groups); undefined: the engine default. */
+  readonly groups?: number;
   /** --link-poll: the busy-poll window of chain ranks with a core to themselves; default LINK_POLL_US. */
   readonly linkPollUs?: number;
   readonly rpc: boolean;
@@ -76,6 +79,7 @@ function check(req: BenchRequest): void {
   if (req.faults !== undefined && !(Number.isInteger(req.faults) && req.faults >= 0)) throw new UserError(`--fault must be a whole number of trials, not ${req.faults}`);
   if (!(req.linkLatencyMs >= 0 && req.linkLatencyMs <= 10_000)) throw new UserError(`--link-latency-ms must be between 0 and 10000, not ${req.linkLatencyMs}`);
   checkLinkPoll(req.linkPollUs);
+  checkGroups(req.groups);
 }
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {
@@ -117,6 +121,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     rpc: req.rpc,
     stock: req.stock,
     only: req.only,
+    ...(req.groups !== undefined ? { groups: req.groups } : {}),
     batch: req.batch,
     ubatch: req.ubatch,
   };

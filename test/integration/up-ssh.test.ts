@@ -153,7 +153,7 @@ describe('up over a real sshd (fixture ranks)', { timeout: 240_000 }, () => {
     assert.ok(argvs.length >= 3);
     for (const a of argvs) {
       // Three node names are three machines to the launcher: every rank has one to itself and busy-polls its links.
-      assert.equal(flag(a, '--stage-poll'), '1000', a.slice(0, 300));
+      assert.equal(flag(a, '--stage-poll'), '10000', a.slice(0, 300));
       assert.match(flag(a, '--stage-listen')!, /^127\.0\.0\.1:/);
       assert.ok(!listens.has(flag(a, '--stage-next')), `next should be a tunnel, not a listen address: ${a.slice(0, 200)}`);
     }

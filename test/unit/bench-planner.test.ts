@@ -147,6 +147,12 @@ describe('planConfigs', () => {
     assert.deepEqual(planConfigs(options({ rpc: false, stock: false }), 6).map((x) => x.id), ['chain-1', 'chain-2', 'chain-3', 'chain-3-nopipe', 'chain-3-noenc', 'chain-3-nomb', 'chain-3-nogroups']);
     assert.deepEqual(planConfigs(options({ nodes: benchNodes(undefined, 1) }), 6).map((x) => x.id), ['stock', 'chain-1']);
   });
+  it('--groups N reaches every chain of 2+ ranks (as up --groups N); chain-N-nogroups stays at 1', () => {
+    const c = planConfigs(options({ groups: 2 }), 6);
+    assert.deepEqual(c.map((x) => [x.id, x.groups]), [
+      ['stock', undefined], ['chain-1', undefined], ['chain-2', 2], ['chain-3', 2], ['chain-3-nopipe', 2], ['chain-3-noenc', 2], ['chain-3-nomb', 2], ['chain-3-nogroups', 1], ['rpc-3', undefined],
+    ]);
+  });
   it('pins rank i to core i mod cores with --taskset', () => {
     const c = planConfigs(options({ taskset: true, cores: 2 }), 6);
     assert.deepEqual(c.find((x) => x.id === 'chain-3')!.ranks.map((r) => r.core), [0, 1, 0]);
@@ -201,7 +207,7 @@ describe('planLaunch', () => {
     ports: Array.from({ length: portsNeeded(c, linkLatencyMs === 0) }, (_, i) => 9000 + i),
     secretFile: '/tmp/secret',
     linkLatencyMs,
-    linkPollUs: 1000,
+    linkPollUs: 10000,
   });
   const configs = planConfigs(options({ taskset: true }), 6);
   const byId = (id: string) => configs.find((c) => c.id === id)!;
@@ -230,8 +236,8 @@ describe('planLaunch', () => {
       [...planLaunch(c, i).processes].sort((a, b) => a.rank - b.rank).map((x) => (x.spec.args.includes('--stage-poll') ? flag(x.spec.args, '--stage-poll') : '-'));
     const pinned = planConfigs(options({ taskset: true, only: ['chain-2', 'chain-3', 'chain-2-nopoll'] }), 6);
     const of = (cs: BenchConfig[], id: string) => cs.find((c) => c.id === id)!;
-    assert.deepEqual(polls(of(pinned, 'chain-2')), ['1000', '1000'], 'cores 0 and 1');
-    assert.deepEqual(polls(of(pinned, 'chain-3')), ['-', '1000', '-'], 'ranks 0 and 2 share core 0 of 2');
+    assert.deepEqual(polls(of(pinned, 'chain-2')), ['10000', '10000'], 'cores 0 and 1');
+    assert.deepEqual(polls(of(pinned, 'chain-3')), ['-', '10000', '-'], 'ranks 0 and 2 share core 0 of 2');
     assert.deepEqual(polls(of(pinned, 'chain-2-nopoll')), ['-', '-']);
     assert.deepEqual(polls(of(pinned, 'chain-2'), { ...input(of(pinned, 'chain-2')), linkPollUs: 250 }), ['250', '250']);
     const loose = planConfigs(options({ only: ['chain-2'] }), 6);

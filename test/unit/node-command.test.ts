@@ -112,7 +112,7 @@ describe('llama-relay node', { timeout: 120_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
-  it('ranks on hosts of their own busy-poll their links (--stage-poll 1000, or --link-poll US); ranks sharing a host do not; a bad --link-poll is refused', async () => {
+  it('ranks on hosts of their own busy-poll their links (--stage-poll 10000, or --link-poll US); ranks sharing a host do not; a bad --link-poll is refused', async () => {
     const model = join(work, `${marker}.gguf`);
     writeFileSync(model, '');
     const env = { LLAMA_RELAY_SECRET: 'shared-by-hand-0123456789abcdefghij' };
@@ -127,7 +127,7 @@ describe('llama-relay node', { timeout: 120_000 }, () => {
       assert.equal(await w1.exit, 0);
       return [/\[rank 0 local\] fake: stage switches \[(.*)\]/.exec(head.err())?.[1], /\[rank 1 local\] fake: stage switches \[(.*)\]/.exec(w1.err())?.[1]];
     };
-    assert.deepEqual(await pair(['127.0.0.1', '127.0.0.2'], []), ['--stage-poll 1000', '--stage-poll 1000']);
+    assert.deepEqual(await pair(['127.0.0.1', '127.0.0.2'], []), ['--stage-poll 10000', '--stage-poll 10000']);
     assert.deepEqual(await pair(['127.0.0.1', '127.0.0.2'], ['--link-poll', '300']), ['--stage-poll 300', '--stage-poll 300']);
     assert.deepEqual(await pair(['127.0.0.1', '127.0.0.2'], ['--link-poll', '0']), ['', '']);
     assert.deepEqual(await pair(['127.0.0.1', '127.0.0.1'], []), ['', ''], 'one host: the ranks share its cores');

@@ -24,6 +24,7 @@ interface Args {
   repeat: number;
   'link-latency-ms': number;
   'link-poll'?: number;
+  groups?: number;
   threads: number;
   taskset: boolean;
   json?: string;
@@ -62,7 +63,8 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('parallel', { type: 'string', default: '1,4', describe: 'concurrent requests, comma-separated levels (e.g. 1,4,8); each configuration runs at each' })
       .option('repeat', { type: 'number', default: 3, describe: 'rounds over all configurations, each started afresh (median and min/max per point)' })
       .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay relays add to every link (0: no relays, links direct, bytes from the kernel via ss); local nodes only' })
-      .option('link-poll', { type: 'number', describe: 'µs chain ranks with a core to themselves busy-poll their links around each expected frame (default: 1000; 0: off; chain-N-nopoll turns it off in one configuration)' })
+      .option('link-poll', { type: 'number', describe: 'µs chain ranks with a core to themselves busy-poll their links around each expected frame (default: 10000; 0: off; chain-N-nopoll turns it off in one configuration)' })
+      .option('groups', { type: 'number', describe: 'chains: the head keeps up to N groups of generating requests in flight across decode steps, as up --groups N (default: the engine\'s; chain-N-nogroups stays at 1)' })
       .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
       .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
       .option('json', { type: 'string', describe: 'write the full report as JSON to this file' })
@@ -106,6 +108,7 @@ export const benchCommand: CommandModule<object, Args> = {
         repeat: a.repeat,
         linkLatencyMs: a['link-latency-ms'],
         ...(a['link-poll'] !== undefined ? { linkPollUs: a['link-poll'] } : {}),
+        ...(a.groups !== undefined ? { groups: a.groups } : {}),
         threads: a.threads,
         taskset: a.taskset,
         rpc: a.rpc,

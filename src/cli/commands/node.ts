@@ -58,7 +58,7 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('threads', { type: 'number' })
       .option('microbatch', { type: 'boolean', default: true, describe: 'head only: micro-batched pipelined decode across requests (--no-microbatch: off, llama-server --stage-no-microbatch)' })
       .option('groups', { type: 'number', describe: 'head: keep up to N groups of generating requests in flight across decode steps (default: one per request; 1: off; llama-server --stage-groups)' })
-      .option('link-poll', { type: 'number', describe: 'µs this rank busy-polls its links around each expected frame when no other rank is on its host (default: 1000; 0: off; llama-server --stage-poll)' })
+      .option('link-poll', { type: 'number', describe: 'µs this rank busy-polls its links around each expected frame when no other rank is on its host (default: 10000; 0: off; llama-server --stage-poll)' })
       .option('prompt', { type: 'string', describe: 'head only: run one generation and exit' })
       .option('max-tokens', { type: 'number', default: 64, describe: 'tokens per answer' })
       .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'head only: chat with the model once the chain is ready (a prompt line; without a terminal: one message per stdin line)' })

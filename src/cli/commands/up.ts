@@ -89,7 +89,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
       .option('microbatch', { type: 'boolean', default: true, describe: 'micro-batched pipelined decode across requests on the head (--no-microbatch: off, llama-server --stage-no-microbatch)' })
       .option('groups', { type: 'number', describe: 'head: keep up to N groups of generating requests in flight across decode steps (default: one per request; 1: off; llama-server --stage-groups)' })
-      .option('link-poll', { type: 'number', describe: 'µs a rank with a machine to itself busy-polls its links around each expected frame, instead of sleeping through it (default: 1000; 0: off; llama-server --stage-poll)' })
+      .option('link-poll', { type: 'number', describe: 'µs a rank with a machine to itself busy-polls its links around each expected frame, instead of sleeping through it (default: 10000; 0: off; llama-server --stage-poll)' })
       .option('resume-timeout', { type: 'number', describe: 'seconds a request in flight waits for a lost rank to come back, then resumes (0: fail at once) [engine default: 60]' })
       .option('replace-after', { type: 'number', describe: "with spare lines in the cluster file: seconds a worker rank's node may stay lost before the rank moves to a spare [default: 30; --resume-timeout then defaults to this + 60]" })
       .option('node-cache', { type: 'string', describe: 'cache directory on the nodes for provisioned llama-server builds and slices (default: ~/.cache/llama-relay there)' })
