@@ -88,7 +88,7 @@ export function findings(
     ratio(`chain-${n} prefill, pipelining on vs off`, chain, byId(`chain-${n}-nopipe`), longest, 'prefillTps', 1.5, ''),
     // the price of sealing every frame: 1.0x means encryption costs nothing measurable
     ratio(`chain-${n} decode, encryption on vs off`, chain, byId(`chain-${n}-noenc`), shortest, 'aggregateDecodeTps', undefined, ''),
-    // what the ranks' busy-poll around each frame saves at one stream (the idle core's wake-up on every hop)
+    // what the ranks' busy-poll around each frame saves at one stream (a rank no longer idles through its waits)
     ratio(`chain-${n} decode, link busy-poll on vs off`, chain, byId(`chain-${n}-nopoll`), shortest, 'aggregateDecodeTps', undefined, ''),
     ...underLoad(configs, n, settings),
   ];

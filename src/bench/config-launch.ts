@@ -77,8 +77,8 @@ export interface LaunchInput {
    * loopback ports directly, as in a deployment, and the links are listed to be counted in the kernel.
    */
   readonly linkLatencyMs: number;
-  /** The --stage-poll window of chain ranks with a core to themselves (0: none polls). */
-  readonly linkPollUs: number;
+  /** The --stage-poll window of chain ranks with a core to themselves (0: none polls); default LINK_POLL_US. */
+  readonly linkPollUs?: number;
 }
 
 /** No relay in any link's path: real links (remote nodes), or local ones with no latency to emulate. */
@@ -123,16 +123,12 @@ export function processLabel(c: BenchConfig, rank: number, node: BenchNode | und
   return `${c.id} ${role}${node ? ` on ${node.name}` : ''}`;
 }
 
-/** Both this machine, or the same ssh node: a loopback port of one is the other's (addresses can coincide otherwise). */
-function sameMachine(a: BenchNode | undefined, b: BenchNode | undefined): boolean {
-  if (!a || !b) return false;
-  return a.kind === 'local' ? b.kind === 'local' : b.kind === 'ssh' && a.name === b.name;
-}
+/** The machine a bench node is: this one, or an ssh node by name (addresses can coincide otherwise). */
+const machineKey = (n: BenchNode): string => (n.kind === 'local' ? 'local' : `ssh ${n.name}`);
 
-/** The machine a bench node is (sameMachine's identity, as a key). */
-function machineKey(n: BenchNode | undefined, index: number): string {
-  if (!n) return `node ${index}`;
-  return n.kind === 'local' ? 'local' : `ssh ${n.name}`;
+/** Both this machine, or the same ssh node: a loopback port of one is the other's. */
+function sameMachine(a: BenchNode | undefined, b: BenchNode | undefined): boolean {
+  return !!a && !!b && machineKey(a) === machineKey(b);
 }
 
 export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan {
@@ -184,10 +180,13 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
       secretFile: sites ? sites[i]!.secretFile : input.secretFile,
     });
     // A rank spins only on a core of its own: alone on its machine, or pinned to a core no other rank has.
-    const seats = c.ranks.map((r) => ({ machine: machineKey(input.nodes[r.node], r.node), core: r.core }));
+    const seats = c.ranks.map((r) => {
+      const n = input.nodes[r.node];
+      return { machine: n ? machineKey(n) : `node ${r.node}`, core: r.core };
+    });
     const polls = linkPollWindows(seats, c.poll === false ? 0 : input.linkPollUs);
     const launches = planLaunch({
-      ranks: c.ranks.map((r, i) => ({ node: node(i), layerStart: r.layers[0], layerEnd: r.layers[1], ...(polls[i] ? { pollUs: polls[i] } : {}) })),
+      ranks: c.ranks.map((r, i) => ({ node: node(i), layerStart: r.layers[0], layerEnd: r.layers[1], pollUs: polls[i] })),
       stagePorts: listen,
       api: http,
       runtime,

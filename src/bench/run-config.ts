@@ -35,8 +35,8 @@ export interface RunContext {
   readonly runtime: BenchRuntime;
   readonly nodes: readonly BenchNode[];
   readonly linkLatencyMs: number;
-  /** Chain ranks with a core to themselves busy-poll their links this long around each frame (0: off). */
-  readonly linkPollUs: number;
+  /** Chain ranks with a core to themselves busy-poll their links this long around each frame (0: off); default LINK_POLL_US. */
+  readonly linkPollUs?: number;
   readonly promptTokens: readonly number[];
   readonly genTokens: number;
   readonly parallel: readonly number[];

@@ -1,9 +1,10 @@
-// Which ranks busy-poll their links (the engine's --stage-poll). At one stream each token wakes every rank once, and an
-// idle core is slow to wake; a short spin around the frame's expected arrival saves that, but it takes a core, so only
-// a rank that has one to itself (no other rank of the chain on its machine, or pinned to distinct cores) spins. Pure.
+// Which ranks busy-poll their links (the engine's --stage-poll). At one stream a rank that idles through most of its
+// wait for the next frame runs the chain slower than one that keeps polling (patches/README.md, session 9); the spin
+// takes a core, so only a rank that has one to itself (no other rank of the chain on its machine, or pinned to distinct
+// cores) spins. Pure.
 import { UserError } from '../errors.js';
 
-/** The default spin window, in microseconds around the expected frame (`up`/`node --link-poll`). */
+/** The default spin window, in microseconds around the expected frame (`up`/`node`/`bench --link-poll`): most of a wait. */
 export const LINK_POLL_US = 10_000;
 
 /** Where a rank runs: its machine, and its core when pinned there. */
@@ -18,9 +19,10 @@ export function hasOwnCore(seats: readonly RankSeat[], i: number): boolean {
   return seats.every((s, j) => j === i || s.machine !== me.machine || (me.core !== undefined && s.core !== undefined && s.core !== me.core));
 }
 
-/** Per rank, its --stage-poll window: windowUs where it has a core to itself, else undefined (off). */
-export function linkPollWindows(seats: readonly RankSeat[], windowUs: number): (number | undefined)[] {
-  return seats.map((_, i) => (windowUs > 0 && hasOwnCore(seats, i) ? windowUs : undefined));
+/** Per rank, its --stage-poll window: windowUs (the user's --link-poll, else LINK_POLL_US) where it has a core to itself, else undefined (off). */
+export function linkPollWindows(seats: readonly RankSeat[], windowUs: number | undefined): (number | undefined)[] {
+  const w = windowUs ?? LINK_POLL_US;
+  return seats.map((_, i) => (w > 0 && hasOwnCore(seats, i) ? w : undefined));
 }
 
 /** `--link-poll US`, checked before anything starts. */

@@ -28,7 +28,7 @@ import { mergeRounds } from '../bench/merge-rounds.js';
 import { TcpInfoReader } from '../bench/kernel-link-counter.js';
 import { runConfig } from '../bench/run-config.js';
 import { onOffPoints, scalingPoints } from '../bench/serving-tables.js';
-import { checkLinkPoll, LINK_POLL_US } from '../runtime/link-poll.js';
+import { checkLinkPoll } from '../runtime/link-poll.js';
 import { checkGroups } from '../runtime/server-argv.js';
 
 export interface BenchRequest extends BenchSweep {
@@ -202,7 +202,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
             runtime,
             nodes,
             linkLatencyMs: req.linkLatencyMs,
-            linkPollUs: req.linkPollUs ?? LINK_POLL_US,
+            linkPollUs: req.linkPollUs,
             promptTokens: req.promptTokens,
             genTokens: req.genTokens,
             parallel: req.parallel,

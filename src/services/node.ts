@@ -7,7 +7,7 @@ import { streamCompletion } from '../runtime/head-client.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import { MIN_SECRET_BITS, secretBits } from '../runtime/secret.js';
 import { checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
-import { checkLinkPoll, LINK_POLL_US, linkPollWindows } from '../runtime/link-poll.js';
+import { checkLinkPoll, linkPollWindows } from '../runtime/link-poll.js';
 import { UserError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
 import { LocalTransport } from '../ssh/local-transport.js';
@@ -95,12 +95,11 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
   const binary = o.llamaServer ?? (await patchedLlamaServer(bus.emit, signal));
   const self = `rank${o.rank}`;
   // Ranks at one host share its cores (another address of the same machine is taken for another machine).
-  const polls = linkPollWindows(addrs.map((a) => ({ machine: a.host })), o.linkPollUs ?? LINK_POLL_US);
+  const polls = linkPollWindows(addrs.map((a) => ({ machine: a.host })), o.linkPollUs);
   const launches = planLaunch({
     ranks: ranges.map((r, i) => {
       const node: LaunchNode = { name: i === o.rank ? 'local' : `${addrs[i]!.host}`, stageHost: addrs[i]!.host, binary, model: o.model };
-      const pollUs = polls[i];
-      return { node, layerStart: r.layerStart, layerEnd: r.layerEnd, ...(pollUs ? { pollUs } : {}) };
+      return { node, layerStart: r.layerStart, layerEnd: r.layerEnd, pollUs: polls[i] };
     }),
     stagePorts: addrs.map((a) => a.port),
     api: { host: o.apiHost, port: o.apiPort },

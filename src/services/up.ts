@@ -26,7 +26,7 @@ import { startLinkRelay, type LinkRelay } from '../runtime/link-relay.js';
 import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { provisionChain } from '../provision/provision-nodes.js';
 import { connectNodes, isLocalSpec, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
-import { checkLinkPoll, LINK_POLL_US, linkPollWindows } from '../runtime/link-poll.js';
+import { checkLinkPoll, linkPollWindows } from '../runtime/link-poll.js';
 import { modelChatTemplate } from './model-template.js';
 import { planModel } from './plan.js';
 import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
@@ -209,12 +209,11 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       return { name: nodeName(specs[i]!), stageHost, binary: resources[i]!.binary, model: resources[i]!.model };
     });
     // Local ranks share this machine; ssh nodes of other names are taken for machines of their own.
-    const polls = linkPollWindows(specs.map((s) => ({ machine: isLocalSpec(s) ? 'local' : nodeName(s) })), o.linkPollUs ?? LINK_POLL_US);
+    const polls = linkPollWindows(specs.map((s) => ({ machine: isLocalSpec(s) ? 'local' : nodeName(s) })), o.linkPollUs);
     const launchInput = {
       ranks: ranges.map((r, i) => {
         const gpuLayers = offload?.[i]?.layers;
-        const pollUs = polls[i];
-        return { node: rankNodes[i]!, ...r, ...(gpuLayers ? { gpuLayers } : {}), ...(pollUs ? { pollUs } : {}) };
+        return { node: rankNodes[i]!, ...r, ...(gpuLayers ? { gpuLayers } : {}), pollUs: polls[i] };
       }),
       stagePorts,
       api: { ...api, alias: served.name },
