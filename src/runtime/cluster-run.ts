@@ -302,17 +302,27 @@ export class ClusterRun {
     void old?.process.stop();
     try {
       await this.start1(moved);
+    } catch (err) {
+      // Its exit is supervised by its done handler (restarts on the spare, or the next spare); the ranks that dial it
+      // are re-pointed all the same, or a later restart there would leave them dialling the lost node for good.
+      if (!this.stopping) this.o.emit({ kind: 'error', message: err instanceof Error ? err.message : String(err), rank });
+    }
+    try {
       await spares.onMoved?.(next);
-      // Downstream first, as at launch: each restarted rank finds its new peer listening.
-      for (const r of [...restarted].sort((a, b) => b.rank - a.rank)) {
+    } catch (err) {
+      if (!this.stopping) this.o.emit({ kind: 'error', message: `re-pointing the links to rank ${rank} on ${spare.name} failed: ${err instanceof Error ? err.message : String(err)}`, rank });
+    }
+    // Downstream first, as at launch: each restarted rank finds its new peer listening.
+    for (const r of [...restarted].sort((a, b) => b.rank - a.rank)) {
+      try {
         const before = this.handles.get(r.rank);
         this.handles.delete(r.rank);
         await before?.process.stop();
         await this.start1(r);
+      } catch (err) {
+        // A failed start's own exit is supervised by its done handler (retries, or the next spare).
+        if (!this.stopping) this.o.emit({ kind: 'error', message: err instanceof Error ? err.message : String(err), rank: r.rank });
       }
-    } catch (err) {
-      // A failed start's own exit is supervised by its done handler (retries, or the next spare).
-      if (!this.stopping) this.o.emit({ kind: 'error', message: err instanceof Error ? err.message : String(err), rank });
     }
   }
 

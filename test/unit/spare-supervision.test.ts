@@ -36,8 +36,17 @@ function flakyServer(flag: string): string {
   return path;
 }
 
+/** A llama-server for a spare whose first start fails (as when its node is slow to come up), then the fixture. */
+function failsOnceServer(): string {
+  const path = join(dir, `fails-once-${marker}.sh`);
+  const once = join(dir, `fails-once-${marker}.done`);
+  writeFileSync(path, `#!/bin/sh\n[ -e '${once}' ] || { : > '${once}'; echo 'not yet' >&2; exit 1; }\nexec '${fixtureBin('fake-llama-server.mjs')}' "$@"\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
 /** Ranks 1 and 2 on nodes that are lost while their flag file exists (`${flag}1`, `${flag}2`). */
-async function chainWithSpare(flag: string, spareNames: string[]) {
+async function chainWithSpare(flag: string, spareNames: string[], spareBinary = fixtureBin('fake-llama-server.mjs')) {
   const relay = await startLinkRelay('127.0.0.1:1');
   relays.push(relay);
   const node = (name: string, binary: string): LaunchNode => ({ name, stageHost: '127.0.0.1', binary, model: marker });
@@ -55,7 +64,7 @@ async function chainWithSpare(flag: string, spareNames: string[]) {
   const relaunch = (moves: ReadonlyMap<number, string>) =>
     planLaunch({
       ...input,
-      ranks: input.ranks.map((r, i) => (moves.has(i) ? { ...r, node: node(moves.get(i)!, fixtureBin('fake-llama-server.mjs')) } : r)),
+      ranks: input.ranks.map((r, i) => (moves.has(i) ? { ...r, node: node(moves.get(i)!, spareBinary) } : r)),
       stagePorts: ports.map((p, i) => (moves.has(i) ? sparePorts.get(moves.get(i)!)! : p)),
     });
   const bus = new EventBus();
@@ -142,6 +151,21 @@ describe('ClusterRun with a spare (local fixture ranks)', { timeout: 120_000 }, 
     assert.deepEqual([moved.rank, moved.to, moved.restarted], [1, 'spare1', []]);
     assert.ok(await serves(api), 'the chain serves again through the relay');
     assert.equal(events.filter((e) => e.kind === 'node-phase' && e.rank === 0 && e.phase === 'ready').length, 1, 'the head never restarted');
+    await run.stop();
+    assert.deepEqual(await survivorsAfter(marker, 5000), []);
+  });
+
+  it("a spare whose first start fails is restarted there, and the relay still points at it", async () => {
+    const flag = join(dir, 'lost1b');
+    const { run, events, api } = await chainWithSpare(flag, ['spare1', 'spare2'], failsOnceServer());
+    assert.ok(await serves(api));
+    writeFileSync(`${flag}1`, '');
+    kill(run, 1);
+    assert.ok(await waitFor(() => events.some((e) => e.kind === 'rank-moved'), 15_000), 'no move');
+    assert.ok(await waitFor(() => events.some((e) => e.kind === 'node-phase' && e.rank === 1 && e.node === 'spare1' && e.phase === 'ready'), 15_000), 'never ready on spare1');
+    assert.ok(await serves(api), 'the chain serves again through the relay');
+    assert.ok(events.some((e) => e.kind === 'rank-exited' && e.rank === 1 && e.node === 'spare1'), 'the first start on the spare did not fail');
+    assert.equal(events.filter((e) => e.kind === 'rank-moved').length, 1, 'it moved on from the spare');
     await run.stop();
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
