@@ -22,6 +22,7 @@ interface ChainStats {
   microbatch: boolean;
   pipelined_ubatches: number;
   groups: number;
+  batch_groups_from: number;
   submitted_groups: number;
 }
 
@@ -37,6 +38,8 @@ interface Case {
   n: number;
   /** also run the --stage-no-microbatch comparison (against stock at the same grouping) */
   offToo: boolean;
+  /** batched groups: logprobs within this of stock alone (f32 batched kernels); undefined: 1e-4 */
+  batchedTolerance?: number;
 }
 
 const fx = (o: FixtureOptions) => () => makeFixture(o);
@@ -48,6 +51,7 @@ const cases: Case[] = [
     splits: [[[0, 3], [3, 6]], [[0, 2], [2, 4], [4, 6]]],
     n: 8,
     offToo: true,
+    batchedTolerance: 5e-3,
   },
   {
     name: 'gemma3 (iSWA) Q4_K',
@@ -139,6 +143,29 @@ for (const c of cases) {
         }
       });
     }
+
+    // A batched group holds several requests in one ubatch: its rows share each matmul, as stock's rows do when it
+    // answers requests together. Quantized weights sum each row's dot products alone, so the answers are those of stock
+    // alone; f32 weights sum a batch in another order than one row (llamafile's tiled kernels), so there only the
+    // tokens must match and the logprobs stay within c.batchedTolerance (logged).
+    test(`--stage-batch-groups ${c.n}: one batched group per rank, ${c.batchedTolerance ? 'tokens as' : 'exact against'} stock alone`, async () => {
+      const split = c.splits[0]!;
+      const chain = await startChain(model, split, flags, { perRankArgs: (i) => (i === 0 ? ['--stage-batch-groups', String(c.n)] : []) });
+      try {
+        assert.equal((await stats(chain.port)).batch_groups_from, c.n);
+        const got = await completeMany(chain.port, prompts, { n_predict: N_PREDICT });
+        const worst = Math.max(...alone.map((w, i) => assertSameCompletion(w, got[i]!, c.batchedTolerance ?? 1e-4, `--stage-batch-groups request ${i}`)));
+        const s = await stats(chain.port);
+        // while all c.n generate, split.length groups of c.n / split.length requests each are submitted
+        assert.ok(s.submitted_groups >= split.length * (N_PREDICT / 2), `only ${s.submitted_groups} groups were submitted`);
+        assert.ok(s.submitted_groups < c.n * (N_PREDICT - 1), `${s.submitted_groups} groups: one per request, not one per rank`);
+        const lone = await complete(chain.port, { prompt: prompts[0]!, n_predict: N_PREDICT, cache_prompt: false });
+        assertSameCompletion(alone[0]!, lone, 1e-4, 'lone request after batched groups');
+        process.stderr.write(`microbatch ${c.name}: batched groups, ${s.submitted_groups} submitted, max |dlogprob| = ${worst} against stock alone\n`);
+      } finally {
+        await chain.stop();
+      }
+    });
 
     if (c.offToo) test(`--stage-no-microbatch: nothing deferred, exact against stock at the same grouping`, async () => {
       const split = c.splits[0]!;

@@ -80,6 +80,11 @@ describe('refusals at start-up', () => {
       assertRefused(r, `--stage-poll '${bad}'`, READS_MODEL);
       assert.match(r.out, /--stage-poll must be a whole number of microseconds from 0 \(off\) to 1000000/);
     }
+    for (const bad of ['-1', '2.5', '5000', 'x']) {
+      const r = await runPatched(['-m', model, '--layer-range', '0:2', '--stage-batch-groups', bad]);
+      assertRefused(r, `--stage-batch-groups '${bad}'`, READS_MODEL);
+      assert.match(r.out, /--stage-batch-groups must be a whole number of requests from 0 \(off\) to 1024/);
+    }
   });
 });
 
