@@ -157,6 +157,8 @@ function underLoad(configs: readonly ConfigResult[], n: number, settings: { prom
       [`chain-${n} aggregate decode vs rpc-${n}, parallel ${parallel}`, `rpc-${n}`, pinned2 ? 1.5 : loopback3 ? 1.0 : undefined],
       [`chain-${n} aggregate decode, micro-batching on vs off, parallel ${parallel}`, `chain-${n}-nomb`, pinned2 ? 1.4 : undefined],
       [`chain-${n} aggregate decode, slot groups on vs off, parallel ${parallel}`, `chain-${n}-nogroups`, undefined],
+      // below --batch-groups N requests nothing is batched, so the ratio is ~1 there by construction
+      [`chain-${n} aggregate decode, batched groups on vs off, parallel ${parallel}`, `chain-${n}-nobatch`, undefined],
     ];
     for (const [name, other, target] of pairs) {
       if (chain && byId(other)) out.push(ratio(name, chain, byId(other), { promptTokens, parallel }, 'aggregateDecodeTps', target, ''));

@@ -31,6 +31,8 @@ export interface BenchConfig {
   readonly microbatch?: boolean;
   /** Chain only: adds --stage-groups N to the head (1: slot groups off, chain-N-nogroups); undefined: the engine default. */
   readonly groups?: number;
+  /** Chain only: --stage-batch-groups N on the head (0 in chain-N-nobatch: off); undefined: off. */
+  readonly batchGroupsFrom?: number;
   /** Chain only: false: no rank busy-polls its links (chain-N-nopoll); otherwise ranks with a core to themselves do. */
   readonly poll?: boolean;
   /** One-way link traversals per decoded token at least: a ring of k ranks has k, RPC a round trip per remote. */
@@ -67,6 +69,8 @@ export interface BenchOptions extends BenchSweep {
   readonly stock: boolean;
   /** --groups N: the chains' heads keep up to N slot groups in flight (--stage-groups; chain-N-nogroups still 1); undefined: the engine default. */
   readonly groups?: number;
+  /** --batch-groups N: the chains' heads batch their groups from N generating requests (chain-N-nobatch: off); undefined: off. */
+  readonly batchGroupsFrom?: number;
   /** Only these configuration ids, when given. */
   readonly only?: readonly string[];
   /** The user's split over all the nodes (--split, --layers-per-node, layers=): the N-rank configurations use it. */

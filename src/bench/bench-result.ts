@@ -59,6 +59,8 @@ export interface ConfigResult {
   readonly microbatch?: boolean;
   /** Chain only: the head's --stage-groups N (1 in chain-N-nogroups: slot groups off); absent: the engine default. */
   readonly groups?: number;
+  /** Chain only: the head's --stage-batch-groups N (0 in chain-N-nobatch); absent: off. */
+  readonly batchGroupsFrom?: number;
   /** Chain only: false when no rank busy-polled its links (chain-N-nopoll). */
   readonly poll?: boolean;
   readonly hops: number;

@@ -85,6 +85,7 @@ export async function runConfig(c: BenchConfig, ctx: RunContext): Promise<Config
     ...(c.encrypt === false ? { encrypt: false } : {}),
     ...(c.microbatch === false ? { microbatch: false } : {}),
     ...(c.groups !== undefined ? { groups: c.groups } : {}),
+    ...(c.batchGroupsFrom !== undefined ? { batchGroupsFrom: c.batchGroupsFrom } : {}),
     ...(c.poll === false ? { poll: false } : {}),
     hops: c.hops,
     networkMeasured,

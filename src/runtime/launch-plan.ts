@@ -46,6 +46,8 @@ export interface LaunchInput {
   microbatch?: boolean;
   /** Head: --stage-groups N, groups of generating requests in flight across decode steps (1: off); undefined: engine default. */
   groups?: number;
+  /** Head: --stage-batch-groups N, from N generating requests one batched group per rank; undefined or 0: off. */
+  batchGroupsFrom?: number;
 }
 
 export interface RankLaunch {
@@ -100,6 +102,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         noEncrypt: input.encrypt === false,
         noMicrobatch: head && input.microbatch === false,
         ...(head && input.groups !== undefined ? { groups: input.groups } : {}),
+        ...(head && input.batchGroupsFrom ? { batchGroupsFrom: input.batchGroupsFrom } : {}),
         extra: input.extraArgs,
         gpuLayers: r.gpuLayers,
         pollUs: r.pollUs,

@@ -56,6 +56,8 @@ export interface RankArgs {
   noMicrobatch?: boolean;
   /** Head only: --stage-groups N (groups of generating requests kept in flight across decode steps); omitted: the engine default. */
   groups?: number;
+  /** Head only: --stage-batch-groups N (from N generating requests, one batched group per rank); omitted or 0: off. */
+  batchGroupsFrom?: number;
   /** --stage-poll US: busy-poll the links this long around each expected frame (link-poll.ts); omitted or 0: off. */
   pollUs?: number | undefined;
   /** -ngl: how many of the rank's layers go on its node's GPU (the placement planner's offload); none on CPU nodes. */
@@ -91,6 +93,16 @@ export function checkGroups(groups: number | undefined): void {
   }
 }
 
+/** `up`/`node`/`bench --batch-groups N`: a whole number of requests (0: off), checked before anything starts. */
+export function checkBatchGroups(n: number | undefined): void {
+  if (n !== undefined && !(Number.isInteger(n) && n >= 0 && n <= 1024)) {
+    throw new UserError(`--batch-groups must be a whole number of requests from 0 to 1024, not ${n}`, [
+      '0: one micro-batch per request (the default), N: from N requests generating together, one batched group per rank',
+      'bench both and keep what is faster on these nodes: llama-relay bench MODEL --batch-groups N (chain-K against chain-K-nobatch)',
+    ]);
+  }
+}
+
 /** A patched llama-server rank: stage flags, plus HTTP on the head. */
 export function rankArgv(r: RankArgs): string[] {
   const [a, b] = r.layers;
@@ -111,6 +123,7 @@ export function rankArgv(r: RankArgs): string[] {
   if (r.noEncrypt) argv.push('--stage-no-encrypt');
   if (r.noMicrobatch) argv.push('--stage-no-microbatch');
   if (r.http && r.groups !== undefined) argv.push('--stage-groups', String(r.groups));
+  if (r.http && r.batchGroupsFrom) argv.push('--stage-batch-groups', String(r.batchGroupsFrom));
   if (r.pollUs !== undefined && r.pollUs > 0) argv.push('--stage-poll', String(r.pollUs));
   if (r.gpuLayers !== undefined && r.gpuLayers > 0) argv.push('-ngl', String(r.gpuLayers));
   argv.push(...(r.extra ?? []));

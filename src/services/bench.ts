@@ -29,7 +29,7 @@ import { TcpInfoReader } from '../bench/kernel-link-counter.js';
 import { runConfig } from '../bench/run-config.js';
 import { onOffPoints, scalingPoints } from '../bench/serving-tables.js';
 import { checkLinkPoll } from '../runtime/link-poll.js';
-import { checkGroups } from '../runtime/server-argv.js';
+import { checkBatchGroups, checkGroups } from '../runtime/server-argv.js';
 
 export interface BenchRequest extends BenchSweep {
   readonly model: string;
@@ -38,6 +38,8 @@ export interface BenchRequest extends BenchSweep {
   readonly nodeCount?: number;
   /** --groups N: the chains' heads keep up to N slot groups in flight (--stage-groups); undefined: the engine default. */
   readonly groups?: number;
+  /** --batch-groups N: the chains' heads batch their groups from N generating requests (--stage-batch-groups); chain-K-nobatch does not. */
+  readonly batchGroupsFrom?: number;
   /** --link-poll: the busy-poll window of chain ranks with a core to themselves; default LINK_POLL_US. */
   readonly linkPollUs?: number;
   readonly rpc: boolean;
@@ -80,6 +82,7 @@ function check(req: BenchRequest): void {
   if (!(req.linkLatencyMs >= 0 && req.linkLatencyMs <= 10_000)) throw new UserError(`--link-latency-ms must be between 0 and 10000, not ${req.linkLatencyMs}`);
   checkLinkPoll(req.linkPollUs);
   checkGroups(req.groups);
+  checkBatchGroups(req.batchGroupsFrom);
 }
 
 export async function runBench(req: BenchRequest): Promise<BenchReport> {
@@ -122,6 +125,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     stock: req.stock,
     only: req.only,
     ...(req.groups !== undefined ? { groups: req.groups } : {}),
+    ...(req.batchGroupsFrom ? { batchGroupsFrom: req.batchGroupsFrom } : {}),
     batch: req.batch,
     ubatch: req.ubatch,
   };

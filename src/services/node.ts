@@ -6,7 +6,7 @@ import { runChatSession } from '../serve/chat-session.js';
 import { streamCompletion } from '../runtime/head-client.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
 import { MIN_SECRET_BITS, secretBits } from '../runtime/secret.js';
-import { checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
+import { checkBatchGroups, checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
 import { checkLinkPoll, linkPollWindows } from '../runtime/link-poll.js';
 import { UserError } from '../errors.js';
 import type { EventBus } from '../events/event-bus.js';
@@ -36,6 +36,8 @@ export interface NodeOptions {
   microbatch?: boolean;
   /** Head only (--groups N): up to N groups of generating requests in flight across decode steps (--stage-groups); undefined: engine default. */
   groups?: number;
+  /** Head only (--batch-groups N): from N generating requests, one batched group per rank (--stage-batch-groups); 0/undefined: off. */
+  batchGroupsFrom?: number;
   /** --link-poll US: this rank busy-polls its links when no other rank's address is on its host (--stage-poll); 0: off. */
   linkPollUs?: number;
   prompt?: string;
@@ -80,6 +82,7 @@ function readSecret(o: NodeOptions): string {
 export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal): Promise<void> {
   if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new UserError(`--rank must be 0..${o.worldSize - 1}`);
   checkGroups(o.groups);
+  checkBatchGroups(o.batchGroupsFrom);
   checkLinkPoll(o.linkPollUs);
   if (o.chatLines && o.rank !== 0) throw new UserError('--interactive chats through the head: use it on rank 0', ['start this rank without --interactive']);
   const addrs = parseStageAddresses(o.nodes, o.worldSize);
@@ -108,6 +111,7 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     runName: `node-${addrs[o.rank]!.port}`,
     microbatch: o.microbatch,
     ...(o.groups !== undefined ? { groups: o.groups } : {}),
+    ...(o.batchGroupsFrom ? { batchGroupsFrom: o.batchGroupsFrom } : {}),
   });
   const mine = launches.find((l) => l.rank === o.rank)!;
   bus.emit({ kind: 'rank-planned', rank: o.rank, node: 'local', layers: mine.layers, role: mine.role });

@@ -8,7 +8,7 @@ import { runChatSession } from '../serve/chat-session.js';
 import { generationSettings, type GenerationSettings } from '../serve/generation-settings.js';
 import { generateOnce, promptMode } from '../serve/generate.js';
 import { planLaunch, type LaunchNode } from '../runtime/launch-plan.js';
-import { checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
+import { checkBatchGroups, checkGroups, type ChainRuntime } from '../runtime/server-argv.js';
 import { generateSecret } from '../runtime/secret.js';
 import { UserError } from '../errors.js';
 import { EventBus } from '../events/event-bus.js';
@@ -76,6 +76,8 @@ export interface UpOptions {
   microbatch?: boolean;
   /** --groups N: the head keeps up to N groups of generating requests in flight across decode steps (--stage-groups); undefined: engine default. */
   groups?: number;
+  /** --batch-groups N: from N generating requests, the head keeps one batched group per rank (--stage-batch-groups); 0/undefined: off. */
+  batchGroupsFrom?: number;
   /** --link-poll US: the busy-poll window of ranks with a machine to themselves (engine --stage-poll); 0: off; default LINK_POLL_US. */
   linkPollUs?: number;
   /** Seconds a request in flight waits for a lost rank to come back before it fails (the head's --stage-resume-timeout). */
@@ -118,6 +120,7 @@ export interface UpResult {
 export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Promise<UpResult> {
   const emit = bus.emit;
   checkGroups(o.groups);
+  checkBatchGroups(o.batchGroupsFrom);
   checkLinkPoll(o.linkPollUs);
   const apiHost = o.apiHost ?? '127.0.0.1';
   const exposed = bindRefusal(apiHost, !!o.apiKey, !!o.allowNoApiKey);
@@ -227,6 +230,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       links: tunnelled ?? (headLink ? ranges.map((_, i) => (i === 0 ? headLink : undefined)) : undefined),
       microbatch: o.microbatch,
       ...(o.groups !== undefined ? { groups: o.groups } : {}),
+      ...(o.batchGroupsFrom ? { batchGroupsFrom: o.batchGroupsFrom } : {}),
     };
     const launches = planLaunch(launchInput);
     // A move: the rank's node, binary, slice and stage port become the spare's; planLaunch re-derives every link.

@@ -50,6 +50,18 @@ describe('up --no-microbatch (fixture ranks)', { timeout: 120_000 }, () => {
     assert.match(bad.out, /--groups must be a whole number >= 0, not -2/);
     assert.deepEqual(await survivorsAfter(work, 5_000), []);
   });
+  it('--batch-groups N reaches the head only, as --stage-batch-groups N; a bad N is refused naming the flag', async () => {
+    const { code, out } = await up(['--batch-groups', '8', '--groups', '2']);
+    assert.equal(code, 0, out);
+    assert.match(out, /\[rank 0 local\] fake: stage switches \[--stage-groups 2 --stage-batch-groups 8\]/);
+    assert.match(out, /\[rank 1 local\] fake: stage switches \[\]/);
+    for (const bad of ['-1', '2.5', '2000']) {
+      const r = await up(['--batch-groups', bad]);
+      assert.equal(r.code, 2, r.out);
+      assert.match(r.out, new RegExp(`--batch-groups must be a whole number of requests from 0 to 1024, not ${bad.replace('.', '\\.')}`));
+    }
+    assert.deepEqual(await survivorsAfter(work, 5_000), []);
+  });
   it('gives no rank the switch by default (micro-batched decode on)', async () => {
     const { code, out } = await up([]);
     assert.equal(code, 0, out);

@@ -31,7 +31,7 @@ describe('config ids', () => {
     assert.deepEqual(sorted, ['stock', 'chain-1', 'chain-2', 'chain-3', 'chain-2-nomb', 'chain-2-nogroups', 'chain-3-nopipe', 'chain-3-nomb', 'chain-3-nogroups', 'rpc-2', 'rpc-3']);
   });
   it('each variant turns exactly one feature off', () => {
-    assert.deepEqual(VARIANT_ORDER, ['nopipe', 'noenc', 'nomb', 'nogroups', 'nopoll']);
+    assert.deepEqual(VARIANT_ORDER, ['nopipe', 'noenc', 'nomb', 'nogroups', 'nopoll', 'nobatch']);
     // A switch off, or (slot groups) the head's --stage-groups 1: one group in flight.
     assert.deepEqual(Object.fromEntries(VARIANT_ORDER.map((v) => [v, CHAIN_VARIANTS[v].flags])), {
       nopipe: { pipeline: false },
@@ -39,6 +39,7 @@ describe('config ids', () => {
       nomb: { microbatch: false },
       nogroups: { groups: 1 },
       nopoll: { poll: false },
+      nobatch: { batchGroupsFrom: 0 },
     });
   });
 });

@@ -153,6 +153,15 @@ describe('planConfigs', () => {
       ['stock', undefined], ['chain-1', undefined], ['chain-2', 2], ['chain-3', 2], ['chain-3-nopipe', 2], ['chain-3-noenc', 2], ['chain-3-nomb', 2], ['chain-3-nogroups', 1], ['rpc-3', undefined],
     ]);
   });
+  it('--batch-groups N reaches every chain of 2+ ranks; chain-N-nobatch joins the default set only then, with it off', () => {
+    const c = planConfigs(options({ batchGroupsFrom: 8 }), 6);
+    assert.deepEqual(c.map((x) => [x.id, x.batchGroupsFrom]), [
+      ['stock', undefined], ['chain-1', undefined], ['chain-2', 8], ['chain-3', 8], ['chain-3-nopipe', 8], ['chain-3-noenc', 8], ['chain-3-nomb', 8], ['chain-3-nogroups', 8], ['chain-3-nobatch', 0], ['rpc-3', undefined],
+    ]);
+    assert.equal(c.find((x) => x.id === 'chain-3-nobatch')!.description, 'llama-relay chain, 3 ranks, batched groups off');
+    assert.ok(!planConfigs(options({}), 6).some((x) => x.id.endsWith('-nobatch')), 'without --batch-groups there is nothing to turn off');
+    assert.ok(!planConfigs(options({ batchGroupsFrom: 0 }), 6).some((x) => x.id.endsWith('-nobatch')));
+  });
   it('pins rank i to core i mod cores with --taskset', () => {
     const c = planConfigs(options({ taskset: true, cores: 2 }), 6);
     assert.deepEqual(c.find((x) => x.id === 'chain-3')!.ranks.map((r) => r.core), [0, 1, 0]);
@@ -177,7 +186,7 @@ describe('planConfigs', () => {
     for (const bad of ['chain-1-nomb', 'chain-1-nogroups', 'rpc-1', 'chain-4', 'chain-2-nope', 'chain-02', 'Chain-2']) {
       assert.throws(
         () => planConfigs(options({ only: ['chain-2', bad] }), 6),
-        (e: unknown) => e instanceof UserError && e.message === `unknown configuration(s): ${bad}` && /chain-K-\{nopipe,noenc,nomb,nogroups,nopoll\}/.test(e.next.join()),
+        (e: unknown) => e instanceof UserError && e.message === `unknown configuration(s): ${bad}` && /chain-K-\{nopipe,noenc,nomb,nogroups,nopoll,nobatch\}/.test(e.next.join()),
         bad,
       );
     }
@@ -308,6 +317,17 @@ describe('planLaunch', () => {
       const on = byId(id);
       assert.ok(planLaunch(on, input(on)).processes.every((x) => !x.spec.args.includes('--stage-groups')), id);
     }
+  });
+
+  it('--batch-groups: every chain head gets --stage-batch-groups N, the nobatch one none, no worker ever', () => {
+    const c = planConfigs(options({ batchGroupsFrom: 8 }), 6);
+    const withIt = (id: string) => {
+      const cfg = c.find((x) => x.id === id)!;
+      return planLaunch(cfg, input(cfg)).processes.filter((x) => x.spec.args.includes('--stage-batch-groups')).map((x) => [x.rank, x.spec.args[x.spec.args.indexOf('--stage-batch-groups') + 1]]);
+    };
+    assert.deepEqual(withIt('chain-3'), [[0, '8']]);
+    assert.deepEqual(withIt('chain-3-nomb'), [[0, '8']]);
+    assert.deepEqual(withIt('chain-3-nobatch'), []);
   });
 
   it('turns encryption off on every rank of the noenc chain only', () => {

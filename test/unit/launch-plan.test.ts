@@ -58,6 +58,9 @@ describe('rankArgv', () => {
     assert.deepEqual(tail(rankArgv({ ...head, groups: 0 })), ['--stage-groups', '0'], '0 is passed, not taken for unset');
     assert.deepEqual(tail(rankArgv({ ...head, noMicrobatch: true, groups: 3 })), ['--stage-no-microbatch', '--stage-groups', '3']);
     assert.ok(!rankArgv({ ...base, layers: [4, 8], groups: 2 }).includes('--stage-groups'), 'a worker never gets it');
+    assert.deepEqual(tail(rankArgv({ ...head, groups: 2, batchGroupsFrom: 8 })), ['--stage-groups', '2', '--stage-batch-groups', '8']);
+    assert.deepEqual(tail(rankArgv({ ...head, batchGroupsFrom: 0 })), [], '0 is the engine default: not passed');
+    assert.ok(!rankArgv({ ...base, layers: [4, 8], batchGroupsFrom: 8 }).includes('--stage-batch-groups'), 'a worker never gets it');
   });
   it('recognises the worker ready line', () => {
     const m = STAGE_READY_LINE.exec('llama-relay: stage ready layers=4:8 listen=127.0.0.1:47101');
@@ -103,6 +106,14 @@ describe('planLaunch', () => {
     assert.deepEqual(flagged({ groups: 1 }), [[0, '1']]);
     assert.deepEqual(flagged({ groups: 0 }), [[0, '0']]);
     assert.deepEqual(flagged({ groups: 4, microbatch: false }), [[0, '4']]);
+    assert.deepEqual(flagged({}), []);
+  });
+
+  it('--batch-groups goes to the head only, as --stage-batch-groups', () => {
+    const flagged = (over: Partial<LaunchInput>) =>
+      planLaunch(input(over)).filter((p) => p.argv.includes('--stage-batch-groups')).map((p) => [p.rank, p.argv[p.argv.indexOf('--stage-batch-groups') + 1]]);
+    assert.deepEqual(flagged({ batchGroupsFrom: 8 }), [[0, '8']]);
+    assert.deepEqual(flagged({ batchGroupsFrom: 0 }), []);
     assert.deepEqual(flagged({}), []);
   });
 

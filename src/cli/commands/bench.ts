@@ -25,6 +25,7 @@ interface Args {
   'link-latency-ms': number;
   'link-poll'?: number;
   groups?: number;
+  'batch-groups'?: number;
   threads: number;
   taskset: boolean;
   json?: string;
@@ -65,6 +66,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay relays add to every link (0: no relays, links direct, bytes from the kernel via ss); local nodes only' })
       .option('link-poll', { type: 'number', describe: 'µs chain ranks with a core to themselves busy-poll their links around each expected frame (default: 10000; 0: off; chain-N-nopoll turns it off in one configuration)' })
       .option('groups', { type: 'number', describe: 'chains: the head keeps up to N groups of generating requests in flight across decode steps, as up --groups N (default: the engine\'s; chain-N-nogroups stays at 1)' })
+      .option('batch-groups', { type: 'number', describe: 'chains: from N requests generating together, the head keeps one batched group per rank in flight, as up --batch-groups N (default: off; chain-K-nobatch stays off, for the on/off ratio)' })
       .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
       .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
       .option('json', { type: 'string', describe: 'write the full report as JSON to this file' })
@@ -74,7 +76,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('split', { type: 'string', describe: 'explicit layer ranges per node for the N-rank configurations: 0:4,4:18 (default: the split up launches on ranks of one speed, the head output layer counted)' })
       .option('layers-per-node', { type: 'string', describe: 'layer counts per node for the N-rank configurations: 4,14' })
       .conflicts('split', 'layers-per-node')
-      .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb,nogroups,nopoll}, rpc-K)' })
+      .option('only', { type: 'string', describe: 'only these configurations, e.g. stock,chain-2,chain-2-nomb (stock, chain-K, chain-K-{nopipe,noenc,nomb,nogroups,nopoll,nobatch}, rpc-K)' })
       .option('batch', { type: 'number', describe: 'llama-server -b for every server' })
       .option('ubatch', { type: 'number', describe: 'llama-server -ub for every server' })
       .option('fault', { type: 'number', default: 0, describe: 'also measure the pause a resume costs: N streams on the N-rank chain, each with a worker SIGKILLed at about token 20 and started again (local nodes)' })
@@ -109,6 +111,7 @@ export const benchCommand: CommandModule<object, Args> = {
         linkLatencyMs: a['link-latency-ms'],
         ...(a['link-poll'] !== undefined ? { linkPollUs: a['link-poll'] } : {}),
         ...(a.groups !== undefined ? { groups: a.groups } : {}),
+        ...(a['batch-groups'] !== undefined ? { batchGroupsFrom: a['batch-groups'] } : {}),
         threads: a.threads,
         taskset: a.taskset,
         rpc: a.rpc,

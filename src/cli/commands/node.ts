@@ -23,6 +23,7 @@ interface Args {
   threads?: number;
   microbatch: boolean;
   groups?: number;
+  'batch-groups'?: number;
   'link-poll'?: number;
   prompt?: string;
   'max-tokens': number;
@@ -58,6 +59,7 @@ export const nodeCommand: CommandModule<object, Args> = {
       .option('threads', { type: 'number' })
       .option('microbatch', { type: 'boolean', default: true, describe: 'head only: micro-batched pipelined decode across requests (--no-microbatch: off, llama-server --stage-no-microbatch)' })
       .option('groups', { type: 'number', describe: 'head: keep up to N groups of generating requests in flight across decode steps (default: one per request; 1: off; llama-server --stage-groups)' })
+      .option('batch-groups', { type: 'number', describe: 'head: from N requests generating together, keep one group per rank in flight, each decoded as one batch of its requests; pays where a batch of rows costs less per row than one row (bench it: chain-K vs chain-K-nobatch); default 0: one micro-batch per request (llama-server --stage-batch-groups)' })
       .option('link-poll', { type: 'number', describe: 'µs this rank busy-polls its links around each expected frame when no other rank is on its host (default: 10000; 0: off; llama-server --stage-poll)' })
       .option('prompt', { type: 'string', describe: 'head only: run one generation and exit' })
       .option('max-tokens', { type: 'number', default: 64, describe: 'tokens per answer' })
@@ -94,6 +96,7 @@ export const nodeCommand: CommandModule<object, Args> = {
             runtime: { ctx: a.ctx, parallel: a.parallel, threads: a.threads, threadsBatch: a.threads },
             microbatch: a.microbatch,
             ...(a.groups !== undefined ? { groups: a.groups } : {}),
+            ...(a['batch-groups'] !== undefined ? { batchGroupsFrom: a['batch-groups'] } : {}),
             ...(a['link-poll'] !== undefined ? { linkPollUs: a['link-poll'] } : {}),
             ...(a.prompt !== undefined && !a.server ? { prompt: a.prompt } : {}),
             chatLines: output.chatLines,

@@ -41,6 +41,7 @@ interface Args {
   'stage-timeout'?: number;
   microbatch: boolean;
   groups?: number;
+  'batch-groups'?: number;
   'link-poll'?: number;
   'resume-timeout'?: number;
   'replace-after'?: number;
@@ -89,6 +90,7 @@ export const upCommand: CommandModule<object, Args> = {
       .option('stage-timeout', { type: 'number', describe: 'llama-server --stage-timeout seconds' })
       .option('microbatch', { type: 'boolean', default: true, describe: 'micro-batched pipelined decode across requests on the head (--no-microbatch: off, llama-server --stage-no-microbatch)' })
       .option('groups', { type: 'number', describe: 'head: keep up to N groups of generating requests in flight across decode steps (default: one per request; 1: off; llama-server --stage-groups)' })
+      .option('batch-groups', { type: 'number', describe: 'head: from N requests generating together, keep one group per rank in flight, each decoded as one batch of its requests; pays where a batch of rows costs less per row than one row (bench it: chain-K vs chain-K-nobatch); default 0: one micro-batch per request (llama-server --stage-batch-groups)' })
       .option('link-poll', { type: 'number', describe: 'µs a rank with a machine to itself busy-polls its links around each expected frame, instead of sleeping through it (default: 10000; 0: off; llama-server --stage-poll)' })
       .option('resume-timeout', { type: 'number', describe: 'seconds a request in flight waits for a lost rank to come back, then resumes (0: fail at once) [engine default: 60]' })
       .option('replace-after', { type: 'number', describe: "with spare lines in the cluster file: seconds a worker rank's node may stay lost before the rank moves to a spare [default: 30; --resume-timeout then defaults to this + 60]" })
@@ -138,6 +140,7 @@ export const upCommand: CommandModule<object, Args> = {
             stageTimeoutSeconds: a['stage-timeout'],
             microbatch: a.microbatch,
             ...(a.groups !== undefined ? { groups: a.groups } : {}),
+            ...(a['batch-groups'] !== undefined ? { batchGroupsFrom: a['batch-groups'] } : {}),
             ...(a['link-poll'] !== undefined ? { linkPollUs: a['link-poll'] } : {}),
             ...(a['resume-timeout'] !== undefined ? { resumeTimeoutSeconds: a['resume-timeout'] } : {}),
             ...(a['replace-after'] !== undefined ? { replaceAfterSeconds: a['replace-after'] } : {}),
