@@ -23,6 +23,8 @@ export interface StartClusterOptions {
   microbatch?: boolean;
   /** The head keeps up to N groups of generating requests in flight across decode steps (`up --groups`, llama-server --stage-groups; 1: off). */
   groups?: number;
+  /** From N generating requests, one batched group per rank (`up --batch-groups`, llama-server --stage-batch-groups; 0: off). */
+  batchGroupsFrom?: number;
   /** With spare nodes (NodeSpec `spare: true`, a cluster file's spare lines): `up --replace-after`. */
   replaceAfterSeconds?: number;
   /** llama-server on every node; default: the patched build (scripts/build-llama.sh, built on first use). */
@@ -85,6 +87,7 @@ export async function startCluster(o: StartClusterOptions = {}): Promise<Cluster
       llamaServer: o.llamaServer,
       ...(o.microbatch === false ? { microbatch: false } : {}),
       ...(o.groups !== undefined ? { groups: o.groups } : {}),
+      ...(o.batchGroupsFrom !== undefined ? { batchGroupsFrom: o.batchGroupsFrom } : {}),
       ...(o.replaceAfterSeconds !== undefined ? { replaceAfterSeconds: o.replaceAfterSeconds } : {}),
       sshConfig: o.sshConfig,
       acceptNewHostKeys: o.acceptNewHostKeys,
