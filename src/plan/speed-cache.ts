@@ -26,6 +26,11 @@ export interface SpeedRecord {
   /** The node's CPU quota in cores (its cgroup's), and the threads a rank ran with: cpuShare = quota / threads. */
   readonly cpuQuotaCores?: number;
   readonly threads?: number;
+  /**
+   * The calibration chain's aggregate decode with BATCH_ROWS requests decoded as one batch (micro-batches off), over its
+   * one-stream decode: what batching rows gains on the chain this node was part of (batch-groups.ts).
+   */
+  readonly batchGain?: number;
   readonly measuredAt: string;
   /** What was measured: the rank's layers and its compute per token. */
   readonly layers: string;
@@ -50,6 +55,8 @@ export interface CalibrationExtra {
   readonly threads?: number;
   /** Per link of the run (rank i to i+1, the last back to the head): its one-way latency, where measured. */
   readonly linkSeconds?: readonly (number | undefined)[];
+  /** The run's batch gain (SpeedRecord.batchGain), where it measured one. */
+  readonly batchGain?: number;
 }
 
 export const modelKey = (path: string, bytes: number): string => `${path} (${bytes} bytes)`;
@@ -132,6 +139,7 @@ export function recordsFromChainStats(
       ...overhead,
       ...(factor !== undefined ? { prefillSecondsPerByte: factor * measuredSpb.get(node)! } : {}),
       ...(quota !== undefined ? { cpuQuotaCores: quota, threads } : {}),
+      ...(extra.batchGain !== undefined ? { batchGain: extra.batchGain } : {}),
       measuredAt: key.at,
       layers: e.layers.join(','),
       computeMsPerToken: e.measuredMs.reduce((a, b) => a + b, 0),

@@ -18,6 +18,7 @@ import { measureLink } from '../provision/probe-links.js';
 import { modelKey, recordsFromChainStats, type LinkRecord, type SpeedRecord } from '../plan/speed-cache.js';
 import { patchedLlamaServer } from '../provision/llama-builds.js';
 import { nodeName } from '../runtime/node-transports.js';
+import { BATCH_ROWS } from '../plan/batch-groups.js';
 import { planModel } from './plan.js';
 import { saveDevices, saveSpeeds } from './speed-store.js';
 import { up, type ProvisionedRank } from './up.js';
@@ -46,8 +47,8 @@ export interface ProbeResult {
   readonly links: readonly LinkRecord[];
   /** Per node (in order): what its engine and OS reported. */
   readonly devices: readonly (NodeDevices | undefined)[];
-  /** The measured run: its split and decode. */
-  readonly measured: { readonly split: string; readonly decodeTokensPerSecond: number };
+  /** The measured run: its split and decode, and (where the context held BATCH_ROWS slots) its batch gain. */
+  readonly measured: { readonly split: string; readonly decodeTokensPerSecond: number; readonly batchGain?: number };
 }
 
 const PROMPT = 'The history of the Roman Empire begins';
@@ -58,6 +59,8 @@ const CALIBRATION_TOKENS = 192;
 const PARAGRAPH =
   'Rome grew from a small town on the Tiber into an empire that ruled the Mediterranean world. Its roads, laws and ' +
   'cities outlasted its emperors, and its language became the root of many others spoken today across Europe. ';
+// The batch phase: BATCH_ROWS requests of this many tokens decoded together (short: its steps are the costly part).
+const BATCH_TOKENS = 96;
 const calibrationPrompt = (ctx: number, tokens: number): string => {
   const copies = Math.max(0, Math.min(4, Math.floor((ctx - tokens - 64) / 60)));
   return PARAGRAPH.repeat(copies) + PROMPT;
@@ -72,19 +75,25 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
   const first = await planModel({ model: req.model, nodes: specs, runtime: { ctx: req.ctx }, speeds: [] });
   const ranges = first.plan.nodes.map((n) => ({ node: nodeName(specs[n.index]!), layerStart: n.layerStart, layerEnd: n.layerEnd }));
   const split = ranges.map((r) => `${r.layerStart}:${r.layerEnd}`).join(',');
-  req.emit({ kind: 'info', message: `probe: a calibration run of ${req.tokens ?? CALIBRATION_TOKENS} tokens on layers ${split}` });
+  const tokens = req.tokens ?? CALIBRATION_TOKENS;
+  // BATCH_ROWS slots where each can hold the calibration (the context is shared by the slots): then a second phase
+  // decodes BATCH_ROWS requests as one batch per step (micro-batches off), for the batch gain. One stream is the same
+  // with or without micro-batches (there is nothing to split).
+  const slots = Math.floor(req.ctx / BATCH_ROWS) >= tokens + 64 ? BATCH_ROWS : 1;
+  req.emit({ kind: 'info', message: `probe: a calibration run of ${tokens} tokens on layers ${split}${slots > 1 ? `, then ${slots} requests of ${BATCH_TOKENS} decoded as one batch` : ''}` });
 
   const bus = new EventBus();
   bus.subscribe((e) => (e.kind === 'info' || e.kind === 'node-phase' || e.kind === 'error' || e.kind === 'rank-exited' ? req.emit(e) : undefined));
   const ac = new AbortController();
   const stop = () => ac.abort();
   req.signal.addEventListener('abort', stop, { once: true });
-  let measuredRun: { stats: ChainStats; decodeMs: number; prompt?: { ms: number; tokens: number } } | undefined;
+  let measuredRun: { stats: ChainStats; decodeMs: number; prompt?: { ms: number; tokens: number }; batchGain?: number } | undefined;
   let probed: { devices: (NodeDevices | undefined)[]; links: (number | undefined)[] } | undefined;
   let failure: unknown;
   const ready = async ({ apiUrl }: { apiUrl: string }) => {
     try {
-      measuredRun = await calibrate(apiUrl, calibrationPrompt(req.ctx, req.tokens ?? CALIBRATION_TOKENS), req.tokens ?? CALIBRATION_TOKENS, ac.signal);
+      const one = await calibrate(apiUrl, calibrationPrompt(Math.floor(req.ctx / slots), tokens), tokens, ac.signal);
+      measuredRun = slots > 1 ? { ...one, batchGain: (await batchDecodeTps(apiUrl, slots, ac.signal)) * (one.decodeMs / 1000) } : one;
     } catch (err) {
       failure = err;
     } finally {
@@ -101,8 +110,9 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
       split,
       apiPort: await getPort({ host: '127.0.0.1' }),
       stagePortBase: req.stagePortBase ?? 47100,
-      runtime: { ctx: req.ctx, parallel: 1, ...(req.threads !== undefined ? { threads: req.threads, threadsBatch: req.threads } : {}) },
-      maxTokens: req.tokens ?? CALIBRATION_TOKENS,
+      runtime: { ctx: req.ctx, parallel: slots, ...(req.threads !== undefined ? { threads: req.threads, threadsBatch: req.threads } : {}) },
+      ...(slots > 1 ? { microbatch: false, batchGroupsFrom: 0 } : {}),
+      maxTokens: tokens,
       readyTimeoutSeconds: 600,
       ...(req.sshConfig ? { sshConfig: req.sshConfig } : {}),
       ...(req.acceptNewHostKeys ? { acceptNewHostKeys: true } : {}),
@@ -130,12 +140,34 @@ export async function probeSpeeds(req: ProbeRequest): Promise<ProbeResult> {
     { ranks: measuredRun.stats.ranks.map((r) => ({ rank: r.rank, computeMsPerToken: r.compute_ms_per_token })), hopMs: measuredRun.stats.hop_ms, roundTripMsPerToken: measuredRun.stats.round_trip_ms_per_token },
     measuredRun.decodeMs,
     { binary, model: modelKey(first.model.ggufPath, size), at },
-    { ...(measuredRun.prompt ? { prompt: measuredRun.prompt } : {}), cpuQuotaCores: quotas, threads: req.threads ?? 1, linkSeconds: probed.links },
+    {
+      ...(measuredRun.prompt ? { prompt: measuredRun.prompt } : {}),
+      cpuQuotaCores: quotas,
+      threads: req.threads ?? 1,
+      linkSeconds: probed.links,
+      ...(measuredRun.batchGain !== undefined ? { batchGain: measuredRun.batchGain } : {}),
+    },
   );
   const links = probed.links.flatMap((l, i) => (l === undefined ? [] : [{ from: ranges[i]!.node, to: ranges[(i + 1) % ranges.length]!.node, oneWaySeconds: l, measuredAt: at }]));
   await saveSpeeds(records, links);
   await saveDevices(Object.fromEntries(specs.flatMap((s, i) => (devices[i] ? [[nodeName(s), devices[i]!]] : []))));
-  return { records, links, devices, measured: { split, decodeTokensPerSecond: 1000 / measuredRun.decodeMs } };
+  return {
+    records,
+    links,
+    devices,
+    measured: { split, decodeTokensPerSecond: 1000 / measuredRun.decodeMs, ...(measuredRun.batchGain !== undefined ? { batchGain: measuredRun.batchGain } : {}) },
+  };
+}
+
+/**
+ * `n` greedy requests at once, each decoded in the same steps (one ubatch of n rows, micro-batches off): their decode
+ * rates, as the head timed each, summed.
+ */
+async function batchDecodeTps(apiUrl: string, n: number, signal: AbortSignal): Promise<number> {
+  const sampling = { temperature: 0, ignore_eos: true };
+  const runs = await Promise.all(Array.from({ length: n }, (_, i) => streamCompletion(apiUrl, { prompt: `${PROMPT} (${i + 1})`, maxTokens: BATCH_TOKENS, sampling }, () => undefined, signal)));
+  if (runs.some((r) => !r.decodeTokensPerSecond)) throw new ExternalError('the calibration batch gave no decode timing', { command: `POST ${apiUrl}/completion` });
+  return runs.reduce((a, r) => a + r.decodeTokensPerSecond!, 0);
 }
 
 /** One greedy completion through the head; its own decode timing, then the chain timing of exactly those tokens' run. */

@@ -28,6 +28,7 @@ import { provisionChain } from '../provision/provision-nodes.js';
 import { connectNodes, isLocalSpec, nodeName, nodeTransports, sshSettings } from '../runtime/node-transports.js';
 import { checkLinkPoll, linkPollWindows } from '../runtime/link-poll.js';
 import { modelChatTemplate } from './model-template.js';
+import { chooseBatchGroups } from '../plan/batch-groups.js';
 import { planModel } from './plan.js';
 import { looksLikeModelPath, resolveModel } from '../ollama/resolve.js';
 import { candidateRoots } from '../ollama/roots.js';
@@ -147,13 +148,15 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
   const tunnels: Forward[] = [];
   let relay: LinkRelay | undefined;
   try {
-    const { ranges, modelPath, memory, params, system, placement, prediction, offload } = await layerRanges(o, specs);
+    const { ranges, modelPath, memory, params, system, placement, prediction, offload, batchGains } = await layerRanges(o, specs);
     checkSpares(spares, ranges.map((_, i) => memory?.[i]));
     emit({ kind: 'info', message: `placement: ${placement} (${formatSplit(ranges)})` });
     offload?.forEach((g, i) => {
       if (g) emit({ kind: 'info', message: `rank ${i}: ${g.layers} of its layers on ${g.device} (-ngl ${g.layers}), the rest in RAM` });
     });
     if (prediction) unwatch = watchPrediction(bus, prediction);
+    const batched = chooseBatchGroups({ ranks: ranges.length, parallel: o.runtime.parallel, ...(batchGains ? { gains: batchGains } : {}), ...(o.batchGroupsFrom !== undefined ? { asked: o.batchGroupsFrom } : {}) });
+    if (ranges.length > 1 && o.runtime.parallel > 1) emit({ kind: 'info', message: `batched groups: ${batched.why}` });
     const generation = generationSettings({ chatTemplate: await modelChatTemplate(modelPath), ollamaParams: params, system });
     const served = await describeServedModel(o.model, o.runtime).catch(() => minimalServedModel(o.model, o.runtime));
     ranges.forEach((r, i) =>
@@ -230,7 +233,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       links: tunnelled ?? (headLink ? ranges.map((_, i) => (i === 0 ? headLink : undefined)) : undefined),
       microbatch: o.microbatch,
       ...(o.groups !== undefined ? { groups: o.groups } : {}),
-      ...(o.batchGroupsFrom ? { batchGroupsFrom: o.batchGroupsFrom } : {}),
+      ...(batched.from ? { batchGroupsFrom: batched.from } : {}),
     };
     const launches = planLaunch(launchInput);
     // A move: the rank's node, binary, slice and stage port become the spare's; planLaunch re-derives every link.
@@ -366,6 +369,8 @@ async function layerRanges(
   memory?: number[];
   params?: Record<string, unknown>;
   system?: string;
+  /** Per rank, the batch gain its node's last probe measured (undefined: not measured). */
+  batchGains?: (number | undefined)[];
 }> {
   const manualFlags = { ...(o.split !== undefined ? { split: o.split } : {}), ...(o.layersPerNode !== undefined ? { layersPerNode: o.layersPerNode } : {}) };
   if (o.layers !== undefined) {
@@ -384,6 +389,7 @@ async function layerRanges(
     ranges: r.plan.nodes.map((n) => ({ layerStart: n.layerStart, layerEnd: n.layerEnd })),
     modelPath: r.model.ggufPath,
     memory: r.plan.nodes.map((n) => n.memory.total),
+    ...(r.speeds ? { batchGains: r.speeds.map((s) => s.batchGain) } : {}),
     params: r.model.params,
     system: r.model.system,
   };

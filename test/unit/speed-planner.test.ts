@@ -147,6 +147,10 @@ describe('speed cache', () => {
     assert.equal(same.length, 1);
     assert.equal(same[0]!.layers, '0:1,1:18');
     assert.ok(Math.abs(same[0]!.secondsPerByte - (1.874 + 41.061) / 1000 / (1800 * MB)) < 1e-18);
+    // The run's batch gain goes on every node's record, where the run measured one.
+    assert.ok(recs.every((r) => r.batchGain === undefined));
+    const batched = recordsFromChainStats(info, [{ node: 'a', layerStart: 0, layerEnd: 1 }, { node: 'b', layerStart: 1, layerEnd: 18 }], stats, 104.8, key, { batchGain: 1.28 });
+    assert.deepEqual(batched.map((r) => r.batchGain), [1.28, 1.28]);
   });
 
   it('lookup prefers the binary measured, else the newest; a fresh record replaces its (node, binary, model)', () => {

@@ -1,4 +1,5 @@
 // `llama-relay plan` (alias `shard`): how a model's layers split over nodes, with memory per node.
+import { BATCH_GAIN_MIN, BATCH_ROWS } from '../../plan/batch-groups.js';
 import type { CommandModule } from 'yargs';
 import { UserError } from '../../errors.js';
 import { formatBytes } from '../../plan/size.js';
@@ -66,6 +67,11 @@ export function renderProbe(r: PlanResult, probe: ProbeResult): string {
     return lines.push(`  ${name}: ${devs}; ${mem}`);
   });
   lines.push(`  calibration: layers ${probe.measured.split} decoded ${probe.measured.decodeTokensPerSecond.toFixed(1)} tok/s (measured)`);
+  const gain = probe.measured.batchGain;
+  if (gain !== undefined) {
+    const pays = gain >= BATCH_GAIN_MIN ? `up batches groups from ${BATCH_ROWS} requests per rank` : `under ${BATCH_GAIN_MIN}x: up keeps one micro-batch per request`;
+    lines.push(`  batching: ${BATCH_ROWS} requests in one batch decoded at ${gain.toFixed(2)}x one request's rate (measured; ${pays})`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
