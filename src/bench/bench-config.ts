@@ -69,8 +69,8 @@ export interface BenchOptions extends BenchSweep {
   readonly stock: boolean;
   /** --groups N: the chains' heads keep up to N slot groups in flight (--stage-groups; chain-N-nogroups still 1); undefined: the engine default. */
   readonly groups?: number;
-  /** --batch-groups N: the chains' heads batch their groups from N generating requests (chain-N-nobatch: off); undefined: off. */
-  readonly batchGroupsFrom?: number;
+  /** Per rank count K: the K-rank chains' heads batch their groups from this many generating requests (0 or absent: off; chain-K-nobatch: off). */
+  readonly batchGroups?: ReadonlyMap<number, number>;
   /** Only these configuration ids, when given. */
   readonly only?: readonly string[];
   /** The user's split over all the nodes (--split, --layers-per-node, layers=): the N-rank configurations use it. */

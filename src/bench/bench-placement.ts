@@ -17,6 +17,8 @@ export interface BenchPlacement {
 export interface MeasuredChain {
   readonly speeds: readonly NodeSpeed[];
   readonly links: LinkSeconds;
+  /** Per node, the batch gain its last probe measured (batch-groups.ts), where it did. */
+  readonly batchGains?: readonly (number | undefined)[];
 }
 
 /**

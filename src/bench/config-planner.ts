@@ -20,7 +20,7 @@ function defaultNames(o: BenchOptions, n: number): ConfigName[] {
   // The full chain again with one engine feature off, for the on/off ratios. Busy-poll only differs where a rank has a
   // core to itself: pinned, or on a node of its own.
   const polls = o.taskset || o.nodes.some((x) => x.kind !== 'local');
-  const applies = (v: string) => (v === 'nopoll' ? polls : v === 'nobatch' ? !!o.batchGroupsFrom : true);
+  const applies = (v: string) => (v === 'nopoll' ? polls : v === 'nobatch' ? !!o.batchGroups?.get(n) : true);
   if (n >= 2) for (const variant of VARIANT_ORDER) if (applies(variant)) names.push({ kind: 'chain', ranks: n, variant });
   if (o.rpc && n >= 2) names.push({ kind: 'rpc', ranks: n });
   return names;
@@ -47,7 +47,7 @@ function configFor(o: BenchOptions, layers: number, name: ConfigName): BenchConf
   if (name.kind === 'rpc') {
     return { id, kind: 'rpc', description: `llama.cpp RPC: llama-server --rpc over ${k - 1} ggml-rpc-server(s)`, ranks: ranksFor(o, layers, k), pipeline: true, hops: 2 * (k - 1) };
   }
-  const chain = { id, kind: 'chain' as const, ranks: ranksFor(o, layers, k), pipeline: true, hops: k > 1 ? k : 0, ...(o.groups !== undefined && k > 1 ? { groups: o.groups } : {}), ...(o.batchGroupsFrom && k > 1 ? { batchGroupsFrom: o.batchGroupsFrom } : {}) };
+  const chain = { id, kind: 'chain' as const, ranks: ranksFor(o, layers, k), pipeline: true, hops: k > 1 ? k : 0, ...(o.groups !== undefined && k > 1 ? { groups: o.groups } : {}), ...(o.batchGroups?.get(k) ? { batchGroupsFrom: o.batchGroups.get(k)! } : {}) };
   if (!name.variant) return { ...chain, description: k === 1 ? 'llama-relay server, no stage flags' : `llama-relay chain, ${k} ranks` };
   const v = CHAIN_VARIANTS[name.variant];
   return { ...chain, ...v.flags, description: `llama-relay chain, ${k} ranks, ${v.off}` };
@@ -57,7 +57,7 @@ function configFor(o: BenchOptions, layers: number, name: ConfigName): BenchConf
  * stock (one stock llama-server), chain-1..chain-N (chain-1 is the patched server without stage flags), the N-rank
  * chain with one engine feature off (chain-N-nopipe: the head waits for every ubatch; chain-N-noenc: links
  * authenticated, not encrypted; chain-N-nomb: no micro-batched decode across requests; chain-N-nogroups: the head with
- * --stage-groups 1, one group of generating requests in flight; chain-N-nopoll: no rank busy-polls its links; chain-N-nobatch, with --batch-groups N: one micro-batch per request), rpc-N (stock llama-server
+ * --stage-groups 1, one group of generating requests in flight; chain-N-nopoll: no rank busy-polls its links; chain-N-nobatch, where the N-rank chain batches its groups: one micro-batch per request), rpc-N (stock llama-server
  * --rpc over N-1 ggml-rpc-servers), each K-rank one with the same split of the model's layers (options.placement, else even; the N-rank ones with the
  * user's split, where given). Rank i runs on node i. `--only` picks by name, also smaller variants (chain-2-nomb).
  */

@@ -30,6 +30,7 @@ import { runConfig } from '../bench/run-config.js';
 import { onOffPoints, scalingPoints } from '../bench/serving-tables.js';
 import { checkLinkPoll } from '../runtime/link-poll.js';
 import { checkBatchGroups, checkGroups } from '../runtime/server-argv.js';
+import { chooseBatchGroups } from '../plan/batch-groups.js';
 
 export interface BenchRequest extends BenchSweep {
   readonly model: string;
@@ -125,13 +126,21 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     stock: req.stock,
     only: req.only,
     ...(req.groups !== undefined ? { groups: req.groups } : {}),
-    ...(req.batchGroupsFrom ? { batchGroupsFrom: req.batchGroupsFrom } : {}),
     batch: req.batch,
     ubatch: req.ubatch,
   };
   const split = manual ? resolveSplit(manual, nodes.length, layers).map((r) => [r.layerStart, r.layerEnd] as const) : undefined;
   if (split) emit({ kind: 'info', message: `bench: the ${nodes.length}-rank configurations use the split given, ${split.map(([a, b]) => `${a}:${b}`).join(',')}` });
-  const placements = benchPlacements(modelInfo(gguf.metadata, gguf.tensors), nodes.length, Math.max(...req.parallel), await measuredChains(nodes, resolved.ggufPath));
+  const measured = await measuredChains(nodes, resolved.ggufPath);
+  const placements = benchPlacements(modelInfo(gguf.metadata, gguf.tensors), nodes.length, Math.max(...req.parallel), measured);
+  // Each K-rank chain batches its groups as `up` would on these nodes (--batch-groups decides where given).
+  const batchGroups = new Map<number, number>();
+  for (let k = 2; k <= nodes.length; k++) {
+    const gains = measured(k)?.batchGains;
+    const c = chooseBatchGroups({ ranks: k, parallel: Math.max(...req.parallel), ...(gains ? { gains } : {}), ...(req.batchGroupsFrom !== undefined ? { asked: req.batchGroupsFrom } : {}) });
+    batchGroups.set(k, c.from);
+    if (Math.max(...req.parallel) > 1) emit({ kind: 'info', message: `bench: the ${k}-rank chains' batched groups: ${c.why}` });
+  }
   if (!split) {
     for (const [k, p] of placements) {
       const ranges = p.ranges.map(([a, b]) => `${a}:${b}`).join(',');
@@ -139,7 +148,7 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     }
   }
   const placement = new Map([...placements].map(([k, p]) => [k, p.ranges]));
-  const configs = planConfigs({ ...options, placement, ...(split ? { split } : {}) }, layers);
+  const configs = planConfigs({ ...options, placement, batchGroups, ...(split ? { split } : {}) }, layers);
   const faults = req.faults ?? 0;
   // --fault measures the resume on the full chain: a worker of the N-rank chain killed and started again on this machine.
   const faultId = `chain-${nodes.length}`;
@@ -265,6 +274,6 @@ async function measuredChains(nodes: readonly BenchNode[], ggufPath: string): Pr
     const known = names.slice(0, k).map((n) => lookupSpeed(records, n, key));
     if (known.some((r) => r === undefined)) return undefined;
     const measured = known as NonNullable<(typeof known)[number]>[];
-    return { speeds: measured.map(nodeSpeedOf), links: chainLinkSeconds(names.slice(0, k), measured, links) };
+    return { speeds: measured.map(nodeSpeedOf), links: chainLinkSeconds(names.slice(0, k), measured, links), batchGains: measured.map((r) => r.batchGain) };
   };
 }

@@ -153,14 +153,14 @@ describe('planConfigs', () => {
       ['stock', undefined], ['chain-1', undefined], ['chain-2', 2], ['chain-3', 2], ['chain-3-nopipe', 2], ['chain-3-noenc', 2], ['chain-3-nomb', 2], ['chain-3-nogroups', 1], ['rpc-3', undefined],
     ]);
   });
-  it('--batch-groups N reaches every chain of 2+ ranks; chain-N-nobatch joins the default set only then, with it off', () => {
-    const c = planConfigs(options({ batchGroupsFrom: 8 }), 6);
+  it('batched groups reach the chains of their rank count; chain-N-nobatch joins the default set only where the N-rank chain batches', () => {
+    const c = planConfigs(options({ batchGroups: new Map([[2, 8], [3, 12]]) }), 6);
     assert.deepEqual(c.map((x) => [x.id, x.batchGroupsFrom]), [
-      ['stock', undefined], ['chain-1', undefined], ['chain-2', 8], ['chain-3', 8], ['chain-3-nopipe', 8], ['chain-3-noenc', 8], ['chain-3-nomb', 8], ['chain-3-nogroups', 8], ['chain-3-nobatch', 0], ['rpc-3', undefined],
+      ['stock', undefined], ['chain-1', undefined], ['chain-2', 8], ['chain-3', 12], ['chain-3-nopipe', 12], ['chain-3-noenc', 12], ['chain-3-nomb', 12], ['chain-3-nogroups', 12], ['chain-3-nobatch', 0], ['rpc-3', undefined],
     ]);
     assert.equal(c.find((x) => x.id === 'chain-3-nobatch')!.description, 'llama-relay chain, 3 ranks, batched groups off');
-    assert.ok(!planConfigs(options({}), 6).some((x) => x.id.endsWith('-nobatch')), 'without --batch-groups there is nothing to turn off');
-    assert.ok(!planConfigs(options({ batchGroupsFrom: 0 }), 6).some((x) => x.id.endsWith('-nobatch')));
+    assert.ok(!planConfigs(options({}), 6).some((x) => x.id.endsWith('-nobatch')), 'no chain batches: nothing to turn off');
+    assert.ok(!planConfigs(options({ batchGroups: new Map([[3, 0]]) }), 6).some((x) => x.id.endsWith('-nobatch')));
   });
   it('pins rank i to core i mod cores with --taskset', () => {
     const c = planConfigs(options({ taskset: true, cores: 2 }), 6);
@@ -319,8 +319,8 @@ describe('planLaunch', () => {
     }
   });
 
-  it('--batch-groups: every chain head gets --stage-batch-groups N, the nobatch one none, no worker ever', () => {
-    const c = planConfigs(options({ batchGroupsFrom: 8 }), 6);
+  it('batched groups: every such chain head gets --stage-batch-groups N, the nobatch one none, no worker ever', () => {
+    const c = planConfigs(options({ batchGroups: new Map([[2, 8], [3, 8]]) }), 6);
     const withIt = (id: string) => {
       const cfg = c.find((x) => x.id === id)!;
       return planLaunch(cfg, input(cfg)).processes.filter((x) => x.spec.args.includes('--stage-batch-groups')).map((x) => [x.rank, x.spec.args[x.spec.args.indexOf('--stage-batch-groups') + 1]]);
