@@ -4,7 +4,9 @@
 // after a burst larger than --parallel no KV cell is left behind on any rank.
 //
 // Every chain runs in each decode mode the engine has: the default, and --stage-no-microbatch when the head's /health
-// chain stats report a "microbatch" field (an engine without micro-batched decode has no such field: default only).
+// chain stats report a "microbatch" field (an engine without micro-batched decode has no such field: default only);
+// on the quantized models also with batched groups (--stage-batch-groups 2: several requests a micro-batch, whose rows
+// are each summed alone there, so the answers are those of stock alone or at the same grouping, as micro-batched ones).
 //
 // Which stock answer each case is compared with (measured on this pin, 2-core x86 CPU):
 // - Stock's own -np N answers differ from its -np 1 answers on every model here once requests are batched together:
@@ -54,9 +56,14 @@ const qwen2Q8 = async () => quantized(await makeFixture({ arch: 'qwen2', layers:
 const NO_MICROBATCH = '--stage-no-microbatch';
 let engineHasMicrobatch: boolean | undefined;
 
+// Batched groups from 2 generating requests: on 3 ranks 4 requests make groups of 2, 1 and 1, on 2 ranks 8 make two of 4.
+const BATCHED = ['--stage-batch-groups', '2'];
+
 interface ChainStats {
   microbatch?: boolean;
   pipelined_ubatches?: number;
+  batch_groups_from?: number;
+  submitted_groups?: number;
 }
 
 async function chainStats(port: number): Promise<ChainStats> {
@@ -69,7 +76,8 @@ async function chainStats(port: number): Promise<ChainStats> {
 
 /**
  * Runs `body` on a fresh chain in each decode mode: the default, then --stage-no-microbatch (a head flag) when the
- * engine reports "microbatch" in /health. `extra` goes to every rank.
+ * engine reports "microbatch" in /health, and with `batched` also batched groups (quantized models only: there a
+ * batch's rows are stock alone's). `extra` goes to every rank.
  */
 async function inEachMode(
   model: string,
@@ -77,20 +85,23 @@ async function inEachMode(
   extra: string[],
   body: (chain: Chain, mode: string, microbatched: boolean) => Promise<void>,
   opts: Parameters<typeof startChain>[3] = {},
+  batched = false,
 ): Promise<void> {
   const failures: unknown[] = [];
-  for (const off of [false, true]) {
-    if (off && !engineHasMicrobatch) break; // logged once, at the end
-    const mode = off ? NO_MICROBATCH : 'default';
-    const chain = await startChain(model, ranges, extra, { ...opts, perRankArgs: (i) => (off && i === 0 ? [NO_MICROBATCH] : []) });
+  const modes = [{ mode: 'default', head: [] as string[] }, { mode: NO_MICROBATCH, head: [NO_MICROBATCH] }, ...(batched ? [{ mode: BATCHED.join(' '), head: BATCHED }] : [])];
+  for (const { mode, head } of modes) {
+    const off = mode === NO_MICROBATCH;
+    if (mode !== 'default' && !engineHasMicrobatch) break; // logged once, at the end
+    const chain = await startChain(model, ranges, extra, { ...opts, perRankArgs: (i) => (i === 0 ? head : []) });
     try {
       const stats = await chainStats(chain.port);
-      if (!off) engineHasMicrobatch = typeof stats.microbatch === 'boolean';
-      else assert.equal(stats.microbatch, false, `${NO_MICROBATCH} but /health reports microbatch=${String(stats.microbatch)}`);
+      if (mode === 'default') engineHasMicrobatch = typeof stats.microbatch === 'boolean';
+      else if (off) assert.equal(stats.microbatch, false, `${NO_MICROBATCH} but /health reports microbatch=${String(stats.microbatch)}`);
+      else assert.equal(stats.batch_groups_from, 2, `${mode} but /health reports batch_groups_from=${String(stats.batch_groups_from)}`);
       await body(chain, mode, stats.microbatch === true);
       if (typeof stats.microbatch === 'boolean') {
         const s = await chainStats(chain.port);
-        process.stderr.write(`concurrency [${mode}]: /health microbatch=${String(s.microbatch)} pipelined_ubatches=${String(s.pipelined_ubatches)}\n`);
+        process.stderr.write(`concurrency [${mode}]: /health microbatch=${String(s.microbatch)} pipelined_ubatches=${String(s.pipelined_ubatches)} submitted_groups=${String(s.submitted_groups)}\n`);
       }
     } catch (e) {
       // the other mode still runs: a failure in one says more next to the other's result
@@ -290,7 +301,7 @@ for (const c of exactCases) {
             if (sameAsAlone[i]) assertSameCompletion(alone[i]!, g, microbatched && c.f32 ? MIXED_CHUNK_TOL : TOL, `${what} vs stock alone #${i}`);
           });
           process.stderr.write(`concurrency ${c.name} N=${run.n} [${label}] ${mode}: max |dlogprob| vs ${ref} = ${worst}\n`);
-        });
+        }, {}, !c.f32);
       });
     }
   });
@@ -334,10 +345,17 @@ describe('concurrency with separate clients (qwen2 tied Q8_0, 3 ranks, -np 4)', 
     } finally {
       await stock.stop();
     }
-    await inEachMode(model, [[0, 2], [2, 5]], flags, async (chain, mode) => {
-      const worst = compareAll(want, await staggered(chain.port, prompts, BODY), `${mode} staggered streams vs stock alone`);
-      process.stderr.write(`concurrency staggered 8 streams [${mode}]: max |dlogprob| ${worst}\n`);
-    });
+    await inEachMode(
+      model,
+      [[0, 2], [2, 5]],
+      flags,
+      async (chain, mode) => {
+        const worst = compareAll(want, await staggered(chain.port, prompts, BODY), `${mode} staggered streams vs stock alone`);
+        process.stderr.write(`concurrency staggered 8 streams [${mode}]: max |dlogprob| ${worst}\n`);
+      },
+      {},
+      true,
+    );
   });
 
   test('4 concurrent streams, one client disconnects mid-stream: the others complete exactly, its slot is freed', { timeout: 600_000 }, async () => {
@@ -375,7 +393,7 @@ describe('concurrency with separate clients (qwen2 tied Q8_0, 3 ranks, -np 4)', 
       const again = await completeStream(chain.port, prompts[victim]!, { body: BODY });
       assertSameCompletion(alone[victim]!, again, TOL, `${mode} the disconnected prompt again`);
       process.stderr.write(`concurrency cancel [${mode}]: tokens per stream at the disconnect ${atAbort.join(',')}; max |dlogprob| ${worst}\n`);
-    });
+    }, {}, true);
   });
 
   test('a rank killed while 4 streams are in flight: each ends with an error naming the rank; after its restart the next requests are exact', { timeout: 600_000 }, async () => {
@@ -415,6 +433,7 @@ describe('concurrency with separate clients (qwen2 tied Q8_0, 3 ranks, -np 4)', 
         process.stderr.write(`concurrency kill [${mode}]: error "${got[0]!.error?.slice(0, 160)}"; after restart max |dlogprob| ${worst}\n`);
       },
       { timeoutS: 4 },
+      true,
     );
   });
 
@@ -473,7 +492,7 @@ describe('concurrency with separate clients (qwen2 tied Q8_0, 3 ranks, -np 4)', 
       }
       await slotsIdle(chain.port, `${mode} after the probes`);
       process.stderr.write(`concurrency burst [${mode}]: 16 streams (2 cut), ${NP} slot probes, max |dlogprob| ${worst}\n`);
-    });
+    }, {}, true);
   });
 });
 
