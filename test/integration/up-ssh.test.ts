@@ -216,6 +216,8 @@ describe('up over a real sshd (fixture ranks)', { timeout: 240_000 }, () => {
   it('SIGTERM tears the chain down in order and exits', async () => {
     const l = await launch(`${sshd.alias},local`, ['--server']);
     assert.ok(await chainReady(l), l.stderr());
+    // The positive control below needs the API forward sampled once before the teardown (a loaded CI host missed it).
+    assert.ok(await waitFor(() => processKinds(l.seen.values()).has('ssh forward'), 5000), `no ssh forward seen: ${[...l.seen.values()].map((a) => a.slice(0, 120)).join('\n')}`);
     l.proc.kill('SIGTERM');
     await l.exit;
     assert.ok(l.events.filter((e) => e.kind === 'node-phase' && e.phase === 'stopped').length === 2);
