@@ -112,6 +112,17 @@ describe('llama-relay node', { timeout: 120_000 }, () => {
     assert.deepEqual(await survivorsAfter(marker, 5000), []);
   });
 
+  it('--batch-groups N on the head reaches it as --stage-batch-groups N; a worker gets no switch; a bad N is refused naming the flag', async () => {
+    const { common, env } = await headOnly(['--batch-groups', '8'], '--stage-batch-groups 8');
+    for (const bad of ['-1', '2.5', '5000']) {
+      const r = run([...common, '--rank', '0', '--batch-groups', bad, '--api-port', String(await getPort())], env);
+      assert.equal(await r.exit, 2, r.err());
+      assert.match(r.err(), new RegExp(`--batch-groups must be a whole number of requests from 0 to 1024, not ${bad.replace('.', '\\.')}`));
+      assert.doesNotMatch(r.err(), /fake: stage switches/, 'refused before any rank starts');
+    }
+    assert.deepEqual(await survivorsAfter(marker, 5000), []);
+  });
+
   it('ranks on hosts of their own busy-poll their links (--stage-poll 10000, or --link-poll US); ranks sharing a host do not; a bad --link-poll is refused', async () => {
     const model = join(work, `${marker}.gguf`);
     writeFileSync(model, '');
