@@ -10,7 +10,7 @@ export const CHAIN_VARIANTS = {
   nogroups: { off: 'slot groups off', feature: 'slot groups', flags: { groups: 1 } },
   // no rank busy-polls its links (--stage-poll); only ranks with a core to themselves do in the chain itself
   nopoll: { off: 'link busy-poll off', feature: 'link busy-poll', flags: { poll: false } },
-  // --batch-groups 0: one micro-batch per request, where the run batches groups (bench --batch-groups N)
+  // --stage-batch-groups off: one micro-batch per request, where the chain batches its groups (--batch-groups, or the probe's gain)
   nobatch: { off: 'batched groups off', feature: 'batched groups', flags: { batchGroupsFrom: 0 } },
 } as const;
 

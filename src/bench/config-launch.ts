@@ -196,7 +196,7 @@ export function planConfigLaunch(c: BenchConfig, input: LaunchInput): LaunchPlan
       encrypt: c.encrypt,
       microbatch: c.microbatch,
       ...(c.groups !== undefined ? { groups: c.groups } : {}),
-      ...(c.batchGroupsFrom ? { batchGroupsFrom: c.batchGroupsFrom } : {}),
+      batchGroupsFrom: c.batchGroupsFrom,
     });
     const processes = launches.map((l): PlannedProcess => {
       const p = proc(l.rank, l.role, l.argv, l.readiness);

@@ -47,7 +47,7 @@ function configFor(o: BenchOptions, layers: number, name: ConfigName): BenchConf
   if (name.kind === 'rpc') {
     return { id, kind: 'rpc', description: `llama.cpp RPC: llama-server --rpc over ${k - 1} ggml-rpc-server(s)`, ranks: ranksFor(o, layers, k), pipeline: true, hops: 2 * (k - 1) };
   }
-  const chain = { id, kind: 'chain' as const, ranks: ranksFor(o, layers, k), pipeline: true, hops: k > 1 ? k : 0, ...(o.groups !== undefined && k > 1 ? { groups: o.groups } : {}), ...(o.batchGroups?.get(k) ? { batchGroupsFrom: o.batchGroups.get(k)! } : {}) };
+  const chain = { id, kind: 'chain' as const, ranks: ranksFor(o, layers, k), pipeline: true, hops: k > 1 ? k : 0, ...(o.groups !== undefined && k > 1 ? { groups: o.groups } : {}), ...(k > 1 && o.batchGroups?.get(k) ? { batchGroupsFrom: o.batchGroups.get(k) } : {}) };
   if (!name.variant) return { ...chain, description: k === 1 ? 'llama-relay server, no stage flags' : `llama-relay chain, ${k} ranks` };
   const v = CHAIN_VARIANTS[name.variant];
   return { ...chain, ...v.flags, description: `llama-relay chain, ${k} ranks, ${v.off}` };

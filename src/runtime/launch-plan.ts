@@ -102,7 +102,7 @@ export function planLaunch(input: LaunchInput): RankLaunch[] {
         noEncrypt: input.encrypt === false,
         noMicrobatch: head && input.microbatch === false,
         ...(head && input.groups !== undefined ? { groups: input.groups } : {}),
-        ...(head && input.batchGroupsFrom ? { batchGroupsFrom: input.batchGroupsFrom } : {}),
+        batchGroupsFrom: input.batchGroupsFrom,
         extra: input.extraArgs,
         gpuLayers: r.gpuLayers,
         pollUs: r.pollUs,

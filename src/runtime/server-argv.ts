@@ -97,8 +97,8 @@ export function checkGroups(groups: number | undefined): void {
 export function checkBatchGroups(n: number | undefined): void {
   if (n !== undefined && !(Number.isInteger(n) && n >= 0 && n <= 1024)) {
     throw new UserError(`--batch-groups must be a whole number of requests from 0 to 1024, not ${n}`, [
-      '0: one micro-batch per request (the default), N: from N requests generating together, one batched group per rank',
-      'bench both and keep what is faster on these nodes: llama-relay bench MODEL --batch-groups N (chain-K against chain-K-nobatch)',
+      '0: one micro-batch per request, N: from N requests generating together, one batched group per rank',
+      'or leave it out: up chooses from the batch gain plan --probe measured (bench shows chain-K against chain-K-nobatch)',
     ]);
   }
 }

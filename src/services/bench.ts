@@ -132,14 +132,15 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
   const split = manual ? resolveSplit(manual, nodes.length, layers).map((r) => [r.layerStart, r.layerEnd] as const) : undefined;
   if (split) emit({ kind: 'info', message: `bench: the ${nodes.length}-rank configurations use the split given, ${split.map(([a, b]) => `${a}:${b}`).join(',')}` });
   const measured = await measuredChains(nodes, resolved.ggufPath);
-  const placements = benchPlacements(modelInfo(gguf.metadata, gguf.tensors), nodes.length, Math.max(...req.parallel), measured);
+  const slots = Math.max(...req.parallel);
+  const placements = benchPlacements(modelInfo(gguf.metadata, gguf.tensors), nodes.length, slots, measured);
   // Each K-rank chain batches its groups as `up` would on these nodes (--batch-groups decides where given).
   const batchGroups = new Map<number, number>();
   for (let k = 2; k <= nodes.length; k++) {
     const gains = measured(k)?.batchGains;
-    const c = chooseBatchGroups({ ranks: k, parallel: Math.max(...req.parallel), ...(gains ? { gains } : {}), ...(req.batchGroupsFrom !== undefined ? { asked: req.batchGroupsFrom } : {}) });
+    const c = chooseBatchGroups({ ranks: k, parallel: slots, ...(gains ? { gains } : {}), ...(req.batchGroupsFrom !== undefined ? { asked: req.batchGroupsFrom } : {}) });
     batchGroups.set(k, c.from);
-    if (Math.max(...req.parallel) > 1) emit({ kind: 'info', message: `bench: the ${k}-rank chains' batched groups: ${c.why}` });
+    if (slots > 1) emit({ kind: 'info', message: `bench: the ${k}-rank chains' batched groups: ${c.why}` });
   }
   if (!split) {
     for (const [k, p] of placements) {
@@ -160,7 +161,6 @@ export async function runBench(req: BenchRequest): Promise<BenchReport> {
     }
     if (!configs.some((c) => c.id === faultId)) throw new UserError(`--fault measures ${faultId}, which --only leaves out`, [`add ${faultId} to --only`]);
   }
-  const slots = Math.max(...req.parallel);
   const runtime: BenchRuntime = {
     threads: req.threads,
     ctx: contextSize(req.promptTokens, req.genTokens, slots),

@@ -111,7 +111,7 @@ export async function runNode(o: NodeOptions, bus: EventBus, signal: AbortSignal
     runName: `node-${addrs[o.rank]!.port}`,
     microbatch: o.microbatch,
     ...(o.groups !== undefined ? { groups: o.groups } : {}),
-    ...(o.batchGroupsFrom ? { batchGroupsFrom: o.batchGroupsFrom } : {}),
+    batchGroupsFrom: o.batchGroupsFrom,
   });
   const mine = launches.find((l) => l.rank === o.rank)!;
   bus.emit({ kind: 'rank-planned', rank: o.rank, node: 'local', layers: mine.layers, role: mine.role });

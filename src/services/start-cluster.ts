@@ -23,7 +23,7 @@ export interface StartClusterOptions {
   microbatch?: boolean;
   /** The head keeps up to N groups of generating requests in flight across decode steps (`up --groups`, llama-server --stage-groups; 1: off). */
   groups?: number;
-  /** From N generating requests, one batched group per rank (`up --batch-groups`, llama-server --stage-batch-groups; 0: off). */
+  /** From N generating requests, one batched group per rank (`up --batch-groups`, llama-server --stage-batch-groups; 0: off; undefined: as `up` chooses). */
   batchGroupsFrom?: number;
   /** With spare nodes (NodeSpec `spare: true`, a cluster file's spare lines): `up --replace-after`. */
   replaceAfterSeconds?: number;

@@ -77,7 +77,7 @@ export interface UpOptions {
   microbatch?: boolean;
   /** --groups N: the head keeps up to N groups of generating requests in flight across decode steps (--stage-groups); undefined: engine default. */
   groups?: number;
-  /** --batch-groups N: from N generating requests, the head keeps one batched group per rank (--stage-batch-groups); 0/undefined: off. */
+  /** --batch-groups N: from N generating requests, the head keeps one batched group per rank (--stage-batch-groups; 0: off); undefined: chosen from the probe's batch gain (batch-groups.ts). */
   batchGroupsFrom?: number;
   /** --link-poll US: the busy-poll window of ranks with a machine to themselves (engine --stage-poll); 0: off; default LINK_POLL_US. */
   linkPollUs?: number;
@@ -233,7 +233,7 @@ export async function up(o: UpOptions, bus: EventBus, signal: AbortSignal): Prom
       links: tunnelled ?? (headLink ? ranges.map((_, i) => (i === 0 ? headLink : undefined)) : undefined),
       microbatch: o.microbatch,
       ...(o.groups !== undefined ? { groups: o.groups } : {}),
-      ...(batched.from ? { batchGroupsFrom: batched.from } : {}),
+      batchGroupsFrom: batched.from,
     };
     const launches = planLaunch(launchInput);
     // A move: the rank's node, binary, slice and stage port become the spare's; planLaunch re-derives every link.

@@ -66,7 +66,7 @@ export const benchCommand: CommandModule<object, Args> = {
       .option('link-latency-ms', { type: 'number', default: 0, describe: 'one-way delay relays add to every link (0: no relays, links direct, bytes from the kernel via ss); local nodes only' })
       .option('link-poll', { type: 'number', describe: 'µs chain ranks with a core to themselves busy-poll their links around each expected frame (default: 10000; 0: off; chain-N-nopoll turns it off in one configuration)' })
       .option('groups', { type: 'number', describe: 'chains: the head keeps up to N groups of generating requests in flight across decode steps, as up --groups N (default: the engine\'s; chain-N-nogroups stays at 1)' })
-      .option('batch-groups', { type: 'number', describe: 'chains: from N requests generating together, the head keeps one batched group per rank in flight, as up --batch-groups N (default: off; chain-K-nobatch stays off, for the on/off ratio)' })
+      .option('batch-groups', { type: 'number', describe: 'chains: from N requests generating together, the head keeps one batched group per rank in flight, as up --batch-groups N (default: as up chooses from the batch gain plan --probe measured; chain-K-nobatch stays off, for the on/off ratio)' })
       .option('threads', { type: 'number', default: 1, describe: 'threads per process (-t/-tb)' })
       .option('taskset', { type: 'boolean', default: false, describe: 'pin each process of a configuration to its own core' })
       .option('json', { type: 'string', describe: 'write the full report as JSON to this file' })
